@@ -1,0 +1,465 @@
+"""Image classification data sets with the preprocessing of the NAS papers.
+
+Zoph & Le (2017) and Pham et al. (2018) whiten every image with per-channel
+statistics of the training images, pad it by 4 pixels and crop a random window
+back to the original size, flip it horizontally at random, and (ENAS final
+training) cut out a random square. `load` builds those pipelines with
+`tf.data` for any image classification set of tensorflow-datasets; `load_arrays`
+returns the same whitened splits as NumPy arrays for small experiments.
+
+Where the data comes from: a prepared tensorflow-datasets copy (under
+`data_dir` or `$TFDS_DATA_DIR`) first; for Fashion-MNIST, local IDX files next
+(see `keras_rlnas.data.fashion_mnist`); a tensorflow-datasets download last.
+Without internet and local files the call fails with `DataNotFoundError`,
+whose message says how to get the data.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import numpy as np
+
+from keras_rlnas.data import fashion_mnist
+
+DataNotFoundError = fashion_mnist.DataNotFoundError
+
+# Digits and characters change meaning when mirrored, so they are not flipped by
+# default. Clothes (Fashion-MNIST) and natural images (CIFAR) are.
+NO_FLIP_DATASETS = frozenset(
+    {"mnist", "emnist", "kmnist", "binarized_mnist", "svhn_cropped", "omniglot"}
+)
+
+_LOCAL_LOADERS = {"fashion_mnist": (fashion_mnist.find_fashion_mnist, fashion_mnist.load_fashion_mnist)}
+_LOCAL_HOW_TO = {"fashion_mnist": fashion_mnist.HOW_TO_GET_FASHION_MNIST}
+_SOURCES = (None, "tfds", "local")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a report need to know about loaded data.
+
+    Attributes:
+        name: the tensorflow-datasets name, e.g. `"cifar10"`.
+        input_shape: shape of one image, `(height, width, channels)`.
+        num_classes: number of labels.
+        mean: per-channel mean of the training images (pixel scale 0-255).
+        std: per-channel standard deviation of the training images.
+        num_train: number of training examples (validation excluded).
+        num_validation: number of validation examples (0 when none).
+        num_test: number of test examples, or `None` when unknown.
+        source: `"tfds"` or the local folder the files were read from.
+        flip: whether training images are flipped horizontally at random.
+    """
+
+    name: str
+    input_shape: tuple
+    num_classes: int
+    mean: tuple
+    std: tuple
+    num_train: int
+    num_validation: int
+    num_test: object
+    source: str
+    flip: bool
+
+
+class Splits(NamedTuple):
+    """`(train, validation, test, info)`; `validation` is `None` when `validation_size=0`."""
+
+    train: object
+    validation: object
+    test: object
+    info: DatasetInfo
+
+
+def load(
+    name,
+    validation_size=5000,
+    batch_size=128,
+    augment=True,
+    flip=None,
+    pad=4,
+    cutout=None,
+    data_dir=None,
+    source=None,
+    download=True,
+    limit=None,
+    shuffle_buffer=10000,
+    seed=None,
+    test_split="test",
+):
+    """Loads an image classification set as `tf.data` pipelines.
+
+    The last `validation_size` training examples form the validation split
+    (45,000 / 5,000 for CIFAR-10, as in the papers). Every split is whitened
+    with the per-channel mean and standard deviation of the training examples
+    used. Training examples are then, when `augment`, zero-padded by `pad`
+    pixels and randomly cropped back, flipped horizontally (see `flip`) and
+    cut out (see `cutout`); they are shuffled every epoch.
+
+    Args:
+        name: a tensorflow-datasets name with `image` and `label` features:
+            `"cifar10"`, `"cifar100"`, `"mnist"`, `"fashion_mnist"`, ...
+        validation_size: training examples held out for validation (0: none).
+        batch_size: examples per batch; `None` leaves the splits unbatched.
+        augment: apply pad-and-crop, flips and cutout to training images.
+        flip: random horizontal flips; `None` flips every set but digits and
+            characters (`NO_FLIP_DATASETS`: mnist, emnist, kmnist, svhn...).
+        pad: pixels of zero padding before the random crop (0: no crop).
+        cutout: side of the square zeroed at a random place in each training
+            image (16 for CIFAR in ENAS), or `None`.
+        data_dir: tensorflow-datasets data directory (default `$TFDS_DATA_DIR`
+            or `~/tensorflow_datasets`).
+        source: `None` (prepared tfds copy, then local files, then download),
+            `"tfds"` or `"local"` to force one.
+        download: allow tensorflow-datasets to download and prepare the set.
+        limit: keep at most this many examples of each split (tiny experiments).
+        shuffle_buffer: size of the shuffle buffer of the training split.
+        seed: seed of shuffling and augmentation, for repeatable pipelines.
+        test_split: name of the tensorflow-datasets split used as test set.
+
+    Returns:
+        `Splits(train, validation, test, info)`: `tf.data.Dataset`s of
+        `(float32 image batch, int32 label batch)` and a `DatasetInfo`.
+
+    Raises:
+        ValueError: unknown data set or bad argument.
+        DataNotFoundError: the data is not here and cannot be downloaded.
+
+    Example:
+
+    >>> train, validation, test, info = load("fashion_mnist", batch_size=64)  # doctest: +SKIP
+    >>> model.fit(train, validation_data=validation, epochs=10)  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    _check_arguments(validation_size, batch_size, pad, cutout, limit, source)
+    raw = _load_raw(name, validation_size, data_dir, source, download, limit, test_split)
+    train_raw = raw.train.cache() if raw.arrays is None else raw.train
+    mean, std, num_train = _statistics(train_raw, raw.arrays)
+    flip = (name not in NO_FLIP_DATASETS) if flip is None else bool(flip)
+    info = raw.info(mean, std, num_train, flip)
+
+    mean_t = tf.constant(mean, tf.float32)
+    std_t = tf.constant(std, tf.float32)
+    height, width, channels = info.input_shape
+
+    def standardise(image, label):
+        image = (tf.cast(image, tf.float32) - mean_t) / std_t
+        return image, tf.cast(label, tf.int32)
+
+    def augment_fn(image, label):
+        if pad:
+            image = tf.image.pad_to_bounding_box(image, pad, pad, height + 2 * pad, width + 2 * pad)
+            image = tf.image.random_crop(image, (height, width, channels), seed=seed)
+        if flip:
+            image = tf.image.random_flip_left_right(image, seed=seed)
+        if cutout:
+            image = _cutout(image, cutout, seed)
+        return image, label
+
+    autotune = tf.data.AUTOTUNE
+    train = train_raw.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    train = train.map(standardise, num_parallel_calls=autotune)
+    if augment:
+        train = train.map(augment_fn, num_parallel_calls=autotune)
+
+    def finish(dataset):
+        if dataset is None:
+            return None
+        if batch_size is not None:
+            dataset = dataset.batch(batch_size)
+        return dataset.prefetch(autotune)
+
+    validation = None
+    if raw.validation is not None:
+        validation = raw.validation.map(standardise, num_parallel_calls=autotune).cache()
+    test = raw.test.map(standardise, num_parallel_calls=autotune).cache()
+    return Splits(finish(train), finish(validation), finish(test), info)
+
+
+def load_arrays(
+    name,
+    validation_size=5000,
+    limit=None,
+    data_dir=None,
+    source=None,
+    download=True,
+    test_split="test",
+):
+    """Loads an image classification set as whitened NumPy arrays (no augmentation).
+
+    Same sources, validation hold-out and whitening as `load`; meant for small
+    slices (`limit`) in tests, examples and quick searches.
+
+    Args:
+        name: a tensorflow-datasets name, e.g. `"fashion_mnist"`.
+        validation_size: training examples held out for validation (0: none).
+        limit: keep at most this many examples of each split.
+        data_dir, source, download, test_split: as in `load`.
+
+    Returns:
+        `Splits((x_train, y_train), (x_val, y_val), (x_test, y_test), info)`:
+        `float32` images of shape `(n, height, width, channels)` and `int32`
+        labels; the validation pair is `None` when `validation_size=0`.
+
+    Example:
+
+    >>> (x, y), validation, test, info = load_arrays("fashion_mnist", limit=500)  # doctest: +SKIP
+    >>> x.shape, info.num_classes  # doctest: +SKIP
+    ((500, 28, 28, 1), 10)
+    """
+    _check_arguments(validation_size, None, 0, None, limit, source)
+    raw = _load_raw(name, validation_size, data_dir, source, download, limit, test_split)
+    arrays = raw.arrays or {
+        split: _to_numpy(dataset)
+        for split, dataset in (("train", raw.train), ("validation", raw.validation), ("test", raw.test))
+    }
+    mean, std, num_train = _statistics(None, arrays)
+    info = raw.info(mean, std, num_train, flip=False)
+
+    def whiten(pair):
+        if pair is None:
+            return None
+        images, labels = pair
+        images = (images.astype(np.float32) - np.float32(mean)) / np.float32(std)
+        return images, labels.astype(np.int32)
+
+    return Splits(
+        whiten(arrays["train"]), whiten(arrays["validation"]), whiten(arrays["test"]), info
+    )
+
+
+def _check_arguments(validation_size, batch_size, pad, cutout, limit, source):
+    for label, value, minimum in (
+        ("validation_size", validation_size, 0),
+        ("batch_size", batch_size, 1),
+        ("pad", pad, 0),
+        ("cutout", cutout, 1),
+        ("limit", limit, 1),
+    ):
+        if value is not None and (int(value) != value or value < minimum):
+            raise ValueError(f"`{label}` must be an integer >= {minimum}, got {value!r}.")
+    if source not in _SOURCES:
+        raise ValueError(f"`source` must be one of {_SOURCES}, got {source!r}.")
+
+
+class _Raw:
+    """Unprocessed uint8 splits, as `tf.data` (tfds) or as NumPy arrays (local files)."""
+
+    def __init__(self, name, source, input_shape, num_classes, splits, arrays=None):
+        self.name = name
+        self.source = source
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.num_classes = int(num_classes)
+        self.train, self.validation, self.test = splits
+        self.arrays = arrays
+        self.num_validation = _count(self.validation, arrays and arrays["validation"])
+        self.num_test = _count(self.test, arrays and arrays["test"])
+
+    def info(self, mean, std, num_train, flip):
+        return DatasetInfo(
+            name=self.name,
+            input_shape=self.input_shape,
+            num_classes=self.num_classes,
+            mean=tuple(float(m) for m in mean),
+            std=tuple(float(s) for s in std),
+            num_train=int(num_train),
+            num_validation=self.num_validation or 0,
+            num_test=self.num_test,
+            source=self.source,
+            flip=flip,
+        )
+
+
+def _count(dataset, pair):
+    if pair is not None:
+        return len(pair[0])
+    if dataset is None:
+        return None
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality >= 0 else None
+
+
+def _load_raw(name, validation_size, data_dir, source, download, limit, test_split):
+    builder, tfds_problem = None, None
+    if source != "local":
+        builder, tfds_problem = _tfds_builder(name, data_dir)
+    if source == "tfds" and builder is None:
+        raise tfds_problem
+    if builder is not None and (source == "tfds" or builder.is_prepared()):
+        return _raw_from_tfds(builder, name, validation_size, download, limit, test_split)
+
+    local = _LOCAL_LOADERS.get(name)
+    if local is not None and (source == "local" or local[0]() is not None):
+        return _raw_from_arrays(name, local[1](), validation_size, limit, local[0]())
+    if source == "local":
+        raise ValueError(
+            f"No local files are supported for {name!r}; local sources exist for "
+            f"{sorted(_LOCAL_LOADERS)}. Use source='tfds' or source=None."
+        )
+    if builder is None:
+        raise tfds_problem
+    return _raw_from_tfds(builder, name, validation_size, download, limit, test_split)
+
+
+def _tfds_builder(name, data_dir):
+    """`(builder, None)`, or `(None, exception to raise)` when tfds cannot serve `name`."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        return None, DataNotFoundError(
+            f"tensorflow-datasets is not installed ({error}); `pip install tensorflow-datasets` "
+            f"to load {name!r}." + _how_to_suffix(name)
+        )
+    try:
+        return tfds.builder(name, data_dir=data_dir), None
+    except tfds.core.registered.DatasetNotFoundError:
+        return None, ValueError(
+            f"Unknown dataset {name!r}: tensorflow-datasets has no such name "
+            "(`tensorflow_datasets.list_builders()` lists them), e.g. 'cifar10', "
+            "'mnist', 'fashion_mnist'."
+        )
+
+
+def _how_to_suffix(name):
+    return (" " + _LOCAL_HOW_TO[name]) if name in _LOCAL_HOW_TO else ""
+
+
+def _raw_from_tfds(builder, name, validation_size, download, limit, test_split):
+    features = builder.info.features
+    if builder.info.supervised_keys is None or "image" not in features or "label" not in features:
+        raise ValueError(
+            f"{name!r} is not an image classification set: it needs `image` and `label` "
+            f"features, has {sorted(features.keys())}."
+        )
+    input_shape = features["image"].shape
+    if any(d is None for d in input_shape):
+        raise ValueError(
+            f"{name!r} has images of varying size {input_shape}; only fixed-size sets are supported."
+        )
+    if not builder.is_prepared():
+        if not download:
+            raise DataNotFoundError(
+                f"{name!r} is not prepared in {builder.data_dir!r} and download=False. "
+                + _tfds_how_to(name)
+            )
+        try:
+            builder.download_and_prepare()
+        except Exception as error:  # network, missing optional modules, disk...
+            raise DataNotFoundError(
+                f"Could not download {name!r} with tensorflow-datasets "
+                f"({type(error).__name__}: {error}). " + _tfds_how_to(name)
+            ) from error
+
+    known_splits = dict(builder.info.splits.items()) if builder.info.splits else {}
+    if known_splits:
+        if test_split not in known_splits:
+            raise ValueError(f"{name!r} has no split {test_split!r}; it has {sorted(known_splits)}.")
+        num_train = known_splits["train"].num_examples
+        if validation_size >= num_train:
+            raise ValueError(
+                f"validation_size={validation_size} leaves no training example: "
+                f"{name!r} has {num_train} training examples."
+            )
+    train_split = f"train[:-{validation_size}]" if validation_size else "train"
+    names = [train_split, f"train[-{validation_size}:]" if validation_size else None, test_split]
+    splits = []
+    for split in names:
+        if split is None:
+            splits.append(None)
+            continue
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        splits.append(dataset.take(limit) if limit else dataset)
+    num_classes = features["label"].num_classes
+    return _Raw(name, "tfds", input_shape, num_classes, splits)
+
+
+def _tfds_how_to(name):
+    return (
+        f"Without internet, run `tfds build {name} --data_dir DIR` on a machine that has it, "
+        "copy DIR here and pass data_dir=DIR (or set TFDS_DATA_DIR)." + _how_to_suffix(name)
+    )
+
+
+def _raw_from_arrays(name, loaded, validation_size, limit, folder):
+    import tensorflow as tf
+
+    (x_train, y_train), (x_test, y_test) = loaded
+    if x_train.ndim == 3:  # IDX images carry no channel axis
+        x_train, x_test = x_train[..., None], x_test[..., None]
+    if validation_size >= len(x_train):
+        raise ValueError(
+            f"validation_size={validation_size} leaves no training example: "
+            f"{name!r} has {len(x_train)} training examples."
+        )
+    cut = len(x_train) - validation_size
+    pairs = {
+        "train": (x_train[:cut], y_train[:cut]),
+        "validation": (x_train[cut:], y_train[cut:]) if validation_size else None,
+        "test": (x_test, y_test),
+    }
+    if limit:
+        pairs = {k: None if p is None else (p[0][:limit], p[1][:limit]) for k, p in pairs.items()}
+    datasets = [
+        None if pairs[k] is None else tf.data.Dataset.from_tensor_slices(pairs[k])
+        for k in ("train", "validation", "test")
+    ]
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    return _Raw(name, folder, x_train.shape[1:], num_classes, datasets, arrays=pairs)
+
+
+def _statistics(dataset, arrays):
+    """Per-channel mean, standard deviation and count of the training images."""
+    if arrays is not None:
+        images = arrays["train"][0]
+        count = len(images)
+        pixels = images.reshape(-1, images.shape[-1]).astype(np.float64)
+        total, squares = pixels.sum(axis=0), np.square(pixels).sum(axis=0)
+        pixel_count = len(pixels)
+    else:
+        total = squares = 0.0
+        count = pixel_count = 0
+        for images, _ in dataset.batch(2048).as_numpy_iterator():
+            pixels = images.reshape(-1, images.shape[-1]).astype(np.float64)
+            total = total + pixels.sum(axis=0)
+            squares = squares + np.square(pixels).sum(axis=0)
+            count += len(images)
+            pixel_count += len(pixels)
+    if count == 0:
+        raise ValueError("The training split is empty; nothing to compute statistics from.")
+    mean = total / pixel_count
+    std = np.sqrt(np.maximum(squares / pixel_count - np.square(mean), 0.0))
+    # A constant channel would divide by zero; leave it centred but unscaled.
+    std = np.where(std < 1e-6, 1.0, std)
+    return mean, std, count
+
+
+def _to_numpy(dataset):
+    if dataset is None:
+        return None
+    images, labels = [], []
+    for image_batch, label_batch in dataset.batch(4096).as_numpy_iterator():
+        images.append(image_batch)
+        labels.append(label_batch)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _cutout(image, size, seed):
+    """Zeroes a `size` x `size` square centred at a random pixel (DeVries & Taylor, 2017)."""
+    import tensorflow as tf
+
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    center_y = tf.random.uniform((), 0, height, dtype=tf.int32, seed=seed)
+    center_x = tf.random.uniform((), 0, width, dtype=tf.int32, seed=seed)
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    half = size // 2
+    inside = (
+        (rows >= center_y - half)
+        & (rows < center_y - half + size)
+        & (cols >= center_x - half)
+        & (cols < center_x - half + size)
+    )
+    return image * tf.cast(~inside, image.dtype)[:, :, None]
