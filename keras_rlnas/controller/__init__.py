@@ -1,0 +1,7 @@
+"""The RNN controller: an autoregressive LSTM policy trained with REINFORCE."""
+
+from keras_rlnas.controller.controller import PRESETS, Controller
+from keras_rlnas.controller.decisions import Decision
+from keras_rlnas.controller.rollout import Rollout, Sample
+
+__all__ = ["Controller", "Decision", "PRESETS", "Rollout", "Sample"]

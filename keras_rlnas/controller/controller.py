@@ -1,0 +1,463 @@
+"""An autoregressive LSTM controller trained with REINFORCE."""
+
+import dataclasses
+import inspect
+import json
+import math
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.experimental import numpy as tnp
+
+from keras_rlnas.controller import policy
+from keras_rlnas.controller.decisions import ANCHOR, CATEGORICAL, PICK, SKIP, Decision
+from keras_rlnas.controller.rollout import Rollout, Sample
+
+# Paper settings. "nas": Zoph & Le (2017); "enas_macro" / "enas_micro": the
+# ENAS reference code (Pham et al., 2018), see REFERENCE.md.
+PRESETS = {
+    "nas": dict(num_layers=2, units=35, init_range=0.08, learning_rate=6e-4),
+    "enas_macro": dict(
+        num_layers=1, units=64, init_range=0.1, temperature=5.0, tanh_constant=1.5,
+        entropy_weight=1e-4, skip_target=0.4, skip_weight=0.8, baseline_decay=0.99,
+        learning_rate=1e-3, adam_beta1=0.0, adam_epsilon=1e-3,
+    ),
+    "enas_micro": dict(
+        num_layers=1, units=64, init_range=0.1, temperature=5.0, tanh_constant=1.1,
+        entropy_weight=1e-4, baseline_decay=0.99, learning_rate=3.5e-3,
+        adam_beta1=0.0, adam_epsilon=1e-3,
+    ),
+}
+
+
+def _check(name, value, ok, expected):
+    if not ok:
+        raise ValueError(f"Invalid `{name}`: expected {expected}, got {value!r}.")
+
+
+class Controller:
+    """An LSTM policy over a sequence of architecture decisions (REINFORCE).
+
+    The controller reads its own previous choice at every step (the sampled
+    token's embedding, or the hidden states of the earlier positions it chose)
+    and emits the next decision. `sample()` draws an architecture; `update()`
+    takes a batch of sampled architectures with their rewards and makes one
+    policy-gradient step: `-(R - b) * log p(actions)`, with `b` an exponential
+    moving average of the rewards, minus an entropy bonus, plus an optional
+    penalty pulling the skip-connection rate to `skip_target` (ENAS).
+
+    The defaults are those of Zoph & Le (2017); `Controller.from_preset` gives
+    the ENAS settings.
+
+    Args:
+        decisions: a list of `Decision`s; `extend()` adds more later.
+        num_layers: LSTM layers.
+        units: hidden units per LSTM layer (also the embedding size).
+        init_range: weights start uniform in `[-init_range, init_range]`.
+        temperature: logits are divided by it (`None`: 1).
+        tanh_constant: logits become `c * tanh(logits)` (`None`: unchanged).
+        entropy_weight: weight of the entropy bonus in the loss.
+        skip_target: skip-connection rate the skip penalty pulls toward.
+        skip_weight: weight of `KL(p_skip || skip_target)` in the loss (0: off).
+        baseline_decay: decay of the reward moving average.
+        learning_rate: Adam learning rate.
+        adam_beta1, adam_beta2, adam_epsilon: Adam settings.
+        clip_norm: global gradient-norm clip, or `None`.
+        normalize_advantages: divide advantages by their running standard
+            deviation, which makes the step size independent of the reward scale.
+        seed: seed of the weights and of sampling.
+
+    Example:
+
+    >>> from keras_rlnas.controller import Controller, Decision
+    >>> controller = Controller([Decision("op", "categorical", size=3)], seed=0)
+    >>> sample = controller.sample()
+    >>> sample.actions[0] in (0, 1, 2)
+    True
+    >>> stats = controller.update([sample], [1.0])
+    """
+
+    def __init__(
+        self,
+        decisions=(),
+        *,
+        num_layers=2,
+        units=35,
+        init_range=0.08,
+        temperature=None,
+        tanh_constant=None,
+        entropy_weight=0.0,
+        skip_target=0.4,
+        skip_weight=0.0,
+        baseline_decay=0.95,
+        learning_rate=6e-4,
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-7,
+        clip_norm=None,
+        normalize_advantages=False,
+        seed=None,
+    ):
+        self.config = self.check_options(
+            num_layers=num_layers, units=units, init_range=init_range, temperature=temperature,
+            tanh_constant=tanh_constant, entropy_weight=entropy_weight, skip_target=skip_target,
+            skip_weight=skip_weight, baseline_decay=baseline_decay, learning_rate=learning_rate,
+            adam_beta1=adam_beta1, adam_beta2=adam_beta2, adam_epsilon=adam_epsilon,
+            clip_norm=clip_norm, normalize_advantages=normalize_advantages, seed=seed,
+        )
+        self.rng = np.random.default_rng(seed)
+        self.decisions = []
+        self.baseline = None
+        self.reward_variance = None
+        self.num_updates = 0
+        self._variables = {}
+        self._adam_slots = {}
+        self._weights = {}
+        self._adam_step = tf.Variable(0.0, trainable=False)
+        self._train_fn = None
+        units = self.config["units"]
+        for layer in range(num_layers):
+            self._add_variable(f"lstm/{layer}/kernel", (2 * units, 4 * units))
+            self._add_variable(f"lstm/{layer}/bias", (4 * units,))
+        self._add_variable("start", (1, units))
+        self._add_variable("attention/w_prev", (units, units))
+        self._add_variable("attention/w_curr", (units, units))
+        self._add_variable("attention/v", (units,))
+        self.extend(decisions)
+
+    @staticmethod
+    def check_options(**options):
+        """Validates controller options; returns them with the defaults filled in.
+
+        Raises:
+            ValueError: naming the option and the bad value.
+            TypeError: for an unknown option.
+
+        Example:
+
+        >>> Controller.check_options(units=64)["units"]
+        64
+        """
+        signature = inspect.signature(Controller.__init__)
+        known = [p for p in signature.parameters if p not in ("self", "decisions")]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(f"Unknown controller option(s) {unknown}; expected some of {known}.")
+        config = {p: options.get(p, signature.parameters[p].default) for p in known}
+        c = config
+        _check("num_layers", c["num_layers"], isinstance(c["num_layers"], int) and c["num_layers"] >= 1, "an int >= 1")
+        _check("units", c["units"], isinstance(c["units"], int) and c["units"] >= 1, "an int >= 1")
+        _check("init_range", c["init_range"], c["init_range"] > 0, "a number > 0")
+        for name in ("temperature", "tanh_constant", "clip_norm"):
+            _check(name, c[name], c[name] is None or c[name] > 0, "None or a number > 0")
+        for name in ("entropy_weight", "skip_weight"):
+            _check(name, c[name], c[name] >= 0, "a number >= 0")
+        _check("skip_target", c["skip_target"], 0 < c["skip_target"] < 1, "a number in (0, 1)")
+        for name in ("baseline_decay", "adam_beta1", "adam_beta2"):
+            _check(name, c[name], 0 <= c[name] < 1, "a number in [0, 1)")
+        for name in ("learning_rate", "adam_epsilon"):
+            _check(name, c[name], c[name] > 0, "a number > 0")
+        for name in ("init_range", "entropy_weight", "skip_target", "skip_weight", "baseline_decay",
+                     "learning_rate", "adam_beta1", "adam_beta2", "adam_epsilon"):
+            config[name] = float(config[name])
+        config["normalize_advantages"] = bool(config["normalize_advantages"])
+        return config
+
+    @classmethod
+    def from_preset(cls, preset, decisions=(), **overrides):
+        """A controller with a paper's settings: `"nas"`, `"enas_macro"` or `"enas_micro"`.
+
+        Example:
+
+        >>> Controller.from_preset("enas_macro").config["tanh_constant"]
+        1.5
+        """
+        if preset not in PRESETS:
+            raise ValueError(f"Unknown preset {preset!r}; expected one of {sorted(PRESETS)}.")
+        return cls(decisions, **{**PRESETS[preset], **overrides})
+
+    # ------------------------------------------------------------------ weights
+    def _add_variable(self, name, shape):
+        r = self.config["init_range"]
+        value = self.rng.uniform(-r, r, size=shape).astype(np.float32)
+        self._variables[name] = tf.Variable(value, name=name.replace("#", "_"))
+        self._adam_slots[name] = (
+            tf.Variable(np.zeros(shape, np.float32), trainable=False),
+            tf.Variable(np.zeros(shape, np.float32), trainable=False),
+        )
+        self._weights[name] = value
+
+    def extend(self, decisions):
+        """Appends decisions (a space that grew); heads already learned are kept.
+
+        Example:
+
+        >>> controller = Controller(seed=0)
+        >>> controller.extend([Decision("units", "categorical", size=4)])
+        >>> len(controller.decisions)
+        1
+        """
+        decisions = list(decisions)
+        names = {d.name for d in self.decisions}
+        for decision in decisions:
+            if not isinstance(decision, Decision):
+                raise TypeError(f"Expected a Decision, got {decision!r}.")
+            if decision.name in names:
+                raise ValueError(f"Duplicate decision name {decision.name!r}.")
+            names.add(decision.name)
+            if decision.kind == CATEGORICAL and f"head/{decision.head}/kernel" not in self._variables:
+                units = self.config["units"]
+                self._add_variable(f"head/{decision.head}/kernel", (units, decision.size))
+                self._add_variable(f"head/{decision.head}/bias", (decision.size,))
+                self._add_variable(f"embedding/{decision.head}", (decision.size, units))
+        if decisions:
+            self.decisions.extend(decisions)
+            self._train_fn = None
+
+    def weights(self):
+        """The current weights as a dict of NumPy arrays (a read-only view)."""
+        return self._weights
+
+    # ----------------------------------------------------------------- sampling
+    def rollout(self, greedy=False):
+        """Starts sampling one architecture decision by decision.
+
+        Use it when which decisions are made depends on earlier choices
+        (conditional hyperparameters); otherwise `sample()` does it all.
+
+        Example:
+
+        >>> controller = Controller([Decision("op", "categorical", size=3)], seed=0)
+        >>> rollout = controller.rollout()
+        >>> action = rollout.step(0)
+        >>> rollout.finish().actions == (action,)
+        True
+        """
+        return Rollout(self, greedy=greedy)
+
+    def sample(self, greedy=False):
+        """Samples every decision; returns a `Sample` (actions, log-probability, entropy)."""
+        rollout = self.rollout(greedy=greedy)
+        for index in range(len(self.decisions)):
+            rollout.step(index)
+        return rollout.finish()
+
+    def score(self, actions):
+        """Log-probability and entropy of given actions, as a `Sample` (NumPy path)."""
+        rollout = self.rollout()
+        for index, action in enumerate(actions):
+            if action is not None:
+                rollout.step(index, action=action)
+        return rollout.finish()
+
+    # ----------------------------------------------------------------- learning
+    def _encode(self, samples):
+        width = max([d.width for d in self.decisions] + [1])
+        actions = np.zeros((len(samples), len(self.decisions), width), np.int32)
+        active = np.zeros((len(samples), len(self.decisions)), np.float32)
+        for row, sample in enumerate(samples):
+            if len(sample.actions) > len(self.decisions):
+                raise ValueError(
+                    f"A sample has {len(sample.actions)} actions but the controller "
+                    f"knows {len(self.decisions)} decisions."
+                )
+            for step, action in enumerate(sample.actions):
+                if action is None:
+                    continue
+                active[row, step] = 1.0
+                values = np.atleast_1d(np.asarray(action, np.int32))
+                actions[row, step, : len(values)] = values
+        return actions, active
+
+    def log_probs(self, samples):
+        """Log-probabilities and entropies of samples, computed by the TensorFlow graph."""
+        actions, active = self._encode(samples)
+        log_prob, entropy, _ = self._score_graph(tf.constant(actions), tf.constant(active))
+        return log_prob.numpy(), entropy.numpy()
+
+    def update(self, samples, rewards):
+        """One REINFORCE step on a batch of sampled architectures.
+
+        Args:
+            samples: `Sample`s (or their `actions`) from `sample()` / `rollout()`.
+            rewards: one finite float per sample; higher is better.
+
+        Returns:
+            A dict of statistics: loss, baseline, mean reward, mean advantage,
+            entropy, log-probability and skip rate of the batch.
+        """
+        if len(samples) != len(rewards) or not samples:
+            raise ValueError(f"update() needs as many rewards as samples, got {len(samples)} samples and {len(rewards)} rewards.")
+        rewards = np.asarray(rewards, np.float64)
+        if not np.all(np.isfinite(rewards)):
+            raise ValueError(f"Rewards must be finite, got {rewards.tolist()}.")
+        samples = [s if isinstance(s, Sample) else Sample(tuple(s)) for s in samples]
+        decay = self.config["baseline_decay"]
+        if self.baseline is None:
+            self.baseline = float(rewards.mean())
+            self.reward_variance = float(rewards.var())
+        # ENAS moves the baseline toward each reward before taking the advantage.
+        for reward in rewards.tolist():
+            self.baseline -= (1 - decay) * (self.baseline - reward)
+            self.reward_variance -= (1 - decay) * (self.reward_variance - (reward - self.baseline) ** 2)
+        advantages = rewards - self.baseline
+        if self.config["normalize_advantages"]:
+            advantages = advantages / (math.sqrt(self.reward_variance) + 1e-8)
+        actions, active = self._encode(samples)
+        if self._train_fn is None:
+            self._train_fn = tf.function(
+                self._train_step,
+                autograph=False,
+                input_signature=[
+                    tf.TensorSpec([None, len(self.decisions), actions.shape[2]], tf.int32),
+                    tf.TensorSpec([None, len(self.decisions)], tf.float32),
+                    tf.TensorSpec([None], tf.float32),
+                ],
+            )
+        stats = self._train_fn(actions, active, advantages.astype(np.float32))
+        self._weights = {name: v.numpy() for name, v in self._variables.items()}
+        self.num_updates += 1
+        stats = {k: float(v) for k, v in stats.items()}
+        stats.update(baseline=self.baseline, reward=float(rewards.mean()), advantage=float(advantages.mean()))
+        return stats
+
+    def _train_step(self, actions, active, advantages):
+        variables = list(self._variables.values())
+        with tf.GradientTape() as tape:
+            log_prob, entropy, skip_kl = self._score_graph(actions, active)
+            policy_loss = -tf.reduce_mean(advantages * log_prob)
+            loss = policy_loss - self.config["entropy_weight"] * tf.reduce_mean(entropy)
+            if self.config["skip_weight"]:
+                loss += self.config["skip_weight"] * tf.reduce_mean(skip_kl)
+        grads = tape.gradient(loss, variables)
+        pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(grads, variables) if g is not None]
+        grads = [g for g, _ in pairs]
+        if self.config["clip_norm"]:
+            grads, _ = tf.clip_by_global_norm(grads, self.config["clip_norm"])
+        self._apply_adam(grads, [v for _, v in pairs])
+        return {"loss": loss, "entropy": tf.reduce_mean(entropy), "log_prob": tf.reduce_mean(log_prob)}
+
+    def _apply_adam(self, grads, variables):
+        beta1, beta2 = self.config["adam_beta1"], self.config["adam_beta2"]
+        step = self._adam_step.assign_add(1.0)
+        lr = self.config["learning_rate"] * tf.sqrt(1 - beta2**step) / (1 - beta1**step)
+        slots = {id(v): self._adam_slots[name] for name, v in self._variables.items()}
+        for grad, variable in zip(grads, variables):
+            m, v = slots[id(variable)]
+            m.assign(beta1 * m + (1 - beta1) * grad)
+            v.assign(beta2 * v + (1 - beta2) * tf.square(grad))
+            variable.assign_sub(lr * m / (tf.sqrt(v) + self.config["adam_epsilon"]))
+
+    def _score_graph(self, actions, active):
+        """Batched teacher-forced pass: log-probability, entropy and skip KL per sample."""
+        cfg = self.config
+        w = {name: tf.convert_to_tensor(v) for name, v in self._variables.items()}
+        layers = [(w[f"lstm/{i}/kernel"], w[f"lstm/{i}/bias"]) for i in range(cfg["num_layers"])]
+        batch = tf.shape(actions)[0]
+        zeros = tf.zeros([batch, cfg["units"]])
+        inputs = tf.tile(w["start"], [batch, 1])
+        state = [(zeros, zeros)] * cfg["num_layers"]
+        anchors = {}
+        log_prob = entropy = skip_kl = skip_count = tf.zeros([batch])
+        for step, decision in enumerate(self.decisions):
+            on = active[:, step][:, None]
+            out, new_state = policy.lstm_step(tnp, layers, inputs, state)
+            next_inputs, lp, ent = inputs, tf.zeros([batch]), tf.zeros([batch])
+            group = anchors.setdefault(decision.group, {})
+            if decision.kind == CATEGORICAL:
+                head = decision.head
+                logits = tf.matmul(out, w[f"head/{head}/kernel"]) + w[f"head/{head}/bias"]
+                log_p = policy.log_softmax(tnp, policy.shape_logits(tnp, logits, cfg["temperature"], cfg["tanh_constant"]))
+                chosen = actions[:, step, 0]
+                lp = tf.gather(log_p, chosen, batch_dims=1)
+                ent = policy.categorical_entropy(tnp, log_p)
+                next_inputs = tf.gather(w[f"embedding/{head}"], chosen)
+            elif decision.kind in (SKIP, PICK) and decision.size:
+                hs = tf.stack([group.get(j, (zeros, zeros))[0] for j in range(decision.size)], axis=1)
+                proj = tf.stack([group.get(j, (zeros, zeros))[1] for j in range(decision.size)], axis=1)
+                scores = policy.attention_scores(tnp, proj, out, w["attention/w_curr"], w["attention/v"])
+                scores = policy.shape_logits(tnp, scores, cfg["temperature"], cfg["tanh_constant"])
+                if decision.kind == SKIP:
+                    bits = tf.cast(actions[:, step, : decision.size], tf.float32)
+                    log_on, log_off = policy.bernoulli_log_probs(tnp, scores)
+                    lp = tf.reduce_sum(bits * log_on + (1 - bits) * log_off, axis=1)
+                    ent = -tf.reduce_sum(tf.exp(log_on) * log_on + tf.exp(log_off) * log_off, axis=1)
+                    kl = policy.bernoulli_kl(tnp, log_on, log_off, cfg["skip_target"])
+                    skip_kl += tf.squeeze(on, 1) * tf.reduce_sum(kl, axis=1)
+                    skip_count += tf.squeeze(on, 1) * decision.size
+                    next_inputs = tf.einsum("bn,bnu->bu", bits, hs) / (1.0 + tf.reduce_sum(bits, 1, keepdims=True))
+                else:
+                    log_p = policy.log_softmax(tnp, scores)
+                    chosen = actions[:, step, 0]
+                    lp = tf.gather(log_p, chosen, batch_dims=1)
+                    ent = policy.categorical_entropy(tnp, log_p)
+                    next_inputs = tf.gather(hs, chosen, batch_dims=1)
+            if decision.anchor is not None:
+                old_h, old_proj = group.get(decision.anchor, (zeros, zeros))
+                proj_out = tf.matmul(out, w["attention/w_prev"])
+                group[decision.anchor] = (on * out + (1 - on) * old_h, on * proj_out + (1 - on) * old_proj)
+            log_prob += tf.squeeze(on, 1) * lp
+            entropy += tf.squeeze(on, 1) * ent
+            state = [(on * h + (1 - on) * oh, on * c + (1 - on) * oc) for (h, c), (oh, oc) in zip(new_state, state)]
+            inputs = on * next_inputs + (1 - on) * inputs
+        return log_prob, entropy, skip_kl / tf.maximum(skip_count, 1.0)
+
+    # -------------------------------------------------------------------- state
+    def get_state(self):
+        """Complete state as `(arrays, meta)`: NumPy arrays and plain JSON.
+
+        Covers weights, Adam slots, the baseline, the decisions and the RNG, so
+        `set_state` on a fresh controller continues exactly where this one is.
+        """
+        arrays = dict(self._weights)
+        for name, (m, v) in self._adam_slots.items():
+            arrays[f"adam_m/{name}"] = m.numpy()
+            arrays[f"adam_v/{name}"] = v.numpy()
+        meta = {
+            "config": self.config,
+            "decisions": [dataclasses.asdict(d) for d in self.decisions],
+            "baseline": self.baseline,
+            "reward_variance": self.reward_variance,
+            "num_updates": self.num_updates,
+            "adam_step": float(self._adam_step.numpy()),
+            "rng": self.rng.bit_generator.state,
+        }
+        return arrays, meta
+
+    def set_state(self, arrays, meta):
+        """Restores what `get_state` returned (the decisions are restored too)."""
+        known = {d.name for d in self.decisions}
+        self.extend([Decision(**d) for d in meta["decisions"] if d["name"] not in known])
+        for name, variable in self._variables.items():
+            if name not in arrays:
+                raise ValueError(f"Controller state lacks the weight {name!r}.")
+            variable.assign(arrays[name])
+            self._adam_slots[name][0].assign(arrays[f"adam_m/{name}"])
+            self._adam_slots[name][1].assign(arrays[f"adam_v/{name}"])
+        self._weights = {name: v.numpy() for name, v in self._variables.items()}
+        self.baseline = meta["baseline"]
+        self.reward_variance = meta["reward_variance"]
+        self.num_updates = meta["num_updates"]
+        self._adam_step.assign(meta["adam_step"])
+        self.rng.bit_generator.state = meta["rng"]
+
+    def save(self, path):
+        """Writes the complete state to one `.npz` file."""
+        arrays, meta = self.get_state()
+        with open(path, "wb") as f:
+            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+
+    def load(self, path):
+        """Reads a state written by `save`."""
+        self.set_state(*read_state(path))
+
+
+def read_state(path):
+    """`(arrays, meta)` from a file written by `Controller.save`."""
+    with np.load(path) as data:
+        meta = json.loads(str(data["__meta__"]))
+        arrays = {k: data[k] for k in data.files if k != "__meta__"}
+    return arrays, meta
+
+
+__all__ = ["Controller", "Decision", "Sample", "PRESETS", "ANCHOR", "CATEGORICAL", "PICK", "SKIP"]

@@ -1,0 +1,286 @@
+"""`ControllerOracle`: a Keras Tuner oracle whose sampler is a REINFORCE-trained RNN."""
+
+import logging
+import math
+import os
+import traceback
+
+import keras_tuner
+from keras_tuner.engine import trial as trial_module
+
+from keras_rlnas import rewards
+from keras_rlnas.controller import Controller, Sample
+from keras_rlnas.controller.controller import read_state
+from keras_rlnas.decision_map import DecisionMap
+
+logger = logging.getLogger(__name__)
+
+TrialStatus = trial_module.TrialStatus
+
+# Chosen on benchmarks/oracle_efficiency.py for budgets of 50-500 trials, where
+# the paper's learning rate (6e-4) and batch (m = 8) make a handful of tiny
+# steps: a larger step on smaller batches, with advantages scaled by the
+# reward's running spread so the step does not depend on the metric's units.
+DEFAULT_CONTROLLER_OPTIONS = dict(
+    num_layers=1,
+    units=64,
+    init_range=0.08,
+    learning_rate=0.02,
+    entropy_weight=1e-3,
+    baseline_decay=0.9,
+    normalize_advantages=True,
+    clip_norm=5.0,
+)
+CONTROLLER_FILE = "controller.npz"
+
+
+class ControllerOracle(keras_tuner.Oracle):
+    """A Keras Tuner oracle driven by an LSTM controller trained with REINFORCE.
+
+    It maps whatever space the hypermodel declares onto controller decisions
+    (see `keras_rlnas.DecisionMap`), samples every active value, and after
+    every `update_every` finished trials makes one policy-gradient step with
+    the trials' rewards (Zoph & Le, 2017). A trial that fails (an exception,
+    a NaN loss, out of memory) is worth `failure_reward`; a trial sent back for
+    a retry (INVALID) is retried with the same values and rewarded once.
+    A sampled architecture that was already trained is not trained again: the
+    controller learns from its known reward and samples anew (up to
+    `max_collisions` times).
+
+    Args:
+        objective, max_trials, hyperparameters, allow_new_entries,
+        tune_new_entries, seed, max_retries_per_trial,
+        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        update_every: trials per REINFORCE update (`m`; 8 in the paper).
+        reward: `"objective"` (the score in the objective's direction),
+            `"nas"` (the best of the last 5 epochs, cubed) or a callable
+            `fn(trial, objective) -> float`.
+        failure_reward: reward of a failed trial; `None` uses the lowest
+            reward seen so far (0 before any).
+        controller_options: options of `keras_rlnas.Controller`, over
+            `DEFAULT_CONTROLLER_OPTIONS`.
+        num_bins: bins of a Float / Int with too many values to list.
+        max_collisions: fresh samples tried when one repeats a trained one.
+
+    Example:
+
+    >>> import keras_tuner
+    >>> oracle = ControllerOracle(objective="score", max_trials=4, seed=1)
+    >>> oracle.hyperparameters.Choice("units", [16, 32]) in (16, 32)
+    True
+    >>> oracle.populate_space("0")["values"]["units"] in (16, 32)
+    True
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials=10,
+        hyperparameters=None,
+        allow_new_entries=True,
+        tune_new_entries=True,
+        seed=None,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+        update_every=4,
+        reward="objective",
+        failure_reward=None,
+        controller_options=None,
+        num_bins=10,
+        max_collisions=20,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if not isinstance(update_every, int) or update_every < 1:
+            raise ValueError(f"`update_every` must be an int >= 1, got {update_every!r}.")
+        if failure_reward is not None and not math.isfinite(failure_reward):
+            raise ValueError(f"`failure_reward` must be finite or None, got {failure_reward!r}.")
+        if not isinstance(max_collisions, int) or max_collisions < 0:
+            raise ValueError(f"`max_collisions` must be an int >= 0, got {max_collisions!r}.")
+        self.update_every = update_every
+        self.reward_fn = rewards.get(reward)
+        self.failure_reward = failure_reward
+        self.controller_options = {**DEFAULT_CONTROLLER_OPTIONS, **(controller_options or {})}
+        Controller.check_options(**self.controller_options)
+        self.max_collisions = max_collisions
+        self.decision_map = DecisionMap(num_bins=num_bins)
+        self._controller = None
+        self._controller_state = None
+        # trial_id -> the controller actions that produced the trial.
+        self.trial_actions = {}
+        # Rewards waiting for the next update: [actions, reward, trial_id or None].
+        self.pending = []
+        self.rewarded = set()
+        self.updates = []
+        self.abort_message = None
+
+    # ---------------------------------------------------------------- controller
+    @property
+    def controller(self):
+        """The controller, built on first use (only the process that samples needs it)."""
+        if self._controller is None:
+            self._controller = Controller(seed=self.seed, **self.controller_options)
+            if self._controller_state is not None:
+                self._controller.set_state(*self._controller_state)
+                self._controller_state = None
+        new = self.decision_map.sync(self.hyperparameters)
+        known = len(self._controller.decisions)
+        self._controller.extend(self.decision_map.decisions[known:])
+        if new and known and logger.isEnabledFor(logging.INFO):
+            logger.info("Search space grew by %d decisions.", len(new))
+        return self._controller
+
+    # --------------------------------------------------------------- Oracle API
+    def populate_space(self, trial_id):
+        if self.abort_message is not None:
+            return {"status": TrialStatus.STOPPED, "values": None}
+        try:
+            return {"status": TrialStatus.RUNNING, "values": self._sample_new(trial_id)}
+        except Exception:
+            # Raising here would leave Keras Tuner's oracle lock held forever.
+            logger.error("Controller sampling failed; using random values:\n%s", traceback.format_exc())
+            values = self._random_values()
+            if values is None:
+                return {"status": TrialStatus.STOPPED, "values": None}
+            return {"status": TrialStatus.RUNNING, "values": values}
+
+    def _sample_new(self, trial_id):
+        controller = self.controller
+        known = self._known_rewards()
+        for _ in range(self.max_collisions + 1):
+            values, actions = self.decision_map.sample(self.hyperparameters, controller)
+            reward = known.get(self._values_key(values))
+            if reward is None:
+                break
+            # Already trained: learn from the known reward, sample again.
+            self._add_reward(actions, reward, None)
+        self.trial_actions[trial_id] = actions
+        return values
+
+    def _values_key(self, values):
+        filled = self.hyperparameters.copy()
+        filled.values = dict(values)
+        filled.ensure_active_values()
+        return self._compute_values_hash(filled.values)
+
+    def _known_rewards(self):
+        known = {}
+        for trial_id in self.end_order:
+            trial = self.trials[trial_id]
+            if trial.status == TrialStatus.COMPLETED and trial_id in self.rewarded:
+                known[self._id_to_hash[trial_id]] = self._reward(trial)
+        return known
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        try:
+            super().end_trial(trial)
+        except Exception:
+            # Not raised: the lock would stay held. The message stops the search.
+            self.abort_message = traceback.format_exc()
+            logger.error("Trial %s could not be ended:\n%s", trial.trial_id, self.abort_message)
+        try:
+            self._reward_finished(self.trials[trial.trial_id])
+        except Exception:
+            logger.error("Rewarding trial %s failed:\n%s", trial.trial_id, traceback.format_exc())
+        self.save()
+
+    def _check_consecutive_failures(self):
+        try:
+            super()._check_consecutive_failures()
+        except RuntimeError as error:
+            self.abort_message = str(error)
+
+    def _reward(self, trial):
+        value = float(self.reward_fn(trial, self.objective))
+        if not math.isfinite(value):
+            raise ValueError(f"Reward of trial {trial.trial_id} is {value}.")
+        return value
+
+    def _reward_finished(self, trial):
+        if trial.trial_id in self.rewarded or trial.status not in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+            return
+        actions = self.trial_actions.get(trial.trial_id)
+        if actions is None:
+            # Not sampled by this controller (a user-given trial): infer its actions.
+            self.controller  # noqa: B018 - syncs the decision map with the space.
+            actions = self.decision_map.actions_from_values(trial.hyperparameters.values)
+        reward = None
+        if trial.status == TrialStatus.COMPLETED:
+            try:
+                reward = self._reward(trial)
+            except Exception as error:
+                trial.message = f"{trial.message or ''}\nReward failed: {error}".strip()
+        if reward is None:
+            reward = self.failure_reward if self.failure_reward is not None else self._lowest_reward()
+        self.rewarded.add(trial.trial_id)
+        self._add_reward(actions, reward, trial.trial_id)
+
+    def _lowest_reward(self):
+        seen = [r for _, r, _ in self.pending] + [u["min_reward"] for u in self.updates]
+        return min(seen) if seen else 0.0
+
+    def _add_reward(self, actions, reward, trial_id):
+        self.pending.append([list(actions), float(reward), trial_id])
+        if len(self.pending) >= self.update_every:
+            batch, self.pending = self.pending, []
+            stats = self.controller.update([Sample(tuple(_tuples(a))) for a, _, _ in batch], [r for _, r, _ in batch])
+            stats.update(
+                step=len(self.updates),
+                trials=[t for _, _, t in batch],
+                min_reward=min(r for _, r, _ in batch),
+                max_reward=max(r for _, r, _ in batch),
+            )
+            self.updates.append(stats)
+
+    # --------------------------------------------------------------------- state
+    def get_state(self):
+        state = super().get_state()
+        state["controller"] = {
+            "trial_actions": self.trial_actions,
+            "pending": self.pending,
+            "rewarded": sorted(self.rewarded),
+            "updates": self.updates,
+            "abort_message": self.abort_message,
+        }
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        saved = state.get("controller", {})
+        self.trial_actions = {k: _tuples(v) for k, v in saved.get("trial_actions", {}).items()}
+        self.pending = [[_tuples(a), r, t] for a, r, t in saved.get("pending", [])]
+        self.rewarded = set(saved.get("rewarded", []))
+        self.updates = saved.get("updates", [])
+        self.abort_message = saved.get("abort_message")
+
+    def _controller_path(self):
+        return os.path.join(self._project_dir, CONTROLLER_FILE)
+
+    def save(self):
+        super().save()
+        if self._controller is not None:
+            path = self._controller_path()
+            self._controller.save(path + ".tmp")
+            # Atomic: a crash mid-write leaves the previous complete state.
+            os.replace(path + ".tmp", path)
+
+    def reload(self):
+        super().reload()
+        path = self._controller_path()
+        if os.path.exists(path):
+            self._controller = None
+            self._controller_state = read_state(path)
+
+
+def _tuples(actions):
+    """JSON turns tuples into lists; skip actions are tuples again."""
+    return [tuple(a) if isinstance(a, list) else a for a in actions]

@@ -1,0 +1,106 @@
+"""`RLSearch`: `keras_tuner.RandomSearch`'s signature, driven by a learning controller."""
+
+import math
+
+import keras
+import keras_tuner
+import tensorflow as tf
+
+from keras_rlnas.oracle import ControllerOracle
+
+
+class RLSearch(keras_tuner.Tuner):
+    """Keras Tuner search whose trials are proposed by a REINFORCE-trained RNN controller.
+
+    A drop-in replacement for `keras_tuner.RandomSearch`: same arguments, same
+    `search()`, `results_summary()`, `get_best_models()`, plus the controller's
+    options. A trial whose loss turns NaN or that runs out of memory is marked
+    FAILED and costs the controller a penalty reward; the search goes on.
+
+    Args:
+        hypermodel: a `keras_tuner.HyperModel` or a function `build(hp) -> Model`.
+        objective: the metric to optimise, e.g. `"val_accuracy"`.
+        max_trials: number of trials.
+        seed: seed of the controller's weights and sampling.
+        hyperparameters, tune_new_entries, allow_new_entries,
+        max_retries_per_trial, max_consecutive_failed_trials: as for
+            `keras_tuner.RandomSearch`.
+        update_every, reward, failure_reward, controller_options, num_bins,
+        max_collisions: see `keras_rlnas.ControllerOracle`.
+        **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`,
+            `overwrite`, `executions_per_trial`, `distribution_strategy`, ...).
+
+    Example:
+
+    ```python
+    import keras, keras_tuner, keras_rlnas
+
+    def build(hp):
+        model = keras.Sequential([
+            keras.layers.Dense(hp.Choice("units", [32, 64, 128]), activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = keras_rlnas.RLSearch(build, objective="val_accuracy", max_trials=20)
+    tuner.search(x, y, epochs=2, validation_split=0.2)
+    best_model = tuner.get_best_models(1)[0]
+    ```
+    """
+
+    def __init__(
+        self,
+        hypermodel=None,
+        objective=None,
+        max_trials=10,
+        seed=None,
+        hyperparameters=None,
+        tune_new_entries=True,
+        allow_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+        update_every=4,
+        reward="objective",
+        failure_reward=None,
+        controller_options=None,
+        num_bins=10,
+        max_collisions=20,
+        **kwargs,
+    ):
+        oracle = ControllerOracle(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            update_every=update_every,
+            reward=reward,
+            failure_reward=failure_reward,
+            controller_options=controller_options,
+            num_bins=num_bins,
+            max_collisions=max_collisions,
+        )
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+    def run_trial(self, trial, *args, **kwargs):
+        callbacks = list(kwargs.pop("callbacks", [])) + [keras.callbacks.TerminateOnNaN()]
+        try:
+            results = super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
+        except tf.errors.ResourceExhaustedError as error:
+            raise keras_tuner.errors.FailedTrialError(f"Out of memory: {error.message}") from error
+        for result in results:
+            history = getattr(result, "history", None) or {}
+            losses = history.get("loss", [])
+            if any(not math.isfinite(v) for v in losses):
+                raise keras_tuner.errors.FailedTrialError(f"Trial {trial.trial_id}: the loss became {losses[-1]}.")
+        return results
+
+    def on_search_end(self):
+        super().on_search_end()
+        message = getattr(self.oracle, "abort_message", None)
+        if message:
+            raise RuntimeError(f"The search stopped early: {message}")
