@@ -181,7 +181,7 @@ class DecisionMap:
 
     def actions_from_values(self, values):
         """The actions that produce `values` (for trials not sampled by the controller)."""
-        actions = [None] * len(self.decisions)
+        actions = [0 if d.kind == ANCHOR else None for d in self.decisions]
         for name, value in values.items():
             entry = self._entries.get(name)
             if entry is None:

@@ -114,6 +114,7 @@ class ControllerOracle(keras_tuner.Oracle):
         self.decision_map = DecisionMap(num_bins=num_bins)
         self._controller = None
         self._controller_state = None
+        self._controller_changed = False
         # trial_id -> the controller actions that produced the trial.
         self.trial_actions = {}
         # Rewards waiting for the next update: [actions, reward, trial_id or None].
@@ -163,6 +164,7 @@ class ControllerOracle(keras_tuner.Oracle):
             # Already trained: learn from the known reward, sample again.
             self._add_reward(actions, reward, None)
         self.trial_actions[trial_id] = actions
+        self._controller_changed = True
         return values
 
     def _values_key(self, values):
@@ -240,6 +242,7 @@ class ControllerOracle(keras_tuner.Oracle):
                 max_reward=max(r for _, r, _ in batch),
             )
             self.updates.append(stats)
+            self._controller_changed = True
 
     # --------------------------------------------------------------------- state
     def get_state(self):
@@ -267,7 +270,8 @@ class ControllerOracle(keras_tuner.Oracle):
 
     def save(self):
         super().save()
-        if self._controller is not None:
+        if self._controller is not None and self._controller_changed:
+            self._controller_changed = False
             path = self._controller_path()
             self._controller.save(path + ".tmp")
             # Atomic: a crash mid-write leaves the previous complete state.

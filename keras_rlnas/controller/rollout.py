@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from keras_rlnas.controller import policy
-from keras_rlnas.controller.decisions import CATEGORICAL, PICK, SKIP
+from keras_rlnas.controller.decisions import ANCHOR, CATEGORICAL, PICK, SKIP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,7 +14,8 @@ class Sample:
 
     Attributes:
         actions: one entry per decision of the controller: an int (categorical,
-            pick), a tuple of 0/1 (skip), or `None` (the decision was not made).
+            pick; 0 for an anchor), a tuple of 0/1 (skip), or `None` (the
+            decision was not made).
         log_prob: log-probability of the actions under the policy that sampled them.
         entropy: summed entropy of the distributions the actions came from.
     """
@@ -102,6 +103,9 @@ class Rollout:
                 next_inputs = hs[action][None]
         elif decision.kind == SKIP:
             action = ()
+        elif decision.kind == ANCHOR:
+            # Made, with nothing to choose: 0 marks the step as taken.
+            action = 0
         if decision.anchor is not None:
             group[decision.anchor] = (out, out @ w["attention/w_prev"])
         self._inputs = next_inputs.astype(np.float32)

@@ -1,0 +1,152 @@
+import numpy as np
+import pytest
+
+from keras_rlnas.controller import Controller, Decision
+
+
+def _mixed_decisions():
+    return [
+        Decision("cell[0].anchor", "anchor", group="cell", anchor=0),
+        Decision("cell[1].anchor", "anchor", group="cell", anchor=1),
+        Decision("cell[2].input[0]", "pick", size=2, group="cell", key="cell.input"),
+        Decision("cell[2].op", "categorical", size=5, key="cell.op", group="cell", anchor=2),
+        Decision("layers[0].op", "categorical", size=3, key="layers.op", group="layers", anchor=0),
+        Decision("layers[1].op", "categorical", size=3, key="layers.op", group="layers"),
+        Decision("layers[1].skip", "skip", size=1, group="layers", anchor=1),
+        Decision("layers[2].skip", "skip", size=2, group="layers", anchor=2),
+        Decision("lr", "categorical", size=10),
+    ]
+
+
+def _probability(controller, actions):
+    return float(np.exp(controller.score(actions).log_prob))
+
+
+def test_bandit_moves_probability_to_the_better_arm():
+    controller = Controller([Decision("arm", "categorical", size=5)], seed=3, learning_rate=0.05)
+    before = _probability(controller, [3])
+    for _ in range(60):
+        samples = [controller.sample() for _ in range(8)]
+        controller.update(samples, [1.0 if s.actions[0] == 3 else 0.0 for s in samples])
+    after = _probability(controller, [3])
+    assert before < 0.35
+    assert after > 0.8
+
+
+def test_numpy_sampling_and_tensorflow_scoring_agree():
+    controller = Controller(_mixed_decisions(), seed=0, temperature=2.0, tanh_constant=1.5)
+    samples = [controller.sample() for _ in range(6)]
+    # Leave decisions out (inactive hyperparameters) in some samples.
+    partial = list(samples[0].actions)
+    partial[5] = partial[6] = None
+    samples.append(controller.score(partial))
+    log_prob, entropy = controller.log_probs(samples)
+    np.testing.assert_allclose(log_prob, [s.log_prob for s in samples], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(entropy, [s.entropy for s in samples], rtol=1e-4, atol=1e-4)
+
+
+def test_skip_attention_learns_a_connection_pattern():
+    decisions = []
+    for i in range(4):
+        decisions += [
+            Decision(f"layers[{i}].op", "categorical", size=3, key="layers.op"),
+            Decision(f"layers[{i}].skip", "skip", size=i, group="layers", anchor=i),
+        ]
+    controller = Controller(decisions, seed=1, learning_rate=0.005)
+    target = {(2, 0): 1, (3, 1): 1, (3, 0): 0, (2, 1): 0, (1, 0): 1, (3, 2): 0}
+
+    def reward(sample):
+        return sum(int(sample.actions[2 * i + 1][j] == bit) for (i, j), bit in target.items())
+
+    first = np.mean([reward(controller.sample()) for _ in range(50)])
+    for _ in range(120):
+        samples = [controller.sample() for _ in range(8)]
+        controller.update(samples, [reward(s) for s in samples])
+    last = np.mean([reward(controller.sample()) for _ in range(50)])
+    assert last > first + 1.5
+
+
+def test_pick_attention_learns_which_earlier_node():
+    decisions = _mixed_decisions()[:4]
+    controller = Controller(decisions, seed=2, learning_rate=0.05)
+    for _ in range(50):
+        samples = [controller.sample() for _ in range(8)]
+        controller.update(samples, [float(s.actions[2] == 0) for s in samples])
+    picks = [controller.sample().actions[2] for _ in range(40)]
+    assert picks.count(0) >= 34
+
+
+def test_skip_penalty_pulls_the_skip_rate_to_its_target():
+    decisions = [Decision(f"layers[{i}].skip", "skip", size=i, group="layers", anchor=i) for i in range(6)]
+    controller = Controller(decisions, seed=0, skip_weight=5.0, skip_target=0.1, learning_rate=0.05)
+    for _ in range(60):
+        samples = [controller.sample() for _ in range(8)]
+        controller.update(samples, [0.0] * 8)
+    bits = [b for _ in range(30) for a in controller.sample().actions for b in a]
+    assert np.mean(bits) < 0.2
+
+
+def test_state_round_trip_continues_identically(tmp_path):
+    first = Controller(_mixed_decisions(), seed=5, learning_rate=0.01)
+    for _ in range(3):
+        samples = [first.sample() for _ in range(4)]
+        first.update(samples, [float(i) for i in range(4)])
+    first.save(tmp_path / "state.npz")
+    second = Controller(seed=123, learning_rate=0.01)
+    second.load(tmp_path / "state.npz")
+    assert [d.name for d in second.decisions] == [d.name for d in first.decisions]
+    a = [first.sample() for _ in range(4)]
+    b = [second.sample() for _ in range(4)]
+    assert [s.actions for s in a] == [s.actions for s in b]
+    stats_a = first.update(a, [1.0, 0.0, 2.0, 0.5])
+    stats_b = second.update(b, [1.0, 0.0, 2.0, 0.5])
+    assert stats_a["loss"] == pytest.approx(stats_b["loss"], rel=1e-5)
+    assert first.baseline == second.baseline
+
+
+def test_extend_keeps_learned_heads():
+    controller = Controller([Decision("layers[0].op", "categorical", size=3, key="layers.op")], seed=0, learning_rate=0.05)
+    for _ in range(30):
+        samples = [controller.sample() for _ in range(8)]
+        controller.update(samples, [float(s.actions[0] == 2) for s in samples])
+    head = controller.weights()["head/layers.op#3/kernel"].copy()
+    controller.extend([Decision("layers[1].op", "categorical", size=3, key="layers.op")])
+    np.testing.assert_array_equal(controller.weights()["head/layers.op#3/kernel"], head)
+    # The new layer shares the learned head, so it prefers op 2 at once.
+    assert np.mean([controller.sample().actions[1] == 2 for _ in range(40)]) > 0.6
+    controller.update([controller.sample()], [1.0])
+
+
+def test_greedy_sampling_is_deterministic():
+    controller = Controller(_mixed_decisions(), seed=0)
+    assert controller.sample(greedy=True).actions == controller.sample(greedy=True).actions
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("units", 0), ("num_layers", 1.5), ("learning_rate", -1.0), ("temperature", 0.0),
+     ("baseline_decay", 1.0), ("skip_target", 1.5), ("entropy_weight", -0.1), ("clip_norm", 0)],
+)
+def test_bad_options_name_the_value(option, value):
+    with pytest.raises(ValueError, match=rf"`{option}`.*{value!r}"):
+        Controller(**{option: value})
+
+
+def test_bad_decisions_and_rewards_are_rejected():
+    with pytest.raises(ValueError, match="'op'.*size=0"):
+        Decision("op", "categorical", size=0)
+    with pytest.raises(ValueError, match="unknown kind 'tree'"):
+        Decision("x", "tree", size=2)
+    controller = Controller([Decision("op", "categorical", size=2)], seed=0)
+    with pytest.raises(ValueError, match="nan"):
+        controller.update([controller.sample()], [float("nan")])
+    with pytest.raises(ValueError, match="Duplicate decision name 'op'"):
+        controller.extend([Decision("op", "categorical", size=2)])
+    with pytest.raises(ValueError, match="Unknown preset 'nope'"):
+        Controller.from_preset("nope")
+
+
+def test_presets_carry_the_papers_settings():
+    assert Controller.from_preset("nas").config["units"] == 35
+    enas = Controller.from_preset("enas_macro").config
+    assert (enas["temperature"], enas["tanh_constant"], enas["skip_weight"], enas["baseline_decay"]) == (5.0, 1.5, 0.8, 0.99)
