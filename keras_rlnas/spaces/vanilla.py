@@ -104,6 +104,10 @@ class VanillaNAS(keras_tuner.HyperModel):
             gradient `weight_decay * w` goes through momentum as in the
             reference (Torch) SGD; `True` uses Keras SGD's decoupled
             `weight_decay` instead.
+        bn_momentum: momentum of the batch-norm moving statistics. 0.9 (the
+            ENAS code's decay; Torch's default) rather than Keras' 0.99, whose
+            statistics lag far behind the weights after a few hundred steps and
+            make a short-trained child's validation accuracy meaningless.
         epochs: default epochs of `fit` (paper: 50); `search(..., epochs=n)` wins.
         batch_size: default batch size of `fit` for array inputs.
 
@@ -148,6 +152,7 @@ class VanillaNAS(keras_tuner.HyperModel):
         nesterov=True,
         weight_decay=1e-4,
         decoupled_weight_decay=False,
+        bn_momentum=0.9,
         epochs=50,
         batch_size=128,
         name="vanilla_nas",
@@ -185,6 +190,7 @@ class VanillaNAS(keras_tuner.HyperModel):
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.decoupled_weight_decay = decoupled_weight_decay
+        self.bn_momentum = bn_momentum
         self.epochs = epochs
         self.batch_size = batch_size
         self.num_sampled = 0
@@ -290,6 +296,7 @@ class VanillaNAS(keras_tuner.HyperModel):
                 name=f"layers_{i}_conv",
             )(x)
             x = keras.layers.BatchNormalization(
+                momentum=self.bn_momentum,
                 gamma_regularizer=regularizer, beta_regularizer=regularizer, name=f"layers_{i}_bn"
             )(x)
             outputs.append(keras.layers.ReLU(name=f"layers_{i}_relu")(x))
@@ -348,6 +355,7 @@ class VanillaNAS(keras_tuner.HyperModel):
             "nesterov": self.nesterov,
             "weight_decay": self.weight_decay,
             "decoupled_weight_decay": self.decoupled_weight_decay,
+            "bn_momentum": self.bn_momentum,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "name": self.name,
