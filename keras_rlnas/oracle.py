@@ -65,7 +65,7 @@ class ControllerOracle(keras_tuner.Oracle):
     Example:
 
     >>> import keras_tuner
-    >>> oracle = ControllerOracle(objective="score", max_trials=4, seed=1)
+    >>> oracle = ControllerOracle(keras_tuner.Objective("score", "max"), max_trials=4, seed=1)
     >>> oracle.hyperparameters.Choice("units", [16, 32]) in (16, 32)
     True
     >>> oracle.populate_space("0")["values"]["units"] in (16, 32)
@@ -238,6 +238,7 @@ class ControllerOracle(keras_tuner.Oracle):
             stats.update(
                 step=len(self.updates),
                 trials=[t for _, _, t in batch],
+                rewards=[r for _, r, _ in batch],
                 min_reward=min(r for _, r, _ in batch),
                 max_reward=max(r for _, r, _ in batch),
             )

@@ -51,7 +51,7 @@ class WindowedPowerReward:
         if trial.metrics.exists(objective.name):
             history = trial.metrics.get_history(objective.name)
             if len(history) > 1:
-                value = max(float(o.mean) for o in history[-self.window :])
+                value = max(float(o.mean()) for o in history[-self.window :])
         return math.copysign(abs(value) ** self.power, value)
 
 

@@ -1,0 +1,254 @@
+import math
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_rlnas import ControllerOracle, DecisionMap
+from keras_rlnas.controller import Controller
+from keras_rlnas.spaces.structured import earlier_input, skip_inputs
+
+
+def declare_everything(hp):
+    hp.Choice("activation", ["relu", "tanh", "gelu"])
+    hp.Boolean("dropout")
+    hp.Fixed("classes", 10)
+    hp.Int("layers", 1, 3)
+    hp.Int("units", 32, 512, step=32)
+    hp.Int("wide", 1, 1000)
+    hp.Float("lr", 1e-5, 1e-1, sampling="log")
+    hp.Float("momentum", 0.5, 0.99)
+    with hp.conditional_scope("activation", ["gelu"]):
+        hp.Float("gelu_scale", 0.5, 2.0, step=0.5)
+    for i in range(3):
+        hp.Choice(f"layers[{i}].op", ["conv3", "conv5", "pool"])
+        skip_inputs(hp, "layers", i)
+    earlier_input(hp, "cell", 2, 0)
+    earlier_input(hp, "cell", 3, 1)
+
+
+def space():
+    hp = keras_tuner.HyperParameters()
+    declare_everything(hp)
+    return hp
+
+
+def test_every_hyperparameter_type_becomes_a_decision():
+    decision_map = DecisionMap(num_bins=8)
+    decisions = {d.name: d for d in decision_map.sync(space())}
+    assert "classes" not in decisions
+    assert decisions["activation"].size == 3 and decisions["dropout"].size == 2
+    assert decisions["layers"].size == 3  # Int without step, few values: every value.
+    assert decisions["units"].size == 16  # Stepped and few: every value.
+    assert decisions["wide"].size == 8 and decisions["lr"].size == 8  # Too many: ordered bins.
+    assert decisions["gelu_scale"].size == 4
+    assert decisions["layers[2].skip"].kind == "skip" and decisions["layers[2].skip"].size == 2
+    assert decisions["layers[0].op"].key == decisions["layers[2].op"].key == "layers.op"
+    assert decisions["cell[3].input[1]"].kind == "pick"
+    # Cell inputs 0 and 1 have no hyperparameter: anchor steps stand for them.
+    assert decisions["cell[0].anchor"].kind == "anchor"
+
+
+def test_sampled_values_are_valid_and_only_active_ones_are_set():
+    hp_space = space()
+    decision_map = DecisionMap()
+    controller = Controller(decision_map.sync(hp_space), seed=0)
+    lrs, seen_gelu = [], set()
+    for _ in range(60):
+        values, actions = decision_map.sample(hp_space, controller)
+        filled = hp_space.copy()
+        filled.values = dict(values)
+        active = {hp.name for hp in hp_space.space if filled.is_active(hp)}
+        assert set(values) == active
+        seen_gelu.add("gelu_scale" in values)
+        assert values["gelu_scale"] in (0.5, 1.0, 1.5, 2.0) if "gelu_scale" in values else True
+        assert 32 <= values["units"] <= 512 and values["units"] % 32 == 0
+        assert 1 <= values["wide"] <= 1000 and values["classes"] == 10
+        assert values["cell[3].input[1]"] in (0, 1, 2)
+        lrs.append(values["lr"])
+        assert decision_map.actions_from_values(values) == actions
+    assert seen_gelu == {True, False}
+    # Bins follow the log scale: about as many draws below 1e-3 as above it.
+    assert 1e-5 <= min(lrs) and max(lrs) <= 1e-1
+    assert 0.25 < np.mean(np.array(lrs) < 1e-3) < 0.85
+
+
+def run_search(directory, max_trials, score_fn, project="p", overwrite=True, seed=7, **oracle_kwargs):
+    """A tuner whose trials cost nothing: the score is a function of the values."""
+
+    class Tuner(keras_tuner.engine.base_tuner.BaseTuner):
+        def run_trial(self, trial):
+            return score_fn(trial.hyperparameters)
+
+    oracle = ControllerOracle(objective=keras_tuner.Objective("score", "max"), max_trials=max_trials, seed=seed, **oracle_kwargs)
+    tuner = Tuner(oracle=oracle, hypermodel=declare_everything, directory=str(directory), project_name=project, overwrite=overwrite)
+    tuner.oracle.verbose = 0
+    tuner.search()
+    return tuner
+
+
+def quadratic(hp):
+    return {"score": -((hp.get("units") - 320) / 100.0) ** 2 + (hp.get("activation") == "tanh")}
+
+
+def values_in_order(tuner):
+    oracle = tuner.oracle
+    return [oracle.trials[t].hyperparameters.values for t in oracle.start_order]
+
+
+def test_resume_samples_exactly_what_an_uninterrupted_search_samples(tmp_path):
+    straight = run_search(tmp_path, 14, quadratic, project="straight")
+    run_search(tmp_path, 6, quadratic, project="resumed")
+    resumed = run_search(tmp_path, 14, quadratic, project="resumed", overwrite=False)
+    assert values_in_order(resumed) == values_in_order(straight)
+    assert resumed.oracle.controller.num_updates == straight.oracle.controller.num_updates > 0
+    np.testing.assert_array_equal(
+        resumed.oracle.controller.weights()["attention/v"], straight.oracle.controller.weights()["attention/v"]
+    )
+
+
+def test_a_crash_mid_trial_resumes_with_the_same_trial(tmp_path):
+    calls = {"n": 0}
+
+    def crash_on_fifth(hp):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise keras_tuner.errors.FatalError("power cut")
+        return quadratic(hp)
+
+    straight = run_search(tmp_path, 10, quadratic, project="straight")
+    with pytest.raises(keras_tuner.errors.FatalError):
+        run_search(tmp_path, 10, crash_on_fifth, project="crashed")
+    resumed = run_search(tmp_path, 10, quadratic, project="crashed", overwrite=False)
+    assert values_in_order(resumed) == values_in_order(straight)
+    assert all(t.status == "COMPLETED" for t in resumed.oracle.trials.values())
+
+
+def test_failed_trials_get_a_penalty_and_the_search_goes_on(tmp_path):
+    def fail_gelu(hp):
+        if hp.get("activation") == "gelu":
+            raise keras_tuner.errors.FailedTrialError("out of memory")
+        return quadratic(hp)
+
+    tuner = run_search(tmp_path, 16, fail_gelu, update_every=2, max_consecutive_failed_trials=16)
+    oracle = tuner.oracle
+    failed = [t for t in oracle.trials.values() if t.status == "FAILED"]
+    assert failed and len(oracle.trials) == 16
+    assert "out of memory" in failed[0].message
+    assert all(t.trial_id in oracle.rewarded for t in oracle.trials.values())
+    rewards = {trial: r for u in oracle.updates for trial, r in zip(u["trials"], u["rewards"])}
+    # A failure is worth the lowest reward seen before it.
+    for position, trial_id in enumerate(oracle.end_order):
+        if oracle.trials[trial_id].status == "FAILED" and trial_id in rewards:
+            earlier = [rewards[t] for t in oracle.end_order[:position] if t in rewards and oracle.trials[t].status == "COMPLETED"]
+            assert rewards[trial_id] <= min(earlier) if earlier else rewards[trial_id] == 0.0
+
+
+def test_invalid_trial_is_retried_with_the_same_values_and_rewarded_once(tmp_path):
+    attempts = []
+
+    def flaky(hp):
+        attempts.append(dict(hp.values))
+        if len(attempts) == 2:
+            raise RuntimeError("transient")
+        return quadratic(hp)
+
+    tuner = run_search(tmp_path, 4, flaky, max_retries_per_trial=1, update_every=1)
+    assert attempts[1] == attempts[2]
+    assert len(tuner.oracle.trials) == 4
+    assert tuner.oracle.controller.num_updates == 4
+    assert all(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+
+
+def test_nan_score_is_a_failed_trial_not_a_crash(tmp_path):
+    tuner = run_search(tmp_path, 4, lambda hp: {"score": float("nan")} if hp.get("dropout") else quadratic(hp),
+                       update_every=1, max_consecutive_failed_trials=10)
+    statuses = {t.status for t in tuner.oracle.trials.values()}
+    assert statuses <= {"COMPLETED", "FAILED"} and len(tuner.oracle.trials) == 4
+    assert all(math.isfinite(u["reward"]) for u in tuner.oracle.updates)
+
+
+def test_consecutive_failures_stop_the_search_without_holding_the_lock(tmp_path):
+    def always_fail(hp):
+        raise keras_tuner.errors.FailedTrialError("broken model")
+
+    tuner = run_search(tmp_path, 10, always_fail, max_consecutive_failed_trials=3)
+    oracle = tuner.oracle
+    assert len(oracle.trials) == 3
+    assert "consecutive failures" in oracle.abort_message
+    # The lock was released: another thread can still call the oracle.
+    import threading
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("trial", oracle.create_trial("other")))
+    thread.start()
+    thread.join(timeout=10)
+    assert result["trial"].status == "STOPPED"
+
+
+def test_the_space_can_grow_after_the_first_trial(tmp_path):
+    def growing(hp):
+        hp.Choice("activation", ["relu", "tanh"])
+        if hp.Int("depth", 1, 3) >= 2 or True:
+            hp.Choice("extra_units", [8, 16])
+        return {"score": float(hp.get("activation") == "tanh")}
+
+    class Tuner(keras_tuner.engine.base_tuner.BaseTuner):
+        def run_trial(self, trial):
+            return growing(trial.hyperparameters)
+
+    oracle = ControllerOracle(objective=keras_tuner.Objective("score", "max"), max_trials=8, seed=1, update_every=2)
+    oracle.hyperparameters.Choice("activation", ["relu", "tanh"])
+    tuner = Tuner(oracle=oracle, directory=str(tmp_path), project_name="grow", overwrite=True)
+    tuner.search()
+    names = [d.name for d in oracle.controller.decisions]
+    assert names == ["activation", "depth", "extra_units"]
+    later = [oracle.trials[t].hyperparameters.values for t in sorted(oracle.trials)][2:]
+    assert all("extra_units" in v for v in later)
+    # The first trial was sampled before the space grew: its new decisions are not its own.
+    assert oracle.trial_actions["0"][1:] == []
+
+
+def test_duplicates_are_not_trained_twice(tmp_path):
+    def tiny(hp):
+        hp.Choice("a", [0, 1])
+        return {"score": float(hp.get("a"))}
+
+    class Tuner(keras_tuner.engine.base_tuner.BaseTuner):
+        def run_trial(self, trial):
+            return tiny(trial.hyperparameters)
+
+    oracle = ControllerOracle(objective=keras_tuner.Objective("score", "max"), max_trials=6, seed=0, update_every=2)
+    tuner = Tuner(oracle=oracle, hypermodel=None, directory=str(tmp_path), project_name="dup", overwrite=True)
+    oracle.hyperparameters.Choice("a", [0, 1])
+    tuner.search()
+    # Only two distinct values exist; the known rewards of repeats still train the controller.
+    assert oracle.controller.num_updates > len(oracle.trials) // 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(update_every=0), "update_every.*0"),
+        (dict(failure_reward=float("inf")), "failure_reward.*inf"),
+        (dict(reward="best"), "Unknown reward 'best'"),
+        (dict(controller_options={"units": -4}), "units.*-4"),
+        (dict(controller_options={"unit": 4}), "Unknown controller option.*unit"),
+        (dict(num_bins=1), "num_bins.*1"),
+    ],
+)
+def test_bad_arguments_name_the_bad_value(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        ControllerOracle(objective=keras_tuner.Objective("score", "max"), max_trials=3, **kwargs)
+
+
+def test_nas_reward_preset_cubes_the_best_of_the_last_epochs():
+    trial = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="0")
+    for step, value in enumerate([0.9, 0.1, 0.2, 0.5, 0.4, 0.3, 0.2]):
+        trial.metrics.update("val_accuracy", value, step=step)
+    trial.score = 0.9
+    from keras_rlnas import rewards
+
+    assert rewards.get("nas")(trial, keras_tuner.Objective("val_accuracy", "max")) == pytest.approx(0.5**3)
+    with pytest.raises(ValueError, match="val_loss"):
+        rewards.get("nas")(trial, keras_tuner.Objective("val_loss", "min"))
