@@ -1,0 +1,324 @@
+"""What every ENAS supernet shares: compiled steps, optimizer, state, weight copy.
+
+A supernet holds the weights of every candidate op of a space in one Keras
+model. The architecture is an int32 tensor input (the space's `encode`), and
+the model picks the sampled ops with `tf.switch_case` / `tf.cond`, so one
+traced train step and one traced eval step serve every architecture, and a
+step computes only the sampled child.
+"""
+
+import numpy as np
+import tensorflow as tf
+from keras import Model
+
+from keras_rlnas.supernet import checks
+from keras_rlnas.supernet.batch_norm import frozen_moving_statistics
+from keras_rlnas.supernet.training import cosine_restart_learning_rate, nesterov_sgd
+
+
+def regularization(block, l2):
+    """`l2` times the sum of squares of `block`'s kernels, a float32 scalar tensor."""
+    kernels = [weight for weight in block.trainable_weights if "kernel" in weight.name]
+    if not l2 or not kernels:
+        return tf.constant(0.0)
+    return l2 * tf.add_n(
+        [tf.reduce_sum(tf.square(tf.cast(kernel, tf.float32))) for kernel in kernels]
+    )
+
+
+class SupernetModel(Model):
+    """A Keras model holding every candidate layer of a space, by layer name.
+
+    Subclasses create the layers with the space's factories, register them
+    with `add_block`, and implement `forward`. While `build_all` runs, every
+    branch of `switch` and `cond` is computed (eagerly, on one image) so that
+    all variables exist before any tracing.
+    """
+
+    def __init__(self, space, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.space = space
+        self.l2 = l2
+        self.blocks = {}
+        self._building = False
+
+    def add_block(self, layer):
+        """Registers `layer` under its name and returns it."""
+        if layer.name in self.blocks:
+            raise ValueError(f"Two supernet layers are named {layer.name!r}.")
+        self.blocks[layer.name] = layer
+        return layer
+
+    def shared_weights(self, child_layer):
+        """The weights `child_layer` (a layer of a child) takes from this supernet."""
+        source = self.blocks.get(child_layer.name)
+        if source is None:
+            raise ValueError(f"The supernet has no layer named {child_layer.name!r}.")
+        if hasattr(source, "weights_for"):
+            return source.weights_for(child_layer)
+        return source.get_weights()
+
+    def forward(self, images, arch, training=False, batch_statistics=None):
+        """The logits of architecture `arch` on `images`, and its L2 penalty.
+
+        Args:
+            images: a float batch of images.
+            arch: the int32 encoding of the architecture.
+            training: training mode (dropout, batch-norm updates).
+            batch_statistics: normalise with batch statistics; defaults to
+                `training`.
+
+        Returns:
+            `(logits, l2)`: float32 logits and the sampled ops' L2 penalty.
+        """
+        raise NotImplementedError
+
+    def call(self, inputs, training=False):
+        images, arch = inputs
+        logits, _ = self.forward(images, arch, training=training)
+        return tf.nn.softmax(logits)
+
+    def build_all(self):
+        """Creates every variable by running every branch once, eagerly."""
+        images = tf.zeros((1,) + tuple(self.space.input_shape))
+        arch = tf.zeros((self.space.encoding_length,), tf.int32)
+        self._building = True
+        try:
+            self.forward(images, arch, training=False)
+        finally:
+            self._building = False
+        self.built = True
+
+    def switch(self, index, branches):
+        """`branches[index]()`, computing only that branch."""
+        if self._building:
+            return [branch() for branch in branches][0]
+        return tf.switch_case(index, branches)
+
+    def cond(self, predicate, true_branch, false_branch):
+        """`true_branch()` if `predicate` else `false_branch()`, computing one of them."""
+        if self._building:
+            return true_branch()
+        return tf.cond(predicate, true_branch, false_branch)
+
+    def branch(self, block, inputs, training):
+        """A branch applying `block`: returns `(output, L2 penalty of block)`."""
+        return lambda: (block(inputs, training=training), regularization(block, self.l2))
+
+
+def _sparse_labels(labels):
+    labels = tf.convert_to_tensor(labels)
+    if labels.shape.rank == 2 and labels.shape[-1] != 1:
+        labels = tf.argmax(labels, axis=-1)
+    return tf.reshape(tf.cast(labels, tf.int32), [-1])
+
+
+def _accuracy(labels, logits):
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
+
+
+class Supernet:
+    """Base of `MacroSupernet` and `MicroSupernet`.
+
+    Args:
+        space: the search space (`ENASMacro` / `ENASMicro`).
+        learning_rate, min_learning_rate, restart_period, restart_multiplier:
+            cosine warm restarts of the shared weights' learning rate, set per
+            epoch by `set_epoch`.
+        momentum: Nesterov momentum of the default optimizer.
+        l2: L2 factor on the kernels of the sampled ops; `None` takes the space's.
+        optimizer: a Keras optimizer replacing the default Nesterov SGD; its
+            learning rate is still set by `set_epoch`.
+        eval_batch_statistics: `eval_step` normalises with the statistics of
+            the batch, as the reference code does (the moving averages of
+            shared weights fit no single architecture), without changing them.
+        jit_compile: compile the steps with XLA.
+        dtype_policy: e.g. `"mixed_float16"` or `"mixed_bfloat16"`; float16 adds
+            dynamic loss scaling.
+    """
+
+    model_class = None
+
+    def __init__(
+        self,
+        space,
+        learning_rate=0.05,
+        min_learning_rate=0.0005,
+        restart_period=10,
+        restart_multiplier=2,
+        momentum=0.9,
+        l2=None,
+        optimizer=None,
+        eval_batch_statistics=True,
+        jit_compile=False,
+        dtype_policy=None,
+    ):
+        self.space = space
+        self.schedule = dict(
+            learning_rate=checks.positive_float("learning_rate", learning_rate),
+            min_learning_rate=checks.non_negative_float("min_learning_rate", min_learning_rate),
+            restart_period=checks.positive_int("restart_period", restart_period),
+            restart_multiplier=checks.positive_int("restart_multiplier", restart_multiplier),
+        )
+        self.l2 = space.l2 if l2 is None else checks.non_negative_float("l2", l2)
+        self.eval_batch_statistics = bool(eval_batch_statistics)
+        self.jit_compile = bool(jit_compile)
+        self.dtype_policy = dtype_policy
+        self.model = self.model_class(space, l2=self.l2, dtype=dtype_policy)
+        self.model.build_all()
+        if optimizer is None:
+            optimizer = nesterov_sgd(learning_rate, checks.fraction("momentum", momentum))
+        if dtype_policy == "mixed_float16" and not hasattr(optimizer, "inner_optimizer"):
+            from keras.mixed_precision import LossScaleOptimizer
+
+            optimizer = LossScaleOptimizer(optimizer)
+        self.optimizer = optimizer
+        self.optimizer.build(self.model.trainable_variables)
+        self.epoch = 0
+        self.set_epoch(0)
+        self.trace_counts = {"train": 0, "eval": 0, "predict": 0}
+        images = tf.TensorSpec((None,) + tuple(space.input_shape), tf.float32)
+        labels = tf.TensorSpec((None,), tf.int32)
+        arch = tf.TensorSpec((space.encoding_length,), tf.int32)
+        compile_options = dict(jit_compile=self.jit_compile, autograph=False)
+        self._train_function = tf.function(
+            self._train, input_signature=[images, labels, arch], **compile_options
+        )
+        self._eval_function = tf.function(
+            self._eval, input_signature=[images, labels, arch], **compile_options
+        )
+        self._predict_function = tf.function(
+            self._predict, input_signature=[images, arch], **compile_options
+        )
+
+    @property
+    def trace_count(self):
+        """How many times the train, eval and predict steps were traced, in total."""
+        return sum(self.trace_counts.values())
+
+    def set_epoch(self, epoch):
+        """Sets the learning rate of `epoch` (0-based) on the cosine warm restarts schedule."""
+        self.epoch = epoch
+        self.optimizer.learning_rate = cosine_restart_learning_rate(epoch, **self.schedule)
+
+    def arch_tensor(self, architecture):
+        """An architecture (encoding, hyperparameters or mapping) as an int32 tensor."""
+        if isinstance(architecture, tf.Tensor):
+            return tf.cast(architecture, tf.int32)
+        return tf.constant(self.space.as_encoding(architecture))
+
+    def train_step(self, images, labels, arch):
+        """One SGD step of the shared weights on the child `arch`.
+
+        Args:
+            images: a batch of images (any numeric dtype; cast to float32).
+            labels: integer class labels (or one-hot rows).
+            arch: the architecture: an encoding (array or int32 tensor),
+                hyperparameters or a value mapping.
+
+        Returns:
+            `{"loss": ..., "accuracy": ...}`, scalar tensors (loss with L2).
+        """
+        return self._train_function(
+            tf.cast(images, tf.float32), _sparse_labels(labels), self.arch_tensor(arch)
+        )
+
+    def eval_step(self, images, labels, arch):
+        """Accuracy of the child `arch` on a batch with the shared weights (a scalar tensor)."""
+        return self._eval_function(
+            tf.cast(images, tf.float32), _sparse_labels(labels), self.arch_tensor(arch)
+        )
+
+    def predict(self, images, arch):
+        """Class probabilities of the child `arch` in inference mode (moving statistics)."""
+        return self._predict_function(tf.cast(images, tf.float32), self.arch_tensor(arch))
+
+    def _train(self, images, labels, arch):
+        self.trace_counts["train"] += 1
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits, l2 = self.model.forward(images, arch, training=True)
+            logits = tf.cast(logits, tf.float32)
+            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            loss = tf.reduce_mean(cross_entropy) + l2
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply(gradients, variables)
+        return {"loss": loss, "accuracy": _accuracy(labels, logits)}
+
+    def _eval(self, images, labels, arch):
+        self.trace_counts["eval"] += 1
+        if self.eval_batch_statistics:
+            with frozen_moving_statistics():
+                logits, _ = self.model.forward(images, arch, batch_statistics=True)
+        else:
+            logits, _ = self.model.forward(images, arch)
+        return _accuracy(labels, tf.cast(logits, tf.float32))
+
+    def _predict(self, images, arch):
+        self.trace_counts["predict"] += 1
+        logits, _ = self.model.forward(images, arch)
+        return tf.nn.softmax(tf.cast(logits, tf.float32))
+
+    def copy_weights_to(self, child, values=None):
+        """Copies the shared weights of a child's layers into `child`.
+
+        Args:
+            child: a model built by `space.build(hp)` / `space.build_child(...)`.
+            values: optional architecture of `child`; when given it is checked
+                to be a valid architecture of the space.
+
+        Returns:
+            `child`, whose layers now hold the supernet's weights: in inference
+            mode it predicts as `predict(images, values)` does.
+        """
+        if values is not None:
+            self.space.as_encoding(values)
+        for layer in child.layers:
+            if layer.weights:
+                layer.set_weights(self.model.shared_weights(layer))
+        return child
+
+    def build_child(self, architecture, compile=True):
+        """The standalone child of `architecture`, holding the shared weights."""
+        child = self.space.build_child(architecture, compile=compile)
+        return self.copy_weights_to(child)
+
+    def get_state(self):
+        """Shared weights, optimizer variables and epoch, as numpy arrays (for resume)."""
+        return {
+            "epoch": self.epoch,
+            "model": [np.asarray(variable) for variable in self.model.variables],
+            "optimizer": [np.asarray(variable) for variable in self.optimizer.variables],
+        }
+
+    def set_state(self, state):
+        """Restores a `get_state()` of a supernet of the same space and options."""
+        for key in ("model", "optimizer"):
+            variables = self.model.variables if key == "model" else self.optimizer.variables
+            if len(variables) != len(state[key]):
+                raise ValueError(
+                    f"The {key} state holds {len(state[key])} arrays, this supernet "
+                    f"{len(variables)}: it comes from another space or options."
+                )
+            for variable, value in zip(variables, state[key]):
+                variable.assign(value)
+        self.set_epoch(state["epoch"])
+
+    def save(self, filepath):
+        """Writes `get_state()` to a `.npz` file."""
+        state = self.get_state()
+        arrays = {f"model_{i:05d}": value for i, value in enumerate(state["model"])}
+        arrays.update({f"optimizer_{i:05d}": value for i, value in enumerate(state["optimizer"])})
+        with open(filepath, "wb") as file:
+            np.savez(file, epoch=np.asarray(state["epoch"]), **arrays)
+
+    def load(self, filepath):
+        """Restores a file written by `save`."""
+        with np.load(filepath) as arrays:
+            state = {"epoch": arrays["epoch"].item()}
+            for key in ("model", "optimizer"):
+                names = sorted(name for name in arrays.files if name.startswith(key + "_"))
+                state[key] = [arrays[name] for name in names]
+        self.set_state(state)

@@ -1,0 +1,151 @@
+"""Batch normalisation for shared weights: fused, and with freezable moving statistics."""
+
+import contextlib
+import threading
+
+import keras
+from keras import layers, ops
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+_frozen_statistics = threading.local()
+
+
+@contextlib.contextmanager
+def frozen_moving_statistics():
+    """Context in which `BatchNorm` layers leave their moving statistics alone.
+
+    Layers called with `training=True` inside it still normalise with the
+    statistics of the batch. ENAS scores sampled architectures this way: the
+    moving averages of a supernet mix many architectures and fit none of them,
+    and scoring must not change them.
+
+    Example:
+
+    >>> import numpy as np
+    >>> bn = BatchNorm()
+    >>> x = np.random.rand(4, 3).astype("float32")
+    >>> with frozen_moving_statistics():
+    ...     _ = bn(x, training=True)
+    >>> float(bn.moving_mean.numpy().sum())
+    0.0
+    """
+    previous = getattr(_frozen_statistics, "active", False)
+    _frozen_statistics.active = True
+    try:
+        yield
+    finally:
+        _frozen_statistics.active = previous
+
+
+def moving_statistics_frozen():
+    """Whether the innermost `frozen_moving_statistics()` context is active."""
+    return getattr(_frozen_statistics, "active", False)
+
+
+def fused_normalisation(inputs, gamma, beta, mean, variance, mode, momentum, epsilon):
+    """Fused batch normalisation of NHWC `inputs` (TensorFlow backend).
+
+    Args:
+        inputs: a 4-D float16, bfloat16 or float32 tensor.
+        gamma, beta, mean, variance: per-channel scale, offset and moving statistics.
+        mode: `"train"` (batch statistics; returns updated moving statistics),
+            `"batch"` (batch statistics only) or `"inference"` (moving statistics).
+        momentum: momentum of the moving statistics.
+        epsilon: small float added to the variance.
+
+    Returns:
+        `(outputs, new_mean, new_variance)`; the moving statistics are returned
+        unchanged unless `mode == "train"`.
+    """
+    import tensorflow as tf
+
+    arguments = dict(
+        x=inputs,
+        scale=tf.cast(gamma, tf.float32),
+        offset=tf.cast(beta, tf.float32),
+        epsilon=epsilon,
+    )
+    moving = dict(mean=tf.cast(mean, tf.float32), variance=tf.cast(variance, tf.float32))
+    if mode == "batch":
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(is_training=True, **arguments)
+        return outputs, mean, variance
+    if mode == "train":
+        return tf.compat.v1.nn.fused_batch_norm(
+            is_training=True, exponential_avg_factor=1.0 - momentum, **arguments, **moving
+        )
+    outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(is_training=False, **arguments, **moving)
+    return outputs, mean, variance
+
+
+@keras.saving.register_keras_serializable(package="keras_rlnas")
+class BatchNorm(layers.BatchNormalization):
+    """Batch normalisation whose moving statistics can be frozen.
+
+    Behaves as `keras.layers.BatchNormalization` (with the reference code's
+    momentum and epsilon), except inside `frozen_moving_statistics()`, where
+    `training=True` normalises with batch statistics without updating the
+    moving ones. On the TensorFlow backend, 4-D inputs use the fused kernel
+    (one op forward, one backward), whose moving variance is the unbiased
+    batch variance.
+
+    Args:
+        momentum: momentum of the moving statistics.
+        epsilon: small float added to the variance.
+        **kwargs: other `BatchNormalization` arguments.
+    """
+
+    def __init__(self, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
+
+    def _fusable(self, inputs, mask):
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and self.center
+            and self.scale
+            and not self.renorm
+            and not getattr(self, "synchronized", False)
+            and str(inputs.dtype) in ("float16", "bfloat16", "float32")
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        batch_mode = training and self.trainable
+        if not self._fusable(inputs, mask):
+            if batch_mode and moving_statistics_frozen():
+                return self._normalise_with_batch_statistics(inputs)
+            return super().call(inputs, training=training, mask=mask)
+        mode = "inference"
+        if batch_mode:
+            mode = "batch" if moving_statistics_frozen() else "train"
+        outputs, moving_mean, moving_variance = fused_normalisation(
+            inputs,
+            self.gamma,
+            self.beta,
+            self.moving_mean,
+            self.moving_variance,
+            mode=mode,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+        )
+        if mode == "train":
+            self.moving_mean.assign(moving_mean)
+            self.moving_variance.assign(moving_variance)
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _normalise_with_batch_statistics(self, inputs):
+        inputs = ops.cast(inputs, "float32")
+        mean, variance = ops.moments(inputs, axes=list(range(len(inputs.shape) - 1)))
+        outputs = ops.batch_normalization(
+            inputs,
+            mean=mean,
+            variance=variance,
+            axis=-1,
+            offset=ops.cast(self.beta, "float32"),
+            scale=ops.cast(self.gamma, "float32"),
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)

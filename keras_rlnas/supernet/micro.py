@@ -1,0 +1,247 @@
+"""The shared-weight supernet of the ENAS micro space."""
+
+import re
+
+import tensorflow as tf
+
+from keras_rlnas.supernet import ops
+from keras_rlnas.supernet.base import Supernet, SupernetModel, regularization
+from keras_rlnas.supernet.stacked import SourceStackedFactorizedReduction, SourceStackedSepConv
+
+# A child's node op: `cell3_node4_input1_from2_sepconv5x5` reads position 2.
+_CHILD_NODE_OP = re.compile(
+    r"^(?P<prefix>cell\d+_node\d+_input\d)_from(?P<source>\d+)_(?P<op>\w+)$"
+)
+
+
+def _select(index, tensors, switch):
+    """`tensors[index]`: one of same-shaped tensors, without copying."""
+    if len(tensors) == 1:
+        return tensors[0]
+    return switch(index, [lambda tensor=tensor: tensor for tensor in tensors])
+
+
+class MicroSupernetModel(SupernetModel):
+    """Every layer of every `ENASMicro` child.
+
+    Each (cell, node, input slot, op) has one layer whose weights are stacked
+    per earlier position it may read, as in the reference code; the output
+    projection holds one kernel slice per node.
+
+    Args:
+        space: an `ENASMicro`.
+        l2: L2 factor on the kernels of the sampled ops.
+        dtype: dtype policy of the layers.
+    """
+
+    def __init__(self, space, l2=0.0, dtype=None, **kwargs):
+        # Imported here: the spaces import this package's building blocks.
+        from keras_rlnas.spaces.enas_micro import ENASMicro
+
+        if not isinstance(space, ENASMicro):
+            raise TypeError(f"MicroSupernet needs an ENASMicro space, got {space!r}.")
+        super().__init__(space, l2=l2, name="micro_supernet", dtype=dtype, **kwargs)
+        self.add_block(space.make_stem(dtype))
+        self.calibrations = []
+        for cell, plan in enumerate(space.cell_plan):
+            calibrations = [space.make_calibration(cell, slot, dtype) for slot in (0, 1)]
+            self.calibrations.append([layer and self.add_block(layer) for layer in calibrations])
+            for node in space.node_positions:
+                for slot in (0, 1):
+                    prefix = f"cell{cell}_node{node}_input{slot}"
+                    width = plan["width"]
+                    stacked = [
+                        SourceStackedSepConv(
+                            width,
+                            size,
+                            node,
+                            l2=l2,
+                            dtype=dtype,
+                            name=f"{prefix}_sepconv{size}x{size}",
+                        )
+                        for size in (3, 5)
+                    ]
+                    if plan["kind"] == "reduction_cell":
+                        stacked.append(
+                            SourceStackedFactorizedReduction(
+                                width, 2, l2=l2, dtype=dtype, name=f"{prefix}_identity"
+                            )
+                        )
+                    for layer in stacked:
+                        # Every state of a cell has the cell's width once calibrated.
+                        layer.build((None, None, None, width))
+                        self.add_block(layer)
+            self.add_block(space.make_output(cell, dtype=dtype))
+        for pooling in ("avg", "max"):
+            for strides in (1, 2):
+                self.add_block(
+                    ops.make_pooling(pooling, strides, f"{pooling}pool_stride{strides}", dtype)
+                )
+        for head_layer in space.make_head(dtype):
+            self.add_block(head_layer)
+
+    def shared_weights(self, child_layer):
+        match = _CHILD_NODE_OP.match(child_layer.name)
+        if match is None:
+            return super().shared_weights(child_layer)
+        block = self.blocks[f"{match['prefix']}_{match['op']}"]
+        return block.weights_for_source(int(match["source"]))
+
+    def _op_branches(self, prefix, inputs, source, rows, strides, training):
+        """The 5 op branches on `inputs` (read from `source`) at `strides`.
+
+        `rows` maps the names of the stacked ops to their weights for `source`,
+        sliced outside the switch.
+        """
+
+        def stacked(name, **options):
+            block = self.blocks[f"{prefix}_{name}"]
+            return lambda: block.apply(inputs, rows[name], source, training=training, **options)
+
+        def pooling(name):
+            return lambda: self.blocks[f"{name}_stride{strides}"](inputs)
+
+        identity = (lambda: inputs) if strides == 1 else stacked("identity")
+        return [
+            identity,
+            stacked("sepconv3x3", strides=strides),
+            stacked("sepconv5x5", strides=strides),
+            pooling("avgpool"),
+            pooling("maxpool"),
+        ]
+
+    def _node_input(self, cell, node, slot, states, arch, offset, training):
+        """Output of the op that input `slot` of `node` applies, and its L2 penalty."""
+        prefix = f"cell{cell}_node{node}_input{slot}"
+        source, op = arch[offset + 2 * slot], arch[offset + 2 * slot + 1]
+        reduction = self.space.cell_plan[cell]["kind"] == "reduction_cell"
+        names = ["sepconv3x3", "sepconv5x5"] + (["identity"] if reduction else [])
+        # The identity's factorised reduction only exists for the cell inputs.
+        row_source = {name: source for name in names}
+        if reduction:
+            row_source["identity"] = tf.minimum(source, 1)
+        blocks = {name: self.blocks[f"{prefix}_{name}"] for name in names}
+        rows = {name: blocks[name].rows(row_source[name]) for name in names}
+        penalty = tf.constant(0.0)
+        for name in names:
+            used = tf.equal(op, self.space.OPS.index(name))
+            if name == "identity":
+                used = tf.logical_and(used, source < 2)
+            penalty = tf.where(used, blocks[name].kernel_penalty(rows[name]), penalty)
+
+        def switch(index, branches):
+            # A scalar zero as penalty keeps the branch structure of `self.switch`.
+            return self.switch(index, branches), penalty
+
+        if not reduction:
+            inputs = _select(source, states[:node], self.switch)
+            return switch(op, self._op_branches(prefix, inputs, source, rows, 1, training))
+        # Reduction cell: the cell inputs (larger) are read at stride 2, computed nodes at 1.
+        wide = _select(tf.minimum(source, 1), states[:2], self.switch)
+        wide_branches = self._op_branches(prefix, wide, source, rows, 2, training)
+        if node == 2:
+            return switch(op, wide_branches)
+        narrow = _select(tf.clip_by_value(source - 2, 0, node - 3), states[2:node], self.switch)
+        narrow_branches = self._op_branches(prefix, narrow, source, rows, 1, training)
+        branches = [branch for pair in zip(wide_branches, narrow_branches) for branch in pair]
+        return switch(op * 2 + tf.cast(source >= 2, tf.int32), branches)
+
+    def _project_loose_ends(self, cell, states, arch, group, training):
+        """ReLU, 1x1 projection and BN of the nodes that no node reads."""
+        space = self.space
+        projection = self.blocks[f"cell{cell}_output"]
+        if not projection.built:
+            projection.build(tuple(states[2].shape))
+        read = tf.gather(
+            arch,
+            [
+                space.node_offset(group, node) + 2 * slot
+                for node in space.node_positions
+                for slot in (0, 1)
+            ],
+        )
+
+        def penalty(node):
+            if not self.l2:
+                return tf.constant(0.0)
+            return self.l2 * tf.reduce_sum(tf.square(tf.cast(projection.kernel[node], tf.float32)))
+
+        # The last node is never read, so it is always a loose end.
+        last = space.num_nodes - 1
+        total, l2 = projection.project_node(states[last + 2], last), penalty(last)
+        for node in range(last):
+
+            def add(total=total, l2=l2, node=node):
+                return total + projection.project_node(states[node + 2], node), l2 + penalty(node)
+
+            total, l2 = self.cond(
+                tf.reduce_all(read != node + 2), add, lambda total=total, l2=l2: (total, l2)
+            )
+        return projection.bn(total, training=training), l2
+
+    def forward(self, images, arch, training=False, batch_statistics=None):
+        space = self.space
+        normalise_with_batch = training if batch_statistics is None else batch_statistics
+        previous, l2 = self.branch(self.blocks["stem"], images, normalise_with_batch)()
+        last = previous
+        for cell, plan in enumerate(space.cell_plan):
+            group = plan["kind"]
+            states = []
+            for tensor, calibration in zip((previous, last), self.calibrations[cell]):
+                if calibration is None:
+                    states.append(tensor)
+                else:
+                    state, calibration_l2 = self.branch(calibration, tensor, normalise_with_batch)()
+                    states.append(state)
+                    l2 += calibration_l2
+            for node in space.node_positions:
+                offset = space.node_offset(group, node)
+                parts = []
+                for slot in (0, 1):
+                    part, part_l2 = self._node_input(
+                        cell, node, slot, states, arch, offset, normalise_with_batch
+                    )
+                    parts.append(part)
+                    l2 += part_l2
+                states.append(parts[0] + parts[1])
+            output, output_l2 = self._project_loose_ends(
+                cell, states, arch, group, normalise_with_batch
+            )
+            previous, last = last, output
+            l2 += output_l2
+        relu, pool, dropout, dense = (
+            self.blocks[name] for name in ("head_relu", "head_pool", "head_dropout", "head_dense")
+        )
+        logits = dense(dropout(pool(relu(last)), training=training))
+        return tf.cast(logits, tf.float32), l2 + regularization(dense, self.l2)
+
+
+class MicroSupernet(Supernet):
+    """Shared weights of every child of an `ENASMicro` space.
+
+    Input `k` of a node selects its earlier position and then its op with
+    `tf.switch_case` (in reduction cells the op switch also tells the stride-2
+    reads of the cell inputs from the stride-1 reads of computed nodes); the
+    op's weights for that position are gathered from per-position stacks.
+    Each loose end's slice of the output projection is added under a
+    `tf.cond`. One traced step serves every architecture and computes only
+    the sampled child.
+
+    Args:
+        space: an `ENASMicro`.
+        **kwargs: options of `keras_rlnas.supernet.base.Supernet`.
+
+    Example:
+
+    >>> from keras_rlnas.spaces import ENASMicro
+    >>> import numpy as np
+    >>> space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=2, filters=4)
+    >>> net = MicroSupernet(space)
+    >>> images, labels = np.random.rand(4, 8, 8, 1), np.array([0, 1, 2, 0])
+    >>> for seed in range(3):
+    ...     _ = net.train_step(images, labels, space.random_encoding(seed))
+    >>> net.trace_counts["train"]
+    1
+    """
+
+    model_class = MicroSupernetModel
