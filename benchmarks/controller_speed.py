@@ -58,7 +58,7 @@ def main():
         rewards = [i / 8 for i in range(8)]
         controller.update(batch, rewards)  # traces the graph once
         sample_ms = median_ms(controller.sample, 500)
-        update_ms = median_ms(lambda: controller.update(batch, rewards), 100)
+        update_ms = median_ms(lambda c=controller, b=batch, r=rewards: c.update(b, r), 100)
         print(f"{name:<12} {len(decisions):>9} {sample_ms:>10.2f} {update_ms:>13.2f}")
 
 

@@ -23,13 +23,8 @@ import time
 
 import keras
 
-from keras_rlnas import data
+from keras_rlnas import RLSearch, data
 from keras_rlnas.spaces import VanillaNAS
-
-try:
-    from keras_rlnas import RLSearch
-except ImportError:  # the RL tuner is optional for this script's imports
-    RLSearch = None
 
 
 def parse_args():
@@ -47,8 +42,6 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if RLSearch is None:
-        raise SystemExit("keras_rlnas.RLSearch is not available in this installation.")
     keras.utils.set_random_seed(args.seed)
     (x_train, y_train), validation, _, info = data.load_arrays(
         "fashion_mnist", validation_size=5000

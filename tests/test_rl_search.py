@@ -1,0 +1,81 @@
+"""RLSearch on real data: the one-line swap for keras_tuner.RandomSearch."""
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+import keras_rlnas
+from keras_rlnas.data import load_fashion_mnist
+
+
+@pytest.fixture(scope="module")
+def fashion_slice():
+    (x_train, y_train), _ = load_fashion_mnist()
+    x = x_train[:1200, :, :, None].astype("float32") / 255.0
+    y = y_train[:1200].astype("int32")
+    return (x[:900], y[:900]), (x[900:], y[900:])
+
+
+def build_model(hp):
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(hp.Choice("filters", [4, 8]), 3, strides=2, activation="relu")])
+    if hp.Boolean("pool"):
+        model.add(keras.layers.MaxPooling2D())
+    model.add(keras.layers.Flatten())
+    model.add(keras.layers.Dense(hp.Int("units", 16, 64, step=16), activation="relu"))
+    model.add(keras.layers.Dense(10, activation="softmax"))
+    lr = hp.Float("lr", 1e-3, 1e-2, sampling="log")
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_rlsearch_is_a_drop_in_for_random_search(tmp_path, fashion_slice, capsys):
+    (x, y), (x_val, y_val) = fashion_slice
+    kwargs = dict(hypermodel=build_model, objective="val_accuracy", max_trials=4, seed=3, directory=str(tmp_path))
+    tuner = keras_rlnas.RLSearch(project_name="rl", update_every=2, **kwargs)
+    tuner.search(x, y, epochs=2, validation_data=(x_val, y_val), verbose=0)
+    tuner.results_summary(2)
+    assert "Trial" in capsys.readouterr().out
+    best_model = tuner.get_best_models(1)[0]
+    _, accuracy = best_model.evaluate(x_val, y_val, verbose=0)
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    assert accuracy == pytest.approx(best_trial.score, abs=1e-4)
+    assert accuracy > 0.6  # Real learning on real images, far above 0.1 chance.
+    assert len(tuner.oracle.updates) == 2
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    assert set(best_hp.values) >= {"filters", "pool", "units", "lr"}
+    # Resume with overwrite=False: the finished trials stay, the search continues.
+    resumed = keras_rlnas.RLSearch(project_name="rl", overwrite=False, update_every=2, **{**kwargs, "max_trials": 6})
+    resumed.search(x, y, epochs=1, validation_data=(x_val, y_val), verbose=0)
+    assert len(resumed.oracle.trials) == 6
+    assert len(resumed.oracle.updates) == 3
+    # The same arguments work for the stock tuner.
+    random = keras_tuner.RandomSearch(project_name="random", **kwargs)
+    assert random.oracle.max_trials == tuner.oracle.max_trials
+
+
+def test_nan_loss_is_a_failed_trial_with_a_penalty(tmp_path, fashion_slice):
+    (x, y), (x_val, y_val) = fashion_slice
+
+    def diverging(hp):
+        model = build_model(hp)
+        lr = 1e9 if hp.Boolean("explode") else 1e-3
+        model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = keras_rlnas.RLSearch(diverging, objective="val_accuracy", max_trials=4, seed=0, update_every=1,
+                                 max_consecutive_failed_trials=5, directory=str(tmp_path), project_name="nan")
+    tuner.search(x[:300], y[:300], epochs=1, validation_data=(x_val, y_val), verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 4
+    for trial in trials:
+        if trial.hyperparameters.get("explode"):
+            assert trial.status == "FAILED" and "the loss became" in trial.message
+        else:
+            assert trial.status == "COMPLETED"
+    assert all(np.isfinite(u["reward"]) for u in tuner.oracle.updates)
+
+
+def test_bad_tuner_arguments_name_the_value(tmp_path):
+    with pytest.raises(ValueError, match="update_every.*-1"):
+        keras_rlnas.RLSearch(build_model, objective="val_accuracy", update_every=-1, directory=str(tmp_path))
