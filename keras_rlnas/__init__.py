@@ -17,7 +17,7 @@ from keras_rlnas.controller import Controller, Decision, Sample
 from keras_rlnas.decision_map import DecisionMap
 from keras_rlnas.oracle import ControllerOracle
 from keras_rlnas.spaces import ENASMacro, ENASMicro, VanillaNAS
-from keras_rlnas.tuners import RLSearch
+from keras_rlnas.tuners import ENASTuner, RLSearch
 
 # `keras_rlnas.datasets` is the name users look for; the package is `data`.
 datasets = data
@@ -32,6 +32,7 @@ __all__ = [
     "DecisionMap",
     "ENASMacro",
     "ENASMicro",
+    "ENASTuner",
     "RLSearch",
     "Sample",
     "VanillaNAS",

@@ -179,6 +179,14 @@ class DecisionMap:
             filled.values[hp.name] = entry.value(stepped[entry.decision_index], controller.rng)
         return filled.values, list(rollout.finish().actions)
 
+    def values_from_actions(self, actions, rng):
+        """Values of every mapped hyperparameter from a full sample (no conditions checked).
+
+        The fast path for spaces without conditional hyperparameters (the ENAS
+        spaces), where every decision is made on every sample.
+        """
+        return {name: entry.value(actions[entry.decision_index], rng) for name, entry in self._entries.items()}
+
     def actions_from_values(self, values):
         """The actions that produce `values` (for trials not sampled by the controller)."""
         actions = [0 if d.kind == ANCHOR else None for d in self.decisions]

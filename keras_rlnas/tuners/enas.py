@@ -1,0 +1,324 @@
+"""`ENASTuner`: Efficient NAS via parameter sharing (Pham et al., 2018) through `tuner.search()`."""
+
+import copy
+import json
+import os
+import time
+
+import keras_tuner
+import numpy as np
+
+from keras_rlnas.controller import Controller
+from keras_rlnas.decision_map import DecisionMap
+from keras_rlnas.spaces import ENASMacro, ENASMicro
+from keras_rlnas.supernet import MacroSupernet, MicroSupernet
+from keras_rlnas.supernet.training import TrainingOptions
+
+STATE_FILE = "enas_state.json"
+
+
+class _RecordingOracle(keras_tuner.Oracle):
+    """Records the architecture derived after each ENAS epoch as a Keras Tuner trial."""
+
+    def __init__(self, objective, seed=None):
+        super().__init__(objective=objective, max_trials=None, seed=seed)
+        self.next_values = None
+
+    def populate_space(self, trial_id):
+        if self.next_values is None:
+            return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+        values, self.next_values = self.next_values, None
+        return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+
+
+def _batches(data, batch_size, rng=None):
+    """Minibatches of `(x, y)` arrays (shuffled when `rng` is given) or of a tf.data.Dataset."""
+    if hasattr(data, "as_numpy_iterator"):
+        yield from data.as_numpy_iterator()
+        return
+    x, y = data
+    order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
+    for start in range(0, len(x) - batch_size + 1 if len(x) >= batch_size else 1, batch_size):
+        index = order[start : start + batch_size]
+        yield x[index], y[index]
+
+
+class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
+    """ENAS: one shared-weight supernet, a controller that learns which child to keep.
+
+    `search(x, y, validation_data=..., epochs=E)` runs E ENAS epochs. Each has
+    the omega phase (one pass over the training data, a freshly sampled
+    architecture trains the shared weights on every minibatch) and the theta
+    phase (`controller_steps` REINFORCE updates, each on `controller_batch`
+    architectures scored by their accuracy on one validation minibatch with
+    the shared weights frozen). After each epoch `derive_samples`
+    architectures are scored on a validation minibatch and the best is
+    recorded as a Keras Tuner trial, so `get_best_hyperparameters()`,
+    `results_summary()` and `get_best_models()` (the child holding the
+    supernet's weights) work as usual. `retrain()` trains a child from scratch.
+
+    Args:
+        hypermodel: an `ENASMacro` or `ENASMicro` space.
+        objective: name of the recorded score (validation accuracy with shared weights).
+        seed: seed of the controller, the data order and the derivation.
+        sampler: `"controller"` (ENAS) or `"uniform"` (random search with weight
+            sharing, the baseline ENAS must beat).
+        controller_steps: REINFORCE updates per epoch (50 macro / 30 micro in the
+            reference code).
+        controller_batch: architectures per update (20 macro / 10 micro).
+        derive_samples: architectures scored when deriving after each epoch.
+        batch_size: default minibatch size of `search`.
+        controller_options: `keras_rlnas.Controller` options over the ENAS preset.
+        supernet_options: options of the supernet (learning-rate schedule,
+            `jit_compile`, `dtype_policy`, ...).
+        verbose: print one line per epoch.
+        **kwargs: `directory`, `project_name`, `overwrite`, ... of Keras Tuner.
+
+    Example:
+
+    ```python
+    space = keras_rlnas.ENASMacro((28, 28, 1), num_classes=10, num_layers=6, filters=16)
+    tuner = keras_rlnas.ENASTuner(space, seed=0, directory="results", project_name="enas")
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=10, batch_size=128)
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    model = tuner.retrain(best_hp, x, y, epochs=20)
+    ```
+    """
+
+    def __init__(
+        self,
+        hypermodel,
+        objective="val_accuracy",
+        seed=None,
+        sampler="controller",
+        controller_steps=None,
+        controller_batch=None,
+        derive_samples=100,
+        batch_size=128,
+        controller_options=None,
+        supernet_options=None,
+        verbose=1,
+        **kwargs,
+    ):
+        if not isinstance(hypermodel, (ENASMacro, ENASMicro)):
+            raise TypeError(f"ENASTuner needs an ENASMacro or ENASMicro space, got {hypermodel!r}.")
+        if sampler not in ("controller", "uniform"):
+            raise ValueError(f"`sampler` must be 'controller' or 'uniform', got {sampler!r}.")
+        macro = isinstance(hypermodel, ENASMacro)
+        self.controller_steps = _positive("controller_steps", controller_steps or (50 if macro else 30))
+        self.controller_batch = _positive("controller_batch", controller_batch or (20 if macro else 10))
+        self.derive_samples = _positive("derive_samples", derive_samples)
+        self.batch_size = _positive("batch_size", batch_size)
+        self.sampler = sampler
+        self.seed = 0 if seed is None else int(seed)
+        self.verbose = verbose
+        preset = "enas_macro" if macro else "enas_micro"
+        self.controller_options = dict(controller_options or {})
+        Controller.check_options(**{**self.controller_options, "seed": self.seed})
+        self.supernet_options = dict(supernet_options or {})
+        self._preset = preset
+        oracle = _RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.space = hypermodel
+        self.hyperparameters = keras_tuner.HyperParameters()
+        self.space.declare_hyperparameters(self.hyperparameters)
+        self.decision_map = DecisionMap()
+        self.controller = Controller.from_preset(
+            preset, self.decision_map.sync(self.hyperparameters), seed=self.seed, **self.controller_options
+        )
+        self.rng = np.random.default_rng(self.seed)
+        self.supernet = None
+        self.history = []
+        self.epochs_done = 0
+
+    # ------------------------------------------------------------------ sampling
+    def sample_architecture(self, greedy=False):
+        """`(values, encoding, sample)` of one architecture from the sampler."""
+        if self.sampler == "uniform":
+            encoding = self.space.random_encoding(int(self.rng.integers(2**31)))
+            return self.space.decode(encoding), encoding, None
+        sample = self.controller.sample(greedy=greedy)
+        values = self.decision_map.values_from_actions(sample.actions, self.controller.rng)
+        return values, self.space.encode(values), sample
+
+    # -------------------------------------------------------------------- search
+    def _build_supernet(self):
+        network = MacroSupernet if isinstance(self.space, ENASMacro) else MicroSupernet
+        self.supernet = network(self.space, **self.supernet_options)
+
+    def search(self, x=None, y=None, validation_data=None, epochs=1, batch_size=None, **unused):
+        """Runs ENAS epochs until `epochs` are done (resuming from the last finished one)."""
+        if validation_data is None:
+            raise ValueError("ENASTuner.search needs `validation_data` (the controller's reward).")
+        if unused:
+            raise TypeError(f"Unexpected arguments {sorted(unused)} for ENASTuner.search.")
+        batch_size = _positive("batch_size", batch_size or self.batch_size)
+        train = x if y is None else (np.asarray(x), np.asarray(y))
+        validation = validation_data if hasattr(validation_data, "as_numpy_iterator") else tuple(np.asarray(a) for a in validation_data)
+        if self.supernet is None:
+            self._build_supernet()
+            self._restore()
+        validation_batches = _cycle(validation, batch_size, self.rng)
+        self.on_search_begin()
+        for epoch in range(self.epochs_done, int(epochs)):
+            start = time.time()
+            self.supernet.set_epoch(epoch)
+            omega = self._omega_phase(train, batch_size)
+            theta = self._theta_phase(validation_batches) if self.sampler == "controller" else {}
+            values, score = self._derive(validation_batches)
+            self._record_trial(values, score)
+            self.epochs_done = epoch + 1
+            self.history.append({"epoch": epoch, "seconds": time.time() - start, "derived_accuracy": score, **omega, **theta})
+            self._save_state()
+            if self.verbose:
+                print(
+                    f"ENAS epoch {epoch + 1}/{epochs}: train acc {omega['train_accuracy']:.3f}, "
+                    f"controller reward {theta.get('reward', float('nan')):.3f}, derived {score:.3f} "
+                    f"({time.time() - start:.0f} s)",
+                    flush=True,
+                )
+        self.on_search_end()
+
+    def _omega_phase(self, train, batch_size):
+        losses, accuracies = [], []
+        for images, labels in _batches(train, batch_size, self.rng):
+            _, encoding, _ = self.sample_architecture()
+            result = self.supernet.train_step(images, labels, encoding)
+            losses.append(result["loss"])
+            accuracies.append(result["accuracy"])
+        loss = float(np.mean([float(v) for v in losses]))
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"The shared weights diverged: mean training loss {loss}.")
+        return {"train_loss": loss, "train_accuracy": float(np.mean([float(v) for v in accuracies]))}
+
+    def _theta_phase(self, validation_batches):
+        stats = []
+        for _ in range(self.controller_steps):
+            samples, rewards = [], []
+            for _ in range(self.controller_batch):
+                images, labels = next(validation_batches)
+                _, encoding, sample = self.sample_architecture()
+                samples.append(sample)
+                rewards.append(float(self.supernet.eval_step(images, labels, encoding)))
+            stats.append(self.controller.update(samples, rewards))
+        return {key: float(np.mean([s[key] for s in stats])) for key in ("reward", "baseline", "entropy", "loss")}
+
+    def _derive(self, validation_batches):
+        best_values, best_score = None, -1.0
+        for _ in range(self.derive_samples):
+            images, labels = next(validation_batches)
+            values, encoding, _ = self.sample_architecture()
+            score = float(self.supernet.eval_step(images, labels, encoding))
+            if score > best_score:
+                best_values, best_score = values, score
+        return best_values, best_score
+
+    def _record_trial(self, values, score):
+        self.oracle.next_values = dict(values)
+        trial = self.oracle.create_trial(self.tuner_id)
+        child = self.supernet.build_child(self.space.encode(values))
+        child.save_weights(self._get_checkpoint_fname(trial.trial_id))
+        self.oracle.update_trial(trial.trial_id, {self.oracle.objective.name: score}, step=self.epochs_done)
+        trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
+        self.oracle.end_trial(trial)
+        self.save()  # tuner0.json: lets overwrite=False find and reload the project.
+
+    # ------------------------------------------------------------ Keras Tuner API
+    def run_trial(self, trial, *args, **kwargs):
+        raise NotImplementedError("ENASTuner trains in search(); trials are recorded, not run.")
+
+    def _get_checkpoint_fname(self, trial_id):
+        return os.path.join(self.get_trial_dir(trial_id), "checkpoint.weights.h5")
+
+    def load_model(self, trial):
+        """The derived child of `trial`, holding the supernet's weights of that epoch."""
+        model = self.space.build_child(self.space.encode(trial.hyperparameters.values))
+        model.load_weights(self._get_checkpoint_fname(trial.trial_id))
+        return model
+
+    # -------------------------------------------------------------------- retrain
+    def retrain(self, hp, x, y, epochs=10, batch_size=None, validation_data=None, filters=None, cutout=None, verbose=0):
+        """Trains the child `hp` from scratch and returns it.
+
+        Args:
+            hp: a `keras_tuner.HyperParameters` (or values dict) of the space.
+            x, y: training data.
+            epochs: training epochs (cosine schedule over them).
+            batch_size: minibatch size (the search's when `None`).
+            validation_data: optional `(x, y)` passed to `fit`.
+            filters: channels of the final network (the paper widens it:
+                36 -> 96 macro, 20 -> 36 micro); the search's when `None`.
+            cutout: side of the square cut out of each training image, or `None`.
+        """
+        values = hp.values if hasattr(hp, "values") else dict(hp)
+        final_space = copy.copy(self.space)
+        final_space.filters = _positive("filters", filters or self.space.filters)
+        options = self.space.training
+        final_space.training = TrainingOptions(
+            learning_rate=options.learning_rate,
+            min_learning_rate=options.min_learning_rate,
+            # One cosine cycle over the whole retraining.
+            restart_period=max(int(epochs), 1),
+            restart_multiplier=1,
+            momentum=options.momentum,
+            steps_per_epoch=int(np.ceil(len(x) / (batch_size or self.batch_size))),
+        )
+        model = final_space.build_child(final_space.encode(values))
+        train = _augmented(np.asarray(x), np.asarray(y), batch_size or self.batch_size, cutout, self.seed)
+        model.fit(train, epochs=int(epochs), validation_data=validation_data, verbose=verbose)
+        return model
+
+    # ---------------------------------------------------------------- resume
+    def _state_paths(self):
+        root = self.project_dir
+        return os.path.join(root, STATE_FILE), os.path.join(root, "supernet.npz"), os.path.join(root, "controller.npz")
+
+    def _save_state(self):
+        state_path, supernet_path, controller_path = self._state_paths()
+        self.supernet.save(supernet_path + ".tmp")
+        self.controller.save(controller_path + ".tmp")
+        state = {"epochs_done": self.epochs_done, "history": self.history, "rng": self.rng.bit_generator.state}
+        with open(state_path + ".tmp", "w") as f:
+            json.dump(state, f)
+        # The JSON goes last: it names a finished epoch only once its arrays are in place.
+        os.replace(supernet_path + ".tmp", supernet_path)
+        os.replace(controller_path + ".tmp", controller_path)
+        os.replace(state_path + ".tmp", state_path)
+
+    def _restore(self):
+        state_path, supernet_path, controller_path = self._state_paths()
+        if not os.path.exists(state_path):
+            return
+        with open(state_path) as f:
+            state = json.load(f)
+        self.supernet.load(supernet_path)
+        self.controller.load(controller_path)
+        self.epochs_done = state["epochs_done"]
+        self.history = state["history"]
+        self.rng.bit_generator.state = state["rng"]
+
+
+def _positive(name, value):
+    if not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+    return int(value)
+
+
+def _cycle(validation, batch_size, rng):
+    while True:
+        yield from _batches(validation, batch_size, rng)
+
+
+def _augmented(x, y, batch_size, cutout, seed):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x.astype("float32"), y.astype("int32")))
+    dataset = dataset.shuffle(min(len(x), 10000), seed=seed)
+    if cutout:
+        from keras_rlnas.data.datasets import _cutout
+
+        dataset = dataset.map(lambda image, label: (_cutout(image, cutout, seed), label))
+    return dataset.batch(batch_size).prefetch(2)
+
+
+__all__ = ["ENASTuner"]
