@@ -89,10 +89,18 @@ class _SourceStacked(layers.Layer):
 
     def rows(self, source):
         """Source `source`'s slice of every variable, in creation order."""
-        # Strided slices, not tf.gather: their gradients are dense tensors, which
-        # the optimizer applies as they are, where a gather's IndexedSlices
-        # would first be scattered into dense ones.
-        return [tf.convert_to_tensor(variable)[source] for variable in self.stacked]
+        # tf.slice, not tf.gather: its gradient is a dense tensor that the
+        # optimizer applies as it is (a gather's IndexedSlices would first be
+        # scattered into one), and it traces faster than indexing.
+        starts = {}
+        rows = []
+        for variable in self.stacked:
+            rank = len(variable.shape)
+            if rank not in starts:
+                starts[rank] = tf.pad(tf.reshape(tf.cast(source, tf.int32), [1]), [[0, rank - 1]])
+            size = (1,) + tuple(variable.shape[1:])
+            rows.append(tf.reshape(tf.slice(variable, starts[rank], size), size[1:]))
+        return rows
 
     def kernel_penalty(self, rows):
         """`l2` times the squared norm of the kernels in `rows` (float32 scalar)."""

@@ -1,0 +1,256 @@
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_rlnas.spaces import ENASMacro, ENASMicro, structured
+
+
+def macro(**options):
+    options = {"num_layers": 6, "filters": 4, **options}
+    return ENASMacro((12, 12, 1), num_classes=3, **options)
+
+
+def micro(**options):
+    options = {"num_cells": 1, "num_nodes": 3, "filters": 4, **options}
+    return ENASMicro((12, 12, 1), num_classes=3, **options)
+
+
+def layer_inputs(model, name):
+    """Names of the layers whose outputs feed layer `name`."""
+    node = model.get_layer(name)._inbound_nodes[0]
+    return [tensor._keras_history.operation.name for tensor in node.input_tensors]
+
+
+def declared(hp):
+    return {hyperparameter.name: hyperparameter for hyperparameter in hp.space}
+
+
+def spatial(model, name):
+    return tuple(model.get_layer(name).output.shape[1:3])
+
+
+# Macro space
+
+
+def test_macro_hyperparameters_follow_the_structured_naming():
+    hp = keras_tuner.HyperParameters()
+    space = macro()
+    space.build(hp)
+    names = list(hp.values)
+    assert names[:4] == ["layers[0].op", "layers[1].op", "layers[1].skip[0]", "layers[2].op"]
+    assert len(names) == space.encoding_length == 6 + 15
+    for name in names:
+        group, index, token = structured.parse_name(name)
+        assert group == "layers" and (token == "op" or structured.skip_source(token) < index)
+    assert declared(hp)["layers[0].op"].values == list(ENASMacro.OPS)
+
+
+def test_macro_encoding_round_trip_and_layout():
+    space = macro()
+    for seed in range(5):
+        encoding = space.random_encoding(seed)
+        values = space.decode(encoding)
+        np.testing.assert_array_equal(space.encode(values), encoding)
+        np.testing.assert_array_equal(space.values_from_encoding(encoding), values)
+    encoding = space.random_encoding(0)
+    op_indices, skips = space.parse(encoding)
+    for layer in range(space.num_layers):
+        offset = space.layer_offset(layer)
+        assert encoding[offset] == op_indices[layer]
+        assert np.flatnonzero(encoding[offset + 1 : offset + 1 + layer]).tolist() == list(
+            skips[layer]
+        )
+
+
+def test_macro_child_reduces_after_l_over_3_minus_1_and_adds_skips():
+    space = macro()
+    assert space.reduction_positions == (1, 3)
+    values = space.decode(np.zeros(space.encoding_length, np.int32))
+    values["layers[0].op"] = "maxpool3x3"
+    values["layers[4].op"] = "sepconv5x5"
+    values["layers[4].skip[0]"] = True  # layer 0's output, reduced twice
+    values["layers[4].skip[3]"] = True
+    values["layers[2].skip[1]"] = True
+    model = space.build_child(values)
+    assert [spatial(model, f"layer{i}_{ENASMacro.OPS[0]}") for i in (1, 2, 3, 5)] == [
+        (12, 12),
+        (6, 6),
+        (6, 6),
+        (3, 3),
+    ]
+    assert spatial(model, "layer4_sepconv5x5") == (3, 3)
+    assert layer_inputs(model, "layer4_skip_sum") == [
+        "layer4_sepconv5x5",
+        "reduction1_layer0",
+        "reduction1_layer3",
+    ]
+    assert layer_inputs(model, "reduction1_layer0") == ["reduction0_layer0"]
+    assert layer_inputs(model, "layer2_skip_sum") == ["layer2_conv3x3", "reduction0_layer1"]
+    assert layer_inputs(model, "layer4_bn") == ["layer4_skip_sum"]
+    # Only the stored outputs read later are reduced; layers without skips have no sum.
+    names = {layer.name for layer in model.layers}
+    assert "reduction0_layer0" in names and "reduction1_layer2" not in names
+    assert "layer3_skip_sum" not in names and "layer3_bn" in names and "layer0_bn" not in names
+    assert model.output.shape[-1] == 3 and model.optimizer is not None
+
+
+def test_macro_child_without_skips_is_a_chain():
+    space = macro(num_layers=3)
+    model = space.build_child(np.zeros(space.encoding_length, np.int32), compile=False)
+    assert not [layer for layer in model.layers if layer.name.endswith("skip_sum")]
+    assert model.count_params() > 0 and not model.compiled
+
+
+# Micro space
+
+
+def micro_values(space):
+    """A normal cell where node 4 reads nodes 2 and 3; loose end: node 4 only."""
+    values = space.decode(np.zeros(space.encoding_length, np.int32))
+    for group in ("normal_cell", "reduction_cell"):
+        values[f"{group}[2].input[0]"], values[f"{group}[2].op[0]"] = 0, "sepconv3x3"
+        values[f"{group}[2].input[1]"], values[f"{group}[2].op[1]"] = 1, "identity"
+        values[f"{group}[3].input[0]"], values[f"{group}[3].op[0]"] = 1, "avgpool3x3"
+        values[f"{group}[3].input[1]"], values[f"{group}[3].op[1]"] = 0, "maxpool3x3"
+        values[f"{group}[4].input[0]"], values[f"{group}[4].op[0]"] = 2, "sepconv5x5"
+        values[f"{group}[4].input[1]"], values[f"{group}[4].op[1]"] = 2, "identity"
+    return values
+
+
+def test_micro_hyperparameters_follow_the_structured_naming():
+    hp = keras_tuner.HyperParameters()
+    space = micro()
+    space.build(hp)
+    names = list(hp.values)
+    assert names[:4] == [
+        "normal_cell[2].input[0]",
+        "normal_cell[2].op[0]",
+        "normal_cell[2].input[1]",
+        "normal_cell[2].op[1]",
+    ]
+    assert len(names) == space.encoding_length == 2 * 3 * 4
+    for name in names:
+        group, index, token = structured.parse_name(name)
+        assert group in ("normal_cell", "reduction_cell") and 2 <= index <= 4
+        slot = structured.input_slot(token)
+        if slot is not None:
+            assert declared(hp)[name].values == list(range(index))
+        else:
+            assert token in ("op[0]", "op[1]")
+
+
+def test_micro_encoding_round_trip():
+    space = micro()
+    for seed in range(5):
+        encoding = space.random_encoding(seed)
+        np.testing.assert_array_equal(space.encode(space.decode(encoding)), encoding)
+    values = micro_values(space)
+    encoding = space.encode(values)
+    assert encoding[space.node_offset("reduction_cell", 4) :][:4].tolist() == [2, 2, 2, 0]
+
+
+def test_micro_child_cells_loose_ends_and_reductions():
+    space = micro(num_cells=1)
+    model = space.build_child(micro_values(space))
+    kinds = [plan["kind"] for plan in space.cell_plan]
+    assert kinds == ["normal_cell", "reduction_cell"] * 2 + ["normal_cell"]
+    assert [spatial(model, f"cell{c}_output") for c in range(5)] == [
+        (12, 12),
+        (6, 6),
+        (6, 6),
+        (3, 3),
+        (3, 3),
+    ]
+    assert [model.get_layer(f"cell{c}_output").output.shape[-1] for c in range(5)] == [
+        4,
+        8,
+        8,
+        16,
+        16,
+    ]
+    # Nodes 2 and 3 are read by node 4 or not at all: loose ends are nodes 3 and 4.
+    assert space.loose_ends(space.parse(space.encode(micro_values(space)))["normal_cell"]) == (1, 2)
+    assert layer_inputs(model, "cell0_output") == ["cell0_node3", "cell0_node4"]
+    assert layer_inputs(model, "cell0_node4") == [
+        "cell0_node4_input0_from2_sepconv5x5",
+        "cell0_node2",
+    ]
+    # Reduction cells: stride-2 ops on the cell inputs, stride 1 on computed nodes.
+    assert spatial(model, "cell1_node2_input1_from1_identity") == (6, 6)
+    assert spatial(model, "cell1_node4_input0_from2_sepconv5x5") == (6, 6)
+    assert layer_inputs(model, "cell1_node3") == [
+        "cell1_node3_input0_from1_avgpool3x3",
+        "cell1_node3_input1_from0_maxpool3x3",
+    ]
+    # After a reduction, the older input is reduced to the newer one's size.
+    assert model.get_layer("cell2_input0").__class__.__name__ == "FactorizedReduction"
+    assert model.output.shape[-1] == 3
+
+
+# Arguments
+
+
+@pytest.mark.parametrize(
+    "make, bad",
+    [
+        (lambda: ENASMacro((12, 12), 3), "(12, 12)"),
+        (lambda: ENASMacro((12, 12, 1), 1), "num_classes"),
+        (lambda: macro(num_layers=2), "2"),
+        (lambda: macro(filters=0), "filters"),
+        (lambda: macro(dropout=1.5), "1.5"),
+        (lambda: macro(learning_rate=-1), "-1"),
+        (lambda: macro(min_learning_rate=0.5), "0.5"),
+        (lambda: micro(num_nodes=0), "num_nodes"),
+        (lambda: micro(num_cells=1.5), "1.5"),
+        (lambda: micro(restart_period=0), "restart_period"),
+    ],
+)
+def test_bad_arguments_name_the_value(make, bad):
+    with pytest.raises(ValueError, match=bad.replace("(", r"\(").replace(")", r"\)")):
+        make()
+
+
+def test_bad_architectures_name_the_value():
+    space = macro()
+    values = space.decode(space.random_encoding(0))
+    with pytest.raises(ValueError, match="conv7x7"):
+        space.encode({**values, "layers[2].op": "conv7x7"})
+    with pytest.raises(KeyError, match=r"layers\[5\]\.skip\[4\]"):
+        space.encode({k: v for k, v in values.items() if k != "layers[5].skip[4]"})
+    with pytest.raises(ValueError, match="21 integers"):
+        space.build_child([0, 1, 2])
+    cells = micro()
+    values = cells.decode(cells.random_encoding(0))
+    with pytest.raises(ValueError, match="normal_cell\\[3\\].input\\[0\\].*7"):
+        cells.encode({**values, "normal_cell[3].input[0]": 7})
+    encoding = cells.random_encoding(0)
+    encoding[0] = 5
+    with pytest.raises(ValueError, match="Node 2"):
+        cells.parse(encoding)
+
+
+# Keras Tuner
+
+
+@pytest.mark.parametrize(
+    "make, trials", [(lambda: macro(num_layers=3), 2), (lambda: micro(num_nodes=2), 1)]
+)
+def test_spaces_are_searchable_with_random_search(make, trials, tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 12, 12, 1), dtype=np.float32)
+    labels = rng.integers(0, 3, 16)
+    tuner = keras_tuner.RandomSearch(
+        make(),
+        objective="val_accuracy",
+        max_trials=trials,
+        seed=1,
+        directory=str(tmp_path),
+        project_name="space",
+    )
+    tuner.search(
+        images, labels, validation_data=(images, labels), epochs=1, batch_size=8, verbose=0
+    )
+    best = tuner.get_best_hyperparameters()[0]
+    model = tuner.hypermodel.build(best)
+    assert model.predict(images, verbose=0).shape == (16, 3)
+    assert len(tuner.oracle.trials) == trials

@@ -1,0 +1,132 @@
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_rlnas.spaces import ENASMacro
+from keras_rlnas.supernet import MacroSupernet, cosine_restart_learning_rate
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.random((16, 8, 8, 1), dtype=np.float32)
+LABELS = RNG.integers(0, 3, 16)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quick_graph_compilation():
+    """Grappler's graph passes cost more than they save on these tiny supernets."""
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    yield
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+
+
+@pytest.fixture(scope="module")
+def macro_net():
+    space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4, dropout=0.0)
+    return MacroSupernet(space)
+
+
+def snapshot(net):
+    return {
+        name: [np.array(value) for value in block.get_weights()]
+        for name, block in net.model.blocks.items()
+    }
+
+
+def changed_blocks(before, after):
+    return {
+        name
+        for name in before
+        if any(not np.array_equal(x, y) for x, y in zip(before[name], after[name]))
+    }
+
+
+def reset_momentum(net):
+    """Zero momentum: a step then moves only the weights with a gradient."""
+    for variable in net.optimizer.variables:
+        if "momentum" in variable.path:
+            variable.assign(np.zeros(variable.shape))
+
+
+def architectures(space, count):
+    return [space.random_encoding(seed) for seed in range(count)]
+
+
+def test_one_trace_serves_every_architecture(macro_net):
+    net, space = macro_net, macro_net.space
+    for arch in architectures(space, 6):
+        result = net.train_step(IMAGES, LABELS, arch)
+        assert np.isfinite(float(result["loss"]))
+        assert 0.0 <= float(net.eval_step(IMAGES, LABELS, arch)) <= 1.0
+    hp = keras_tuner.HyperParameters()
+    space.declare_hyperparameters(hp)
+    net.train_step(IMAGES, LABELS, hp)
+    net.train_step(IMAGES, tf.one_hot(LABELS, 3), space.decode(space.random_encoding(9)))
+    assert net.trace_counts["train"] == 1 and net.trace_counts["eval"] == 1
+    assert net._train_function.experimental_get_tracing_count() == 1
+
+
+def test_copied_child_predicts_as_the_supernet(macro_net):
+    net, space = macro_net, macro_net.space
+    for arch in architectures(space, 3):
+        net.train_step(IMAGES, LABELS, arch)
+    for arch in architectures(space, 3)[1:]:
+        child = space.build_child(arch)
+        net.copy_weights_to(child, space.decode(arch))
+        np.testing.assert_allclose(
+            child.predict(IMAGES, verbose=0), net.predict(IMAGES, arch), atol=1e-5
+        )
+        # Batch statistics, as eval_step scores: the child in training mode (no dropout).
+        probabilities = child(IMAGES, training=True).numpy()
+        accuracy = np.mean(probabilities.argmax(-1) == LABELS)
+        assert float(net.eval_step(IMAGES, LABELS, arch)) == pytest.approx(accuracy)
+
+
+def test_eval_and_predict_leave_every_weight_alone(macro_net):
+    net = macro_net
+    arch = net.space.random_encoding(4)
+    net.train_step(IMAGES, LABELS, arch)
+    before = snapshot(net)
+    net.eval_step(IMAGES, LABELS, arch)
+    net.predict(IMAGES, arch)
+    assert not changed_blocks(before, snapshot(net))
+
+
+def test_a_step_changes_exactly_the_weights_of_the_sampled_child(macro_net):
+    net = macro_net
+    reset_momentum(net)
+    encoding = net.space.random_encoding(5)
+    child = net.space.build_child(encoding, compile=False)
+    before = snapshot(net)
+    net.train_step(IMAGES, LABELS, encoding)
+    sampled = {layer.name for layer in child.layers if layer.weights}
+    assert changed_blocks(before, snapshot(net)) == sampled
+
+
+def test_state_round_trip_and_learning_rate(macro_net, tmp_path):
+    net = macro_net
+    arch = net.space.random_encoding(7)
+    net.set_epoch(5)
+    assert float(net.optimizer.learning_rate) == pytest.approx(cosine_restart_learning_rate(5))
+    state = net.get_state()
+    expected = net.predict(IMAGES, arch).numpy()
+    net.save(tmp_path / "supernet.npz")
+    net.train_step(IMAGES, LABELS, arch)
+    net.set_epoch(11)
+    assert not np.allclose(net.predict(IMAGES, arch), expected)
+    net.set_state(state)
+    np.testing.assert_allclose(net.predict(IMAGES, arch), expected, atol=1e-6)
+    net.train_step(IMAGES, LABELS, arch)
+    net.load(tmp_path / "supernet.npz")
+    np.testing.assert_allclose(net.predict(IMAGES, arch), expected, atol=1e-6)
+    assert net.epoch == 5 and float(net.optimizer.learning_rate) == pytest.approx(0.02525)
+
+
+def test_bad_arguments_name_the_value(macro_net):
+    with pytest.raises(ValueError, match="learning_rate.*-0.1"):
+        MacroSupernet(macro_net.space, learning_rate=-0.1)
+    with pytest.raises(ValueError, match="6 integers"):
+        macro_net.train_step(IMAGES, LABELS, [0, 1, 2])
+    with pytest.raises(ValueError, match="supernet has no layer named 'other'"):
+        macro_net.model.shared_weights(keras.layers.Dense(1, name="other"))
