@@ -1,0 +1,357 @@
+"""The `keras-rlnas` command: search, report, retrain and export from the shell.
+
+```
+keras-rlnas search --space vanilla --dataset fashion_mnist --directory runs/fm --trials 20 --epochs 2
+keras-rlnas report runs/fm
+keras-rlnas retrain runs/fm --epochs 10
+keras-rlnas export runs/fm --format saved_model
+```
+
+Everything a later command needs is kept in the project directory (see
+`keras_rlnas.reporting.project`). Mistakes in the arguments end with one
+line on stderr and a non-zero exit status (2 for usage, 1 for the rest);
+`--debug` shows the traceback instead.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+
+from keras_rlnas.reporting import spaces
+from keras_rlnas.reporting.project import PROJECT_NAME, Project, dataset_info_dict
+from keras_rlnas.reporting.spaces import ProjectError
+
+PROG = "keras-rlnas"
+
+
+class UsageError(Exception):
+    """Bad command-line arguments."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # argparse prints the usage block and exits; one line is easier to read and to test.
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _number(kind, minimum, strict):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, 0, strict=True)
+_count = _number(int, 0, strict=False)
+_positive_float = _number(float, 0.0, strict=True)
+
+
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"filters\": 24}}', got {text!r}")
+    return value
+
+
+def build_parser():
+    """The argument parser of `keras-rlnas` (sub-commands search, report, retrain, export)."""
+    parser = _Parser(prog=PROG, description="Reinforcement-learning neural architecture search for Keras.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    search = commands.add_parser("search", help="search architectures on a data set",
+                                 description="Search architectures; run it again to resume.")
+    search.add_argument("--space", default="vanilla", choices=sorted(spaces.SPACES), help="search space (default vanilla)")
+    search.add_argument("--dataset", required=True, help="tensorflow-datasets name, e.g. fashion_mnist, cifar10, mnist")
+    search.add_argument("--directory", required=True, help="project directory (created; an existing search resumes)")
+    budget = search.add_argument_group("budget (any combination; the search stops at the first reached)")
+    budget.add_argument("--trials", type=_positive_int, help="children to train (vanilla; default 10 without --max-minutes)")
+    budget.add_argument("--epochs", type=_positive_int, help="epochs per child (vanilla, default 1) or ENAS epochs (default 10)")
+    budget.add_argument("--max-minutes", type=_positive_float, help="wall time; no new trial / ENAS epoch starts after it")
+    data = search.add_argument_group("data")
+    data.add_argument("--limit", type=_positive_int, help="use at most this many images of each split (quick runs)")
+    data.add_argument("--validation-size", type=_positive_int, default=5000, help="training images held out for the reward (default 5000)")
+    data.add_argument("--data-dir", help="tensorflow-datasets data directory")
+    data.add_argument("--batch-size", type=_positive_int, help="minibatch size (vanilla 64, ENAS 128)")
+    options = search.add_argument_group("space and tuner")
+    options.add_argument("--layers", type=_positive_int,
+                         help="layers (vanilla, enas-macro) or normal cells per stage (enas-micro)")
+    options.add_argument("--update-every", type=_positive_int, help="vanilla: trials per controller update (default 4)")
+    options.add_argument("--space-options", type=_json_object, default={}, help="JSON of the space's options, e.g. '{\"filters\": 24}'")
+    options.add_argument("--tuner-options", type=_json_object, default={}, help="JSON of the tuner's options")
+    options.add_argument("--seed", type=int, default=1, help="seed of the controller and the children (default 1)")
+    options.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    options.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
+    options.add_argument("--quiet", action="store_true", help="no progress line")
+
+    report = commands.add_parser("report", help="summary table and PNG plots of a search")
+    report.add_argument("directory")
+    report.add_argument("--samples", type=_positive_int, default=500, help="architectures sampled for the decision heat map")
+
+    retrain = commands.add_parser("retrain", help="train the best architecture from scratch and test it")
+    retrain.add_argument("directory")
+    retrain.add_argument("--epochs", type=_positive_int, help="training epochs (default 5; ENAS 10)")
+    retrain.add_argument("--batch-size", type=_positive_int, help="minibatch size (default: the search's)")
+    retrain.add_argument("--limit", type=_count, help="images per split; 0 = all (default: the search's --limit)")
+    retrain.add_argument("--filters", type=_positive_int, help="ENAS: channels of the final network (wider than the search's)")
+    retrain.add_argument("--cutout", type=_positive_int, help="ENAS: side of the cutout square")
+    retrain.add_argument("--verbose", action="store_true", help="Keras' per-epoch lines instead of the progress line")
+
+    export = commands.add_parser("export", help="write the retrained model as .keras or SavedModel")
+    export.add_argument("directory")
+    export.add_argument("--format", default="keras", choices=("keras", "saved_model"))
+    export.add_argument("--output", help="target path (default DIR/export/model.keras or DIR/export/saved_model)")
+    return parser
+
+
+# ------------------------------------------------------------------------ search
+def _space_options(args, entry):
+    options = dict(args.space_options)
+    if args.layers is not None:
+        options["num_cells" if entry.name == "enas-micro" else "num_layers"] = args.layers
+    return {**entry.defaults, **options}
+
+
+def _tuner_options(args, entry):
+    options = dict(args.tuner_options)
+    if args.update_every is not None:
+        if entry.name != "vanilla":
+            raise UsageError(f"--update-every applies to --space vanilla, not {entry.name!r}.")
+        options["update_every"] = args.update_every
+    return options
+
+
+def cmd_search(args):
+    import keras
+
+    from keras_rlnas import data
+    from keras_rlnas.reporting.monitor import SearchMonitor
+
+    entry = spaces.get(args.space)
+    if args.trials is not None and "trials" not in entry.budgets:
+        raise UsageError(f"--trials does not apply to --space {entry.name}: ENAS records one trial per epoch; use --epochs.")
+    space_options = _space_options(args, entry)
+    tuner_options = _tuner_options(args, entry)
+    run = {
+        "space": entry.name,
+        "dataset": args.dataset,
+        "space_options": space_options,
+        "data": {"validation_size": args.validation_size, "limit": args.limit, "data_dir": args.data_dir},
+    }
+    overwrite = args.overwrite
+    previous = os.path.join(args.directory, "run.json")
+    if os.path.exists(previous) and not overwrite:
+        old = Project(args.directory).run
+        for key in ("space", "dataset", "space_options", "data"):
+            if old.get(key) != run[key]:
+                raise UsageError(
+                    f"{args.directory!r} holds a search with {key} {old.get(key)!r}, not {run[key]!r}; "
+                    "pass --overwrite to replace it or choose another --directory."
+                )
+    (x, y), validation, _, info = data.load_arrays(
+        args.dataset, validation_size=args.validation_size, limit=args.limit, data_dir=args.data_dir
+    )
+    space = entry.make_space(info.input_shape, info.num_classes, space_options)
+    epochs = args.epochs or (10**6 if entry.name != "vanilla" and args.max_minutes else entry.default_epochs)
+    max_trials = args.trials or (None if args.max_minutes else 10)
+    batch_size = args.batch_size or entry.default_batch_size
+    run.update(
+        dataset_info=dataset_info_dict(info),
+        search={"seed": args.seed, "max_trials": max_trials, "epochs": epochs, "max_minutes": args.max_minutes,
+                "batch_size": batch_size, "tuner_options": tuner_options},
+        command=[PROG] + sys.argv[1:],
+        started=datetime.datetime.now().isoformat(timespec="seconds"),
+    )
+    keras.utils.set_random_seed(args.seed)
+    tuner = entry.make_tuner(space, seed=args.seed, directory=args.directory, project_name=PROJECT_NAME,
+                             overwrite=overwrite, max_trials=max_trials, options=tuner_options)
+    Project.write_run(args.directory, run)
+    done = len(tuner.oracle.trials)
+    if entry.name == "vanilla":
+        total = None if max_trials is None else max(max_trials - done, 0) * epochs
+    else:
+        total = None if args.epochs is None and args.max_minutes else max(epochs - done, 0)
+    monitor = SearchMonitor(
+        total=total, unit="epochs", max_minutes=args.max_minutes,
+        log_dir=None if args.no_tensorboard else os.path.join(args.directory, "logs"),
+        view_fn=lambda: entry.view(tuner), stream=open(os.devnull, "w") if args.quiet else None,
+    )
+    print(f"Searching {entry.name} on {info.name} ({info.num_train} training, {info.num_validation} validation "
+          f"images from {info.source}); {done} trials already in {args.directory!r}.", flush=True)
+    start = time.time()
+    try:
+        entry.search(tuner, ((x, y), validation), epochs=epochs, batch_size=batch_size, monitor=monitor)
+    finally:
+        monitor.close()
+    seconds = time.time() - start
+    Project(args.directory).update_run(finished=datetime.datetime.now().isoformat(timespec="seconds"),
+                                       search_seconds=round(seconds, 1))
+    view = entry.view(tuner)
+    scores = [t.score for t in view.trials if t.score is not None]
+    best = f"best {view.objective} {max(scores):.4f}" if scores else "no completed trial"
+    print(f"Search done in {seconds / 60:.1f} min: {len(view.trials)} trials, {best}.")
+    print(f"Next: {PROG} report {args.directory}  |  {PROG} retrain {args.directory}  |  "
+          f"tensorboard --logdir {os.path.join(args.directory, 'logs')}")
+
+
+# ------------------------------------------------------------------------ report
+def cmd_report(args):
+    from keras_rlnas.reporting.report import format_table, write_report
+
+    project = Project(args.directory)
+    tuner = project.open_tuner()
+    view = project.entry.view(tuner)
+    graphs = None
+    if any(t.score is not None for t in view.trials):
+        values, _ = project.best_values(tuner)
+        graphs = project.entry.graphs(project.space, project.entry.architecture(project.space, values))
+    extra = {"space": project.run["space"], "dataset": project.run["dataset"]}
+    retrained = project.retrain_info()
+    if retrained:
+        extra["retrained"] = (f"test accuracy {retrained['test_accuracy']:.4f} after {retrained['epochs']} epochs "
+                              f"({retrained['params']:,} parameters)")
+    result = write_report(view, project.path("report"), graphs=graphs, extra=extra, samples=args.samples)
+    print("\n".join(result["summary"]))
+    print()
+    print(format_table(result["rows"], view.objective, limit=10))
+    print()
+    print("Wrote " + ", ".join(os.path.relpath(p, args.directory) for p in result["files"]) + f" in {args.directory}")
+
+
+# ----------------------------------------------------------------------- retrain
+def cmd_retrain(args):
+    import keras
+
+    from keras_rlnas.export import architecture_record, save_architecture
+    from keras_rlnas.reporting.monitor import ProgressLine, epoch_callback
+
+    project = Project(args.directory)
+    entry, run = project.entry, project.run
+    options = {k: v for k, v in (("filters", args.filters), ("cutout", args.cutout)) if v is not None}
+    if options and entry.name == "vanilla":
+        raise UsageError(f"{' and '.join('--' + k for k in options)} apply to the ENAS spaces, not vanilla.")
+    tuner = project.open_tuner()
+    values, trial = project.best_values(tuner)
+    epochs = args.epochs or entry.default_retrain_epochs * (2 if entry.name != "vanilla" else 1)
+    batch_size = args.batch_size or run["search"]["batch_size"]
+    limit = run["data"]["limit"] if args.limit is None else (args.limit or None)
+    seed = run["search"]["seed"]
+    keras.utils.set_random_seed(seed)
+    progress = ProgressLine(total=epochs, unit="epochs", label="retrain")
+    callbacks = [] if args.verbose else [epoch_callback(
+        lambda epoch, logs: progress.update(epoch + 1, note=_metrics_note(logs), force=True))]
+    start = time.time()
+    try:
+        model, test, overrides = entry.retrain(
+            tuner, project.space, values, dataset=run["dataset"], epochs=epochs, batch_size=batch_size,
+            limit=limit, validation_size=run["data"]["validation_size"], seed=seed, callbacks=callbacks,
+            verbose=2 if args.verbose else 0, options=options,
+        )
+    finally:
+        progress.close()
+    seconds = time.time() - start
+    if isinstance(test, tuple):
+        test_loss, test_accuracy = model.evaluate(*test, batch_size=batch_size, verbose=0)[:2]
+    else:
+        test_loss, test_accuracy = model.evaluate(test, verbose=0)[:2]
+    best_dir = project.path("best")
+    os.makedirs(best_dir, exist_ok=True)
+    model.save(os.path.join(best_dir, "model.keras"))
+    info = run["dataset_info"]
+    record = architecture_record(
+        entry.name, project.space, {**run["space_options"], **overrides}, values, info["input_shape"],
+        info["num_classes"], dataset=run["dataset"], search_trial=trial.trial_id, search_score=trial.score,
+        test_accuracy=float(test_accuracy),
+    )
+    save_architecture(record, os.path.join(best_dir, "architecture.json"))
+    facts = {"trial": trial.trial_id, "search_score": trial.score, "epochs": epochs, "batch_size": batch_size,
+             "limit": limit, "seconds": round(seconds, 1), "params": int(model.count_params()),
+             "test_accuracy": float(test_accuracy), "test_loss": float(test_loss)}
+    with open(os.path.join(best_dir, "retrain.json"), "w") as f:
+        json.dump(facts, f, indent=2)
+    print(f"Retrained trial {trial.trial_id} ({facts['params']:,} parameters) for {epochs} epochs in "
+          f"{seconds / 60:.1f} min. Test accuracy: {test_accuracy:.4f} (loss {test_loss:.4f}).")
+    print(f"Wrote {os.path.join(best_dir, 'model.keras')} and architecture.json.")
+
+
+def _metrics_note(logs):
+    return ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy"))
+
+
+# ------------------------------------------------------------------------ export
+def cmd_export(args):
+    import shutil
+
+    import keras
+    import numpy as np
+
+    from keras_rlnas.export import export_model, max_prediction_difference
+
+    project = Project(args.directory)
+    source = project.path("best", "model.keras")
+    if not os.path.exists(source):
+        raise ProjectError(f"{args.directory!r} has no retrained model; run `{PROG} retrain {args.directory}` first.")
+    model = keras.models.load_model(source)
+    default = "model.keras" if args.format == "keras" else "saved_model"
+    target = args.output or project.path("export", default)
+    export_model(model, target, args.format)
+    architecture = os.path.join(os.path.dirname(os.path.abspath(target)), "architecture.json")
+    shutil.copyfile(project.path("best", "architecture.json"), architecture)
+    # Whitened images are roughly standard normal; any such batch checks the round trip.
+    x = np.random.default_rng(0).standard_normal((8, *model.input_shape[1:])).astype("float32")
+    difference = max_prediction_difference(model, target, args.format, x)
+    if difference > 1e-4:
+        raise ProjectError(f"The exported model at {target!r} predicts differently (max difference {difference:.2e}).")
+    print(f"Exported {args.format} to {target} (predictions match, max difference {difference:.1e}); "
+          f"architecture: {architecture}")
+
+
+COMMANDS = {"search": cmd_search, "report": cmd_report, "retrain": cmd_retrain, "export": cmd_export}
+
+
+def _one_line(error):
+    text = " ".join(str(error).split()) or type(error).__name__
+    known = (UsageError, ProjectError, ValueError, FileNotFoundError, ImportError)
+    return text if isinstance(error, known) else f"{type(error).__name__}: {text}"
+
+
+def main(argv=None):
+    """Runs `keras-rlnas` with `argv` (default `sys.argv[1:]`); returns the exit status.
+
+    Example:
+
+    ```python
+    from keras_rlnas.cli import main
+    main(["report", "runs/fashion"])
+    ```
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("KERAS_RLNAS_DEBUG")
+    try:
+        args = build_parser().parse_args(argv)
+        COMMANDS[args.command](args)
+        return 0
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; the same command resumes a search from its last finished trial.", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
