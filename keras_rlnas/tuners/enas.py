@@ -146,8 +146,16 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         network = MacroSupernet if isinstance(self.space, ENASMacro) else MicroSupernet
         self.supernet = network(self.space, **self.supernet_options)
 
-    def search(self, x=None, y=None, validation_data=None, epochs=1, batch_size=None, **unused):
-        """Runs ENAS epochs until `epochs` are done (resuming from the last finished one)."""
+    def search(self, x=None, y=None, validation_data=None, epochs=1, batch_size=None, time_budget=None, **unused):
+        """Runs ENAS epochs until `epochs` are done (resuming from the last finished one).
+
+        Args:
+            x, y: training arrays, or `x` a `tf.data.Dataset` of `(images, labels)` batches.
+            validation_data: `(x, y)` arrays (or a batched dataset) for the controller's reward.
+            epochs: total ENAS epochs.
+            batch_size: minibatch size for arrays.
+            time_budget: seconds; no epoch starts that would likely end after it.
+        """
         if validation_data is None:
             raise ValueError("ENASTuner.search needs `validation_data` (the controller's reward).")
         if unused:
@@ -160,8 +168,11 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             self._restore()
         validation_batches = _cycle(validation, batch_size, self.rng)
         self.on_search_begin()
+        began = time.time()
         for epoch in range(self.epochs_done, int(epochs)):
             start = time.time()
+            if time_budget is not None and self.history and start - began + self.history[-1]["seconds"] > time_budget:
+                break
             self.supernet.set_epoch(epoch)
             omega = self._omega_phase(train, batch_size)
             theta = self._theta_phase(validation_batches) if self.sampler == "controller" else {}
@@ -242,7 +253,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
         Args:
             hp: a `keras_tuner.HyperParameters` (or values dict) of the space.
-            x, y: training data.
+            x, y: training arrays, or `x` an augmented `tf.data.Dataset` of batches.
             epochs: training epochs (cosine schedule over them).
             batch_size: minibatch size (the search's when `None`).
             validation_data: optional `(x, y)` passed to `fit`.
@@ -251,6 +262,12 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             cutout: side of the square cut out of each training image, or `None`.
         """
         values = hp.values if hasattr(hp, "values") else dict(hp)
+        if hasattr(x, "as_numpy_iterator"):
+            train, steps = x, int(x.cardinality())
+        else:
+            batch = batch_size or self.batch_size
+            train = _augmented(np.asarray(x), np.asarray(y), batch, cutout, self.seed)
+            steps = int(np.ceil(len(x) / batch))
         final_space = copy.copy(self.space)
         final_space.filters = _positive("filters", filters or self.space.filters)
         options = self.space.training
@@ -261,10 +278,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             restart_period=max(int(epochs), 1),
             restart_multiplier=1,
             momentum=options.momentum,
-            steps_per_epoch=int(np.ceil(len(x) / (batch_size or self.batch_size))),
+            steps_per_epoch=steps,
         )
         model = final_space.build_child(final_space.encode(values))
-        train = _augmented(np.asarray(x), np.asarray(y), batch_size or self.batch_size, cutout, self.seed)
         model.fit(train, epochs=int(epochs), validation_data=validation_data, verbose=verbose)
         return model
 
