@@ -146,7 +146,9 @@ def plot_decisions(rows, skips, path, title="decision probabilities"):
 def _draw_graph(axes, nodes, title):
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    box_width, box_height = 3.2, 0.55
+    # About 0.1 data units per character at font size 7.
+    box_width = max(3.2, 0.1 * max(len(node["label"]) for node in nodes) + 0.8)
+    box_height = 0.55
     positions = [(0.0, -1.0 * k) for k in range(len(nodes))]
     for k, node in enumerate(nodes):
         x, y = positions[k]
@@ -182,7 +184,8 @@ def plot_architecture(graphs, path):
         path: the PNG to write.
     """
     tallest = max(len(nodes) for _, nodes in graphs)
-    figure = _figure(5.0 * len(graphs), 0.75 * tallest + 1.0)
+    widest = max(len(node["label"]) for _, nodes in graphs for node in nodes)
+    figure = _figure(max(5.0, 0.1 * widest + 2.5) * len(graphs), 0.75 * tallest + 1.0)
     axes_list = figure.subplots(1, len(graphs), squeeze=False)[0]
     for axes, (title, nodes) in zip(axes_list, graphs):
         _draw_graph(axes, nodes, title)

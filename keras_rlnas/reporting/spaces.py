@@ -49,6 +49,12 @@ class ControllerView:
         self.hyperparameters = hyperparameters
 
 
+def _merged(defaults, options):
+    # A space's get_config() repeats the data shape, which comes from the data set here.
+    options = {k: v for k, v in options.items() if k not in ("input_shape", "num_classes")}
+    return {**defaults, **options}
+
+
 def _sorted_trials(oracle):
     return [oracle.trials[k] for k in sorted(oracle.trials, key=lambda t: (len(t), t))]
 
@@ -107,7 +113,7 @@ class VanillaEntry(SpaceEntry):
     def make_space(self, input_shape, num_classes, options):
         from keras_rlnas.spaces import VanillaNAS
 
-        return VanillaNAS(tuple(input_shape), int(num_classes), **{**self.defaults, **options})
+        return VanillaNAS(tuple(input_shape), int(num_classes), **_merged(self.defaults, options))
 
     def make_tuner(self, space, *, seed, directory, project_name, overwrite, max_trials, options):
         from keras_rlnas.reporting.monitor import monitored
@@ -198,7 +204,7 @@ class ENASEntry(SpaceEntry):
         from keras_rlnas.spaces import ENASMacro, ENASMicro
 
         space_class = ENASMicro if self.micro else ENASMacro
-        return space_class(tuple(input_shape), int(num_classes), **{**self.defaults, **options})
+        return space_class(tuple(input_shape), int(num_classes), **_merged(self.defaults, options))
 
     def _tuner_class(self):
         try:
@@ -211,10 +217,13 @@ class ENASEntry(SpaceEntry):
         return ENASTuner
 
     def make_tuner(self, space, *, seed, directory, project_name, overwrite, max_trials, options):
-        return self._tuner_class()(
+        tuner = self._tuner_class()(
             hypermodel=space, objective="val_accuracy", seed=seed, directory=directory,
             project_name=project_name, overwrite=overwrite, **{"verbose": 0, **options},
         )
+        # The oracle would print Keras Tuner's trial table; the command has its progress line.
+        tuner.oracle.verbose = 0
+        return tuner
 
     def search(self, tuner, data, *, epochs, batch_size, monitor):
         (x, y), validation = data
@@ -256,8 +265,12 @@ class ENASEntry(SpaceEntry):
         (x, y), validation, test, _ = data.load_arrays(dataset, validation_size=validation_size, limit=limit)
         options = dict(options)
         filters = options.pop("filters", None)
+        import keras_tuner
+
+        hp = keras_tuner.HyperParameters()
+        hp.values = dict(values)
         model = tuner.retrain(
-            values, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation,
+            hp, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation,
             filters=filters, verbose=verbose, **options,
         )
         return model, test, {"filters": filters or space.filters}
@@ -300,11 +313,11 @@ class ENASMicroEntry(ENASEntry):
     def graphs(self, space, architecture):
         graphs = []
         for group, nodes in architecture["cells"].items():
-            drawn = [{"label": "cell input k-2", "inputs": []}, {"label": "cell input k-1", "inputs": []}]
+            drawn = [{"label": "n0: output of cell k-2", "inputs": []}, {"label": "n1: output of cell k-1", "inputs": []}]
             read = set()
             for node in nodes:
                 read.update(node["inputs"])
-                label = f"{node['ops'][0]}(n{node['inputs'][0]}) + {node['ops'][1]}(n{node['inputs'][1]})"
+                label = f"n{len(drawn)}: {node['ops'][0]}(n{node['inputs'][0]}) + {node['ops'][1]}(n{node['inputs'][1]})"
                 drawn.append({"label": label, "inputs": sorted(set(node["inputs"]))})
             loose = [i for i in range(2, len(drawn)) if i not in read]
             drawn.append({"label": "concat, 1x1 conv", "inputs": loose})

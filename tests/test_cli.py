@@ -1,0 +1,158 @@
+"""The `keras-rlnas` command: end to end in subprocesses on a tiny budget, and its errors."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_rlnas import cli
+from keras_rlnas.data import fashion_mnist
+
+# TensorFlow's C++ runtime logs to stderr on import, before any Python code can stop it.
+TF_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions|WARNING:absl:)")
+
+needs_fashion_mnist = pytest.mark.skipif(
+    fashion_mnist.find_fashion_mnist() is None, reason="Fashion-MNIST IDX files are not installed"
+)
+
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+# Runs commands one after the other in one interpreter, as the console script
+# would run each: TensorFlow's import (seconds) is paid once, not per command.
+DRIVER = """
+import json, sys
+from keras_rlnas.cli import main
+for args in json.loads(sys.argv[1]):
+    status = main(args)
+    print(f"STATUS {args[0]} {status}", flush=True)
+    if status:
+        sys.exit(status)
+"""
+
+
+def run(*args, timeout=240):
+    """Runs the command as a user would, through `python -m keras_rlnas`."""
+    return subprocess.run([sys.executable, "-m", "keras_rlnas", *args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+def run_commands(commands, timeout=400):
+    return subprocess.run([sys.executable, "-c", DRIVER, json.dumps(commands)], capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+def own_lines(stderr):
+    return [line for line in stderr.splitlines() if line.strip() and not TF_LOG_LINE.match(line)]
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+@needs_fashion_mnist
+def test_search_report_retrain_export_end_to_end(tmp_path):
+    directory = str(tmp_path / "run")
+    result = run_commands([
+        ["search", "--space", "vanilla", "--dataset", "fashion_mnist", "--directory", directory, "--trials", "2",
+         "--epochs", "1", "--limit", "200", "--layers", "2", "--batch-size", "32"],
+        ["report", directory],
+        ["retrain", directory, "--epochs", "1"],
+        ["export", directory, "--format", "saved_model"],
+    ])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert [line for line in out.splitlines() if line.startswith("STATUS")] == [
+        "STATUS search 0", "STATUS report 0", "STATUS retrain 0", "STATUS export 0"]
+    assert "Traceback" not in result.stderr
+
+    # search: progress line on stderr, run.json, trials, TensorBoard logs.
+    assert "Search done" in out and re.search(r"2/2 epochs .*ETA", result.stderr)
+    run_file = json.loads(open(os.path.join(directory, "run.json")).read())
+    assert run_file["space"] == "vanilla" and run_file["dataset"] == "fashion_mnist"
+    assert run_file["data"]["limit"] == 200 and run_file["dataset_info"]["input_shape"] == [28, 28, 1]
+    assert sorted(d for d in os.listdir(os.path.join(directory, "search")) if d.startswith("trial_")) == ["trial_0", "trial_1"]
+    logs = os.listdir(os.path.join(directory, "logs"))
+    assert "controller" in logs and "0" in logs  # ours beside Keras Tuner's per-trial logs
+
+    # report: the table on stdout, real PNGs.
+    assert "trials: 2 (2 completed, 0 failed)" in out and "| trial | status |" in out
+    for name in ("controller.png", "best_so_far.png", "decisions.png", "architecture.png"):
+        width, height = png_size(os.path.join(directory, "report", name))
+        assert width > 200 and height > 150
+
+    # retrain: test accuracy printed and recorded.
+    accuracy = float(re.search(r"Test accuracy: ([0-9.]+)", out).group(1))
+    facts = json.loads(open(os.path.join(directory, "best", "retrain.json")).read())
+    assert facts["test_accuracy"] == pytest.approx(accuracy, abs=1e-4) and facts["epochs"] == 1
+
+    # export: checked by the command itself, and here again.
+    assert "predictions match" in out
+    saved_model = os.path.join(directory, "export", "saved_model")
+    architecture = json.loads(open(os.path.join(directory, "export", "architecture.json")).read())
+    assert architecture["space"] == "vanilla" and len(architecture["architecture"]["layers"]) == 2
+
+    # What a user does with the export: serve it, rebuild it from the JSON.
+    import keras
+    import tensorflow as tf
+
+    from keras_rlnas.export import build_from_architecture
+
+    model = keras.models.load_model(os.path.join(directory, "best", "model.keras"))
+    x = np.random.default_rng(1).standard_normal((5, 28, 28, 1)).astype("float32")
+    loaded = tf.saved_model.load(saved_model)
+    served = loaded.serve(tf.constant(x)).numpy()
+    np.testing.assert_allclose(served, model.predict(x, verbose=0), atol=1e-5)
+    rebuilt = build_from_architecture(os.path.join(directory, "export", "architecture.json"))
+    rebuilt.set_weights(model.get_weights())
+    np.testing.assert_allclose(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_bad_space_from_the_shell_is_one_line_not_a_traceback(tmp_path):
+    result = run("search", "--space", "resnet", "--dataset", "mnist", "--directory", str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = own_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("keras-rlnas: error:") and "'resnet'" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, expected, status",
+    [
+        (["search", "--space", "resnet", "--dataset", "mnist", "--directory", "d"], "invalid choice: 'resnet'", 2),
+        (["search", "--dataset", "mnist"], "required: --directory", 2),
+        (["search", "--dataset", "no_such_set", "--directory", "{tmp}/d"], "Unknown dataset 'no_such_set'", 1),
+        (["search", "--dataset", "mnist", "--directory", "d", "--epochs", "0"], "must be > 0, got '0'", 2),
+        (["search", "--dataset", "mnist", "--directory", "d", "--space-options", "[1]"], "expected a JSON object", 2),
+        (["search", "--space", "enas-macro", "--dataset", "mnist", "--directory", "d", "--trials", "3"], "--trials does not apply", 2),
+        (["report", "{tmp}/missing"], "No such project directory", 1),
+        (["retrain", "{tmp}"], "has no run.json", 1),
+        (["export", "{tmp}", "--format", "onnx"], "invalid choice: 'onnx'", 2),
+        (["launch"], "invalid choice: 'launch'", 2),
+    ],
+)
+def test_bad_arguments_end_with_one_line(tmp_path, capsys, args, expected, status):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert cli.main(args) == status
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("keras-rlnas: error:") and expected in lines[0]
+
+
+def test_resume_refuses_a_different_search_and_export_needs_a_retrain(tmp_path, capsys):
+    cli.Project.write_run(str(tmp_path), {
+        "space": "vanilla", "dataset": "fashion_mnist", "space_options": {}, "data": {"validation_size": 5000, "limit": 10},
+    })
+    assert cli.main(["search", "--dataset", "mnist", "--directory", str(tmp_path)]) == 2
+    assert "holds a search with dataset 'fashion_mnist'" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path)]) == 1
+    assert "has no retrained model" in capsys.readouterr().err
