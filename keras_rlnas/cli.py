@@ -254,7 +254,7 @@ def cmd_retrain(args):
         lambda epoch, logs: progress.update(epoch + 1, note=_metrics_note(logs), force=True))]
     start = time.time()
     try:
-        model, test, overrides = entry.retrain(
+        model, test, overrides, data_info = entry.retrain(
             tuner, project.space, values, dataset=run["dataset"], epochs=epochs, batch_size=batch_size,
             limit=limit, validation_size=run["data"]["validation_size"], seed=seed, callbacks=callbacks,
             verbose=2 if args.verbose else 0, options=options,
@@ -270,15 +270,17 @@ def cmd_retrain(args):
     os.makedirs(best_dir, exist_ok=True)
     model.save(os.path.join(best_dir, "model.keras"))
     info = run["dataset_info"]
+    # Served models need the same whitening as training: (pixels - mean) / std, pixels 0-255.
+    preprocessing = {"mean": list(data_info.mean), "std": list(data_info.std), "pixel_range": [0, 255]}
     record = architecture_record(
         entry.name, project.space, {**run["space_options"], **overrides}, values, info["input_shape"],
-        info["num_classes"], dataset=run["dataset"], search_trial=trial.trial_id, search_score=trial.score,
-        test_accuracy=float(test_accuracy),
+        info["num_classes"], dataset=run["dataset"], preprocessing=preprocessing, search_trial=trial.trial_id,
+        search_score=trial.score, test_accuracy=float(test_accuracy),
     )
     save_architecture(record, os.path.join(best_dir, "architecture.json"))
     facts = {"trial": trial.trial_id, "search_score": trial.score, "epochs": epochs, "batch_size": batch_size,
              "limit": limit, "seconds": round(seconds, 1), "params": int(model.count_params()),
-             "test_accuracy": float(test_accuracy), "test_loss": float(test_loss)}
+             "test_accuracy": float(test_accuracy), "test_loss": float(test_loss), "preprocessing": preprocessing}
     with open(os.path.join(best_dir, "retrain.json"), "w") as f:
         json.dump(facts, f, indent=2)
     print(f"Retrained trial {trial.trial_id} ({facts['params']:,} parameters) for {epochs} epochs in "

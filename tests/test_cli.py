@@ -98,6 +98,7 @@ def test_search_report_retrain_export_end_to_end(tmp_path):
     saved_model = os.path.join(directory, "export", "saved_model")
     architecture = json.loads(open(os.path.join(directory, "export", "architecture.json")).read())
     assert architecture["space"] == "vanilla" and len(architecture["architecture"]["layers"]) == 2
+    assert len(architecture["preprocessing"]["mean"]) == 1 and architecture["test_accuracy"] == facts["test_accuracy"]
 
     # What a user does with the export: serve it, rebuild it from the JSON.
     import keras

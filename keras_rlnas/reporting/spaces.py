@@ -97,9 +97,10 @@ class SpaceEntry:
         """Trains the architecture from scratch.
 
         Returns:
-            `(model, test, overrides)`: the trained model, the test split
-            (arrays or a dataset) and the space options the retrained model
-            differs in (e.g. wider `filters`), for its architecture JSON.
+            `(model, test, overrides, info)`: the trained model, the test
+            split (arrays or a dataset), the space options the retrained model
+            differs in (e.g. wider `filters`), for its architecture JSON, and
+            the `DatasetInfo` (whitening statistics for serving).
         """
         raise NotImplementedError
 
@@ -174,7 +175,7 @@ class VanillaEntry(SpaceEntry):
 
         if options:
             raise ProjectError(f"--space vanilla takes no retrain options, got {sorted(options)}.")
-        train, validation, test, _ = data.load(dataset, validation_size=validation_size, batch_size=batch_size, limit=limit, seed=seed)
+        train, validation, test, info = data.load(dataset, validation_size=validation_size, batch_size=batch_size, limit=limit, seed=seed)
         model = self.build(space, self.architecture(space, values))
         # The children's SGD with the learning rate annealed to zero; weight
         # decay stays in the layers' L2 terms.
@@ -189,7 +190,7 @@ class VanillaEntry(SpaceEntry):
         )
         # shuffle=False: the pipeline reshuffles itself every epoch.
         model.fit(train, validation_data=validation, epochs=epochs, shuffle=False, verbose=verbose, callbacks=callbacks)
-        return model, test, {}
+        return model, test, {}, info
 
 
 class ENASEntry(SpaceEntry):
@@ -262,7 +263,7 @@ class ENASEntry(SpaceEntry):
     def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose, options):
         from keras_rlnas import data
 
-        (x, y), validation, test, _ = data.load_arrays(dataset, validation_size=validation_size, limit=limit)
+        (x, y), validation, test, info = data.load_arrays(dataset, validation_size=validation_size, limit=limit)
         options = dict(options)
         filters = options.pop("filters", None)
         import keras_tuner
@@ -273,7 +274,7 @@ class ENASEntry(SpaceEntry):
             hp, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation,
             filters=filters, verbose=verbose, **options,
         )
-        return model, test, {"filters": filters or space.filters}
+        return model, test, {"filters": filters or space.filters}, info
 
 
 class ENASMacroEntry(ENASEntry):
