@@ -1,7 +1,10 @@
 """Watching a running search: a progress line with ETA, TensorBoard summaries, a wall-time budget."""
 
+import logging
 import sys
 import time
+
+logger = logging.getLogger(__name__)
 
 
 def format_seconds(seconds):
@@ -152,6 +155,7 @@ class SearchMonitor:
         self.log_dir = log_dir
         self.view_fn = view_fn
         self._summaries = None
+        self._warned = False
         if log_dir:
             from keras_rlnas.reporting.tensorboard import ControllerSummaries
 
@@ -169,11 +173,19 @@ class SearchMonitor:
 
     def after_trial(self, view=None, write_hparams=False):
         """Writes the new summaries and prints the line with the trial count and the best score."""
-        view = view if view is not None else (self.view_fn() if self.view_fn else None)
+        try:
+            view = view if view is not None else (self.view_fn() if self.view_fn else None)
+            if view is not None and self._summaries is not None:
+                self._summaries.write(view, write_hparams=write_hparams)
+        except Exception as error:
+            # Watching must never stop a search (e.g. a worker whose oracle is a client).
+            if not self._warned:
+                logger.warning("Search monitor: no summaries (%s: %s).", type(error).__name__, error)
+                self._warned = True
+            view = None
         if view is None:
+            self.progress.update(force=True)
             return
-        if self._summaries is not None:
-            self._summaries.write(view, write_hparams=write_hparams)
         scores = [t.score for t in view.trials if t.score is not None]
         note = f"trials {len(view.trials)}"
         if scores:
