@@ -261,7 +261,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 36 -> 96 macro, 20 -> 36 micro); the search's when `None`.
             cutout: side of the square cut out of each training image, or `None`.
         """
-        values = hp.values if hasattr(hp, "values") else dict(hp)
+        values = dict(hp.values) if isinstance(hp, keras_tuner.HyperParameters) else dict(hp)
         if hasattr(x, "as_numpy_iterator"):
             train, steps = x, int(x.cardinality())
         else:
