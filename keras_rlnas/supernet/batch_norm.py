@@ -109,7 +109,7 @@ class BatchNorm(layers.BatchNormalization):
             and self.scale
             and not self.renorm
             and not getattr(self, "synchronized", False)
-            and str(inputs.dtype) in ("float16", "bfloat16", "float32")
+            and keras.backend.standardize_dtype(inputs.dtype) in ("float16", "bfloat16", "float32")
         )
 
     def call(self, inputs, training=None, mask=None):

@@ -214,10 +214,98 @@ class MacroPool(_Block):
         return config
 
 
+def _max_pool(inputs, strides):
+    if keras.backend.backend() != "tensorflow":
+        return ops.max_pool(inputs, 3, strides, padding="same")
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def max_pool(x):
+        def gradient(upstream):
+            # Recomputing the pooling next to its gradient lets oneDNN pair them
+            # (its fast MaxPoolGrad needs the forward's workspace); inside a
+            # supernet's switch they would otherwise sit in different
+            # functions, and the unpaired kernel is about 20 times slower.
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                again = tf.nn.max_pool2d(x, 3, strides, "SAME")
+            return tape.gradient(again, x, upstream)
+
+        return tf.nn.max_pool2d(x, 3, strides, "SAME"), gradient
+
+    return max_pool(inputs)
+
+
+@keras.saving.register_keras_serializable(package="keras_rlnas")
+class Pool3x3(layers.Layer):
+    """3x3 average or max pooling with "same" padding.
+
+    Average pooling leaves the padding out of the average.
+
+    Args:
+        pooling: `"avg"` or `"max"`.
+        strides: 1 or 2.
+
+    Example:
+
+    >>> import numpy as np
+    >>> tuple(Pool3x3("max", strides=2)(np.zeros((1, 7, 7, 3), "float32")).shape)
+    (1, 4, 4, 3)
+    """
+
+    def __init__(self, pooling, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"`pooling` must be 'avg' or 'max', got {pooling!r}.")
+        self.pooling = pooling
+        self.strides = int(strides)
+
+    def call(self, inputs):
+        if self.pooling == "avg":
+            return ops.average_pool(inputs, 3, self.strides, padding="same")
+        return _max_pool(inputs, self.strides)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        if self.strides == 1:
+            return tuple(input_shape)
+        return (batch, halved(height), halved(width), channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(pooling=self.pooling, strides=self.strides)
+        return config
+
+
 def make_pooling(pooling, strides, name=None, dtype=None):
     """A 3x3 `"avg"` or `"max"` pooling layer with "same" padding."""
-    pool_class = layers.AveragePooling2D if pooling == "avg" else layers.MaxPooling2D
-    return pool_class(3, strides=strides, padding="same", name=name, dtype=dtype)
+    return Pool3x3(pooling, strides, name=name, dtype=dtype)
+
+
+def halved(size):
+    """Output size of a stride-2 "same" reduction: ceil(size / 2)."""
+    return None if size is None else -(-size // 2)
+
+
+def diagonal_phases(inputs):
+    """The pixels at even (row, column) and at odd (row, column) positions.
+
+    Returns `x[:, 0::2, 0::2]` and `x[:, 1::2, 1::2]` of `inputs` padded with
+    one zero row / column at the end where the size is odd: what ENAS's two
+    stride-2 paths read (the second one after shifting the input by one pixel).
+    Built from a reshape and splits, whose gradients are cheap where those of
+    strided slices are slow.
+    """
+    height, width, channels = inputs.shape[1:]
+    if height is None or width is None:
+        shifted = ops.pad(inputs[:, 1:, 1:, :], [[0, 0], [0, 1], [0, 1], [0, 0]])
+        return inputs[:, ::2, ::2, :], shifted[:, ::2, ::2, :]
+    if height % 2 or width % 2:
+        inputs = ops.pad(inputs, [[0, 0], [0, height % 2], [0, width % 2], [0, 0]])
+    # (h, w, c) -> (h / 2, row parity, w / 2, (column parity, c))
+    pairs = ops.reshape(inputs, (-1, halved(height), 2, halved(width), 2 * channels))
+    even_rows, odd_rows = (ops.squeeze(rows, axis=2) for rows in ops.split(pairs, 2, axis=2))
+    return ops.split(even_rows, 2, axis=-1)[0], ops.split(odd_rows, 2, axis=-1)[1]
 
 
 @keras.saving.register_keras_serializable(package="keras_rlnas")
@@ -225,7 +313,8 @@ class FactorizedReduction(_Block):
     """Halves height and width with two offset 1x1 stride-2 paths, concatenated.
 
     The second path sees the input shifted by one pixel, so together the two
-    paths read every pixel. Output: BN of the concatenation.
+    paths read every pixel. Output: BN of the concatenation. The paths are 1x1
+    convolutions of `diagonal_phases(inputs)`.
 
     Args:
         filters: output channels (split between the two paths).
@@ -249,8 +338,6 @@ class FactorizedReduction(_Block):
             layers.Conv2D(
                 width,
                 1,
-                strides=2,
-                padding="valid",
                 use_bias=False,
                 kernel_initializer="he_normal",
                 kernel_regularizer=_regularizer(self.l2),
@@ -268,12 +355,12 @@ class FactorizedReduction(_Block):
 
     def call(self, inputs, training=None):
         x = ops.relu(inputs) if self.relu_first else inputs
-        shifted = ops.pad(x[:, 1:, 1:, :], [[0, 0], [0, 1], [0, 1], [0, 0]])
-        merged = ops.concatenate([self.paths[0](x), self.paths[1](shifted)], axis=-1)
-        return self.bn(merged, training=training)
+        halves = [path(phase) for path, phase in zip(self.paths, diagonal_phases(x))]
+        return self.bn(ops.concatenate(halves, axis=-1), training=training)
 
     def compute_output_shape(self, input_shape):
-        return _with_channels(self.paths[0].compute_output_shape(input_shape), self.filters)
+        batch, height, width, _ = input_shape
+        return (batch, halved(height), halved(width), self.filters)
 
     def get_config(self):
         config = super().get_config()

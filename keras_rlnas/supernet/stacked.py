@@ -19,6 +19,7 @@ from keras_rlnas.supernet.batch_norm import (
     fused_normalisation,
     moving_statistics_frozen,
 )
+from keras_rlnas.supernet.ops import diagonal_phases
 
 
 class _PerSourceInitializer(keras.initializers.Initializer):
@@ -226,10 +227,9 @@ class SourceStackedFactorizedReduction(_SourceStacked):
 
     def apply(self, inputs, rows, source, training=None):
         """The op on `inputs` with the sliced weights `rows` of `source`."""
-        shifted = ops.pad(inputs[:, 1:, 1:, :], [[0, 0], [0, 1], [0, 1], [0, 0]])
         halves = [
-            ops.conv(x, ops.cast(rows[path], x.dtype), strides=2, padding="valid")
-            for x, path in zip((inputs, shifted), self.paths)
+            ops.conv(phase, ops.cast(rows[path], phase.dtype))
+            for phase, path in zip(diagonal_phases(inputs), self.paths)
         ]
         merged = ops.concatenate(halves, axis=-1)
         return self.normalise(merged, rows, self.normalisation, source, training)
