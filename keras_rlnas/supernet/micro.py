@@ -14,11 +14,39 @@ _CHILD_NODE_OP = re.compile(
 )
 
 
-def _select(index, tensors, switch):
-    """`tensors[index]`: one of same-shaped tensors, without copying."""
-    if len(tensors) == 1:
-        return tensors[0]
-    return switch(index, [lambda tensor=tensor: tensor for tensor in tensors])
+class _StateList:
+    """Same-shaped cell states in a `TensorList`, read by a tensor index.
+
+    Reading by index needs no switch. In the gradient, the list gives each
+    state the sum of the gradients of the reads that picked it (a zero tensor
+    only for a state nobody read), where a switch over the states would give
+    every unpicked state a zero tensor per read.
+    """
+
+    def __init__(self, like):
+        self.element_shape = tf.TensorShape(like.shape)
+        self.dtype = like.dtype
+        self.handle = tf.raw_ops.EmptyTensorList(
+            element_shape=self._shape_argument(), max_num_elements=-1, element_dtype=self.dtype
+        )
+
+    def _shape_argument(self):
+        return [-1] + self.element_shape.as_list()[1:]
+
+    def append(self, tensor):
+        # Appending, not setting an item: the gradient of a set item is a
+        # zero tensor for every state; that of an append is the state's own.
+        self.handle = tf.raw_ops.TensorListPushBack(input_handle=self.handle, tensor=tensor)
+
+    def get(self, index):
+        tensor = tf.raw_ops.TensorListGetItem(
+            input_handle=self.handle,
+            index=index,
+            element_shape=self._shape_argument(),
+            element_dtype=self.dtype,
+        )
+        tensor.set_shape(self.element_shape)
+        return tensor
 
 
 class MicroSupernetModel(SupernetModel):
@@ -110,7 +138,7 @@ class MicroSupernetModel(SupernetModel):
             pooling("maxpool"),
         ]
 
-    def _node_input(self, cell, node, slot, states, arch, offset, training):
+    def _node_input(self, cell, node, slot, lists, arch, offset, training):
         """Output of the op that input `slot` of `node` applies, and its L2 penalty."""
         prefix = f"cell{cell}_node{node}_input{slot}"
         source, op = arch[offset + 2 * slot], arch[offset + 2 * slot + 1]
@@ -134,14 +162,14 @@ class MicroSupernetModel(SupernetModel):
             return self.switch(index, branches), penalty
 
         if not reduction:
-            inputs = _select(source, states[:node], self.switch)
+            inputs = lists["states"].get(source)
             return switch(op, self._op_branches(prefix, inputs, source, rows, 1, training))
         # Reduction cell: the cell inputs (larger) are read at stride 2, computed nodes at 1.
-        wide = _select(tf.minimum(source, 1), states[:2], self.switch)
+        wide = lists["inputs"].get(tf.minimum(source, 1))
         wide_branches = self._op_branches(prefix, wide, source, rows, 2, training)
         if node == 2:
             return switch(op, wide_branches)
-        narrow = _select(tf.clip_by_value(source - 2, 0, node - 3), states[2:node], self.switch)
+        narrow = lists["nodes"].get(tf.clip_by_value(source - 2, 0, node - 3))
         narrow_branches = self._op_branches(prefix, narrow, source, rows, 1, training)
         branches = [branch for pair in zip(wide_branches, narrow_branches) for branch in pair]
         return switch(op * 2 + tf.cast(source >= 2, tf.int32), branches)
@@ -194,16 +222,26 @@ class MicroSupernetModel(SupernetModel):
                     state, calibration_l2 = self.branch(calibration, tensor, normalise_with_batch)()
                     states.append(state)
                     l2 += calibration_l2
+            # Normal cells read every state alike; reduction cells read the two
+            # (larger) cell inputs and the computed nodes differently.
+            reduction = group == "reduction_cell"
+            lists = {"inputs" if reduction else "states": _StateList(states[0])}
+            for state in states:
+                next(iter(lists.values())).append(state)
             for node in space.node_positions:
                 offset = space.node_offset(group, node)
                 parts = []
                 for slot in (0, 1):
                     part, part_l2 = self._node_input(
-                        cell, node, slot, states, arch, offset, normalise_with_batch
+                        cell, node, slot, lists, arch, offset, normalise_with_batch
                     )
                     parts.append(part)
                     l2 += part_l2
                 states.append(parts[0] + parts[1])
+                if not reduction:
+                    lists["states"].append(states[-1])
+                else:
+                    lists.setdefault("nodes", _StateList(states[-1])).append(states[-1])
             output, output_l2 = self._project_loose_ends(
                 cell, states, arch, group, normalise_with_batch
             )
