@@ -55,7 +55,7 @@ def test_copied_child_predicts_as_the_supernet(net):
     for seed in range(3):
         net.train_step(IMAGES, LABELS, space.random_encoding(seed))
     # Seeds whose cells read the cell inputs through every op, at stride 1 and 2.
-    for seed in (1, 2, 3):
+    for seed in (1, 3):
         arch = space.random_encoding(seed)
         child = net.copy_weights_to(space.build_child(arch), space.decode(arch))
         np.testing.assert_allclose(

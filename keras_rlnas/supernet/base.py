@@ -133,7 +133,8 @@ class Supernet:
         eval_batch_statistics: `eval_step` normalises with the statistics of
             the batch, as the reference code does (the moving averages of
             shared weights fit no single architecture), without changing them.
-        jit_compile: compile the steps with XLA.
+        jit_compile: compile the steps with XLA; each batch size then gets its
+            own trace (architectures still share it).
         dtype_policy: e.g. `"mixed_float16"` or `"mixed_bfloat16"`; float16 adds
             dynamic loss scaling.
     """
@@ -178,18 +179,28 @@ class Supernet:
         self.epoch = 0
         self.set_epoch(0)
         self.trace_counts = {"train": 0, "eval": 0, "predict": 0}
+        # Under XLA the batch size is part of the signature (XLA compiles per
+        # shape anyway, and an unknown batch size inside a switch's gradient
+        # breaks its compiler); without XLA one trace serves every batch size.
         images = tf.TensorSpec((None,) + tuple(space.input_shape), tf.float32)
         labels = tf.TensorSpec((None,), tf.int32)
         arch = tf.TensorSpec((space.encoding_length,), tf.int32)
         compile_options = dict(jit_compile=self.jit_compile, autograph=False)
+        signatures = {
+            "train": [images, labels, arch],
+            "eval": [images, labels, arch],
+            "predict": [images, arch],
+        }
+        if self.jit_compile:
+            signatures = {name: None for name in signatures}
         self._train_function = tf.function(
-            self._train, input_signature=[images, labels, arch], **compile_options
+            self._train, input_signature=signatures["train"], **compile_options
         )
         self._eval_function = tf.function(
-            self._eval, input_signature=[images, labels, arch], **compile_options
+            self._eval, input_signature=signatures["eval"], **compile_options
         )
         self._predict_function = tf.function(
-            self._predict, input_signature=[images, arch], **compile_options
+            self._predict, input_signature=signatures["predict"], **compile_options
         )
 
     @property

@@ -23,11 +23,11 @@ class _StateList:
     every unpicked state a zero tensor per read.
     """
 
-    def __init__(self, like):
+    def __init__(self, like, size):
         self.element_shape = tf.TensorShape(like.shape)
         self.dtype = like.dtype
         self.handle = tf.raw_ops.EmptyTensorList(
-            element_shape=self._shape_argument(), max_num_elements=-1, element_dtype=self.dtype
+            element_shape=self._shape_argument(), max_num_elements=size, element_dtype=self.dtype
         )
 
     def _shape_argument(self):
@@ -225,7 +225,8 @@ class MicroSupernetModel(SupernetModel):
             # Normal cells read every state alike; reduction cells read the two
             # (larger) cell inputs and the computed nodes differently.
             reduction = group == "reduction_cell"
-            lists = {"inputs" if reduction else "states": _StateList(states[0])}
+            first = _StateList(states[0], 2 if reduction else 2 + space.num_nodes)
+            lists = {"inputs" if reduction else "states": first}
             for state in states:
                 next(iter(lists.values())).append(state)
             for node in space.node_positions:
@@ -241,7 +242,9 @@ class MicroSupernetModel(SupernetModel):
                 if not reduction:
                     lists["states"].append(states[-1])
                 else:
-                    lists.setdefault("nodes", _StateList(states[-1])).append(states[-1])
+                    lists.setdefault("nodes", _StateList(states[-1], space.num_nodes)).append(
+                        states[-1]
+                    )
             output, output_l2 = self._project_loose_ends(
                 cell, states, arch, group, normalise_with_batch
             )
