@@ -1,10 +1,32 @@
-"""ENAS shared-weight supernets and the layers their children are made of."""
+"""ENAS shared-weight supernets and the layers their children are made of.
+
+A supernet trains every child of an `ENASMacro` / `ENASMicro` space at once.
+The architecture is an int32 tensor (`space.encode(values)`), so one traced
+train step and one traced eval step serve every architecture.
+
+Example:
+
+>>> import numpy as np
+>>> from keras_rlnas.spaces import ENASMacro
+>>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
+>>> net = build_supernet(space)
+>>> images, labels = np.random.rand(4, 8, 8, 1), np.array([0, 1, 2, 0])
+>>> net.set_epoch(0)
+>>> for seed in range(3):  # omega phase: a fresh architecture every minibatch
+...     _ = net.train_step(images, labels, space.random_encoding(seed))
+>>> accuracy = net.eval_step(images, labels, space.random_encoding(7))  # theta phase
+>>> values = space.decode(space.random_encoding(7))
+>>> child = net.copy_weights_to(space.build_child(values), values)
+>>> state = net.get_state()  # or net.save(path) / net.load(path)
+"""
 
 from keras_rlnas.supernet.base import Supernet, SupernetModel
+from keras_rlnas.supernet.batch_norm import BatchNorm, frozen_moving_statistics
 from keras_rlnas.supernet.macro import MacroSupernet, MacroSupernetModel
 from keras_rlnas.supernet.micro import MicroSupernet, MicroSupernetModel
 from keras_rlnas.supernet.training import (
     CosineWarmRestarts,
+    NesterovSGD,
     TrainingOptions,
     cosine_restart_learning_rate,
 )
@@ -19,14 +41,17 @@ def build_supernet(space, **kwargs):
 
 
 __all__ = [
+    "BatchNorm",
     "CosineWarmRestarts",
     "MacroSupernet",
     "MacroSupernetModel",
     "MicroSupernet",
     "MicroSupernetModel",
+    "NesterovSGD",
     "Supernet",
     "SupernetModel",
     "TrainingOptions",
     "build_supernet",
     "cosine_restart_learning_rate",
+    "frozen_moving_statistics",
 ]

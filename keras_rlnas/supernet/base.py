@@ -129,7 +129,8 @@ class Supernet:
         momentum: Nesterov momentum of the default optimizer.
         l2: L2 factor on the kernels of the sampled ops; `None` takes the space's.
         optimizer: a Keras optimizer replacing the default Nesterov SGD; its
-            learning rate is still set by `set_epoch`.
+            learning rate is still set by `set_epoch`, unless it is a
+            `LearningRateSchedule`.
         eval_batch_statistics: `eval_step` normalises with the statistics of
             the batch, as the reference code does (the moving averages of
             shared weights fit no single architecture), without changing them.
@@ -209,9 +210,15 @@ class Supernet:
         return sum(self.trace_counts.values())
 
     def set_epoch(self, epoch):
-        """Sets the learning rate of `epoch` (0-based) on the cosine warm restarts schedule."""
+        """Sets the learning rate of `epoch` (0-based) on the cosine warm restarts schedule.
+
+        An optimizer given with its own `LearningRateSchedule` keeps it.
+        """
         self.epoch = epoch
-        self.optimizer.learning_rate = cosine_restart_learning_rate(epoch, **self.schedule)
+        try:
+            self.optimizer.learning_rate = cosine_restart_learning_rate(epoch, **self.schedule)
+        except TypeError:  # the optimizer follows its own LearningRateSchedule
+            pass
 
     def arch_tensor(self, architecture):
         """An architecture (encoding, hyperparameters or mapping) as an int32 tensor."""
