@@ -12,6 +12,8 @@ from keras_rlnas import rewards
 from keras_rlnas.controller import Controller, Sample
 from keras_rlnas.controller.controller import read_state
 from keras_rlnas.decision_map import DecisionMap
+from keras_rlnas.distributed import storage
+from keras_rlnas.distributed.leases import TrialLeases
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +36,12 @@ DEFAULT_CONTROLLER_OPTIONS = dict(
     clip_norm=5.0,
 )
 CONTROLLER_FILE = "controller.npz"
+# The controller state oracle.json committed before the current one: a crash
+# between writing the controller and writing oracle.json falls back to it.
+PREVIOUS_CONTROLLER_FILE = "controller.prev.npz"
 
 
-class ControllerOracle(keras_tuner.Oracle):
+class ControllerOracle(TrialLeases, keras_tuner.Oracle):
     """A Keras Tuner oracle driven by an LSTM controller trained with REINFORCE.
 
     It maps whatever space the hypermodel declares onto controller decisions
@@ -48,6 +53,15 @@ class ControllerOracle(keras_tuner.Oracle):
     A sampled architecture that was already trained is not trained again: the
     controller learns from its known reward and samples anew (up to
     `max_collisions` times).
+
+    In Keras Tuner's chief/worker mode only the chief builds the controller;
+    rewards then arrive out of order, from architectures sampled before some
+    of the latest updates. They are used as they come, as plain REINFORCE on
+    slightly stale samples (no importance weights); `max_staleness` drops the
+    ones sampled too many updates ago. A trial whose worker stops sending
+    heartbeats for `trial_timeout` seconds is re-queued (see
+    `keras_rlnas.distributed`). State is written so that a chief killed at any
+    moment resumes with every recorded trial and controller update.
 
     Args:
         objective, max_trials, hyperparameters, allow_new_entries,
@@ -63,6 +77,14 @@ class ControllerOracle(keras_tuner.Oracle):
             `DEFAULT_CONTROLLER_OPTIONS`.
         num_bins: bins of a Float / Int with too many values to list.
         max_collisions: fresh samples tried when one repeats a trained one.
+        max_staleness: rewards of architectures sampled more than this many
+            controller updates ago are recorded but not learned from; `None`
+            learns from all of them.
+        trial_timeout: chief/worker mode: seconds a running trial may go
+            without a sign of life from its worker before it counts as lost;
+            `None` waits forever.
+        lost_trial_retries: chief/worker mode: times a lost trial is re-queued
+            with the same values before it fails with `failure_reward`.
 
     Example:
 
@@ -90,6 +112,9 @@ class ControllerOracle(keras_tuner.Oracle):
         controller_options=None,
         num_bins=10,
         max_collisions=20,
+        max_staleness=None,
+        trial_timeout=300.0,
+        lost_trial_retries=1,
     ):
         super().__init__(
             objective=objective,
@@ -107,16 +132,23 @@ class ControllerOracle(keras_tuner.Oracle):
             raise ValueError(f"`failure_reward` must be finite or None, got {failure_reward!r}.")
         if not isinstance(max_collisions, int) or max_collisions < 0:
             raise ValueError(f"`max_collisions` must be an int >= 0, got {max_collisions!r}.")
+        if max_staleness is not None and (not isinstance(max_staleness, int) or max_staleness < 0):
+            raise ValueError(f"`max_staleness` must be an int >= 0 or None, got {max_staleness!r}.")
+        self._init_leases(trial_timeout, lost_trial_retries)
         self.update_every = update_every
         self.reward_fn = rewards.get(reward)
         self.failure_reward = failure_reward
         self.controller_options = {**DEFAULT_CONTROLLER_OPTIONS, **(controller_options or {})}
         Controller.check_options(**self.controller_options)
         self.max_collisions = max_collisions
+        self.max_staleness = max_staleness
         self.decision_map = DecisionMap(num_bins=num_bins)
         self._controller = None
         self._controller_state = None
         self._controller_changed = False
+        self._controller_digest = None
+        # While set, save() waits: end_trial commits the end and its reward at once.
+        self._deferred_save = False
         # trial_id -> the controller actions that produced the trial.
         self.trial_actions = {}
         # Rewards waiting for the next update: [actions, reward, trial_id or None].
@@ -124,6 +156,9 @@ class ControllerOracle(keras_tuner.Oracle):
         self.rewarded = set()
         self.updates = []
         self.abort_message = None
+        # trial_id -> controller updates made before its architecture was sampled.
+        self.sampled_at = {}
+        self.stale_rewards = []
 
     # ---------------------------------------------------------------- controller
     @property
@@ -166,6 +201,7 @@ class ControllerOracle(keras_tuner.Oracle):
             # Already trained: learn from the known reward, sample again.
             self._add_reward(actions, reward, None)
         self.trial_actions[trial_id] = actions
+        self.sampled_at[trial_id] = controller.num_updates
         self._controller_changed = True
         return values
 
@@ -186,6 +222,15 @@ class ControllerOracle(keras_tuner.Oracle):
     @keras_tuner.synchronized
     def end_trial(self, trial):
         try:
+            if not self._accept_end(trial):
+                return
+        except Exception:
+            logger.error("Trial %s has a malformed end:\n%s", trial.trial_id, traceback.format_exc())
+            return
+        # One save for the end and its reward: a crash between two saves
+        # would leave a trial ended but never learned from.
+        self._deferred_save = True
+        try:
             super().end_trial(trial)
         except Exception:
             # Not raised: the lock would stay held. The message stops the search.
@@ -195,6 +240,8 @@ class ControllerOracle(keras_tuner.Oracle):
             self._reward_finished(self.trials[trial.trial_id])
         except Exception:
             logger.error("Rewarding trial %s failed:\n%s", trial.trial_id, traceback.format_exc())
+        finally:
+            self._deferred_save = False
         self.save()
 
     def _check_consecutive_failures(self):
@@ -226,7 +273,18 @@ class ControllerOracle(keras_tuner.Oracle):
         if reward is None:
             reward = self.failure_reward if self.failure_reward is not None else self._lowest_reward()
         self.rewarded.add(trial.trial_id)
+        staleness = self._staleness(trial.trial_id)
+        if self.max_staleness is not None and staleness > self.max_staleness:
+            logger.info("Trial %s was sampled %d updates ago: not learned from.", trial.trial_id, staleness)
+            self.stale_rewards.append(trial.trial_id)
+            return
         self._add_reward(actions, reward, trial.trial_id)
+
+    def _staleness(self, trial_id):
+        """Controller updates made between sampling `trial_id` and now."""
+        if trial_id not in self.sampled_at:
+            return 0
+        return self.controller.num_updates - self.sampled_at[trial_id]
 
     def _lowest_reward(self):
         seen = [r for _, r, _ in self.pending] + [u["min_reward"] for u in self.updates]
@@ -236,6 +294,7 @@ class ControllerOracle(keras_tuner.Oracle):
         self.pending.append([list(actions), float(reward), trial_id])
         if len(self.pending) >= self.update_every:
             batch, self.pending = self.pending, []
+            staleness = [self._staleness(t) for _, _, t in batch]
             stats = self.controller.update([Sample(tuple(_tuples(a))) for a, _, _ in batch], [r for _, r, _ in batch])
             stats.update(
                 step=len(self.updates),
@@ -243,6 +302,7 @@ class ControllerOracle(keras_tuner.Oracle):
                 rewards=[r for _, r, _ in batch],
                 min_reward=min(r for _, r, _ in batch),
                 max_reward=max(r for _, r, _ in batch),
+                staleness=staleness,
             )
             self.updates.append(stats)
             self._controller_changed = True
@@ -256,6 +316,9 @@ class ControllerOracle(keras_tuner.Oracle):
             "rewarded": sorted(self.rewarded),
             "updates": self.updates,
             "abort_message": self.abort_message,
+            "sampled_at": self.sampled_at,
+            "stale_rewards": self.stale_rewards,
+            "digest": self._controller_digest,
         }
         return state
 
@@ -267,25 +330,54 @@ class ControllerOracle(keras_tuner.Oracle):
         self.rewarded = set(saved.get("rewarded", []))
         self.updates = saved.get("updates", [])
         self.abort_message = saved.get("abort_message")
+        self.sampled_at = saved.get("sampled_at", {})
+        self.stale_rewards = saved.get("stale_rewards", [])
+        # States written before digests existed name no file: take controller.npz.
+        self._controller_digest = saved.get("digest", _ANY)
 
-    def _controller_path(self):
-        return os.path.join(self._project_dir, CONTROLLER_FILE)
+    def _controller_path(self, name=CONTROLLER_FILE):
+        return os.path.join(self._project_dir, name)
+
+    def _save_trial(self, trial):
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        storage.write_json_atomic(path, trial.get_state())
 
     def save(self):
-        super().save()
+        if self._deferred_save:
+            return
         if self._controller is not None and self._controller_changed:
             self._controller_changed = False
             path = self._controller_path()
             self._controller.save(path + ".tmp")
-            # Atomic: a crash mid-write leaves the previous complete state.
+            if os.path.exists(path):
+                os.replace(path, self._controller_path(PREVIOUS_CONTROLLER_FILE))
             os.replace(path + ".tmp", path)
+            self._controller_digest = storage.digest(path)
+        # oracle.json last, atomically: it commits the trials, the rewards and
+        # (by digest) the controller state that goes with them.
+        storage.write_json_atomic(self._get_oracle_fname(), self.get_state())
 
     def reload(self):
         super().reload()
+        self._controller = None
+        self._controller_state = None
+        wanted = self._controller_digest
+        if wanted is None:
+            return  # No controller state was committed yet.
+        for name in (CONTROLLER_FILE, PREVIOUS_CONTROLLER_FILE):
+            path = self._controller_path(name)
+            if os.path.exists(path) and (wanted is _ANY or storage.digest(path) == wanted):
+                self._controller_state = read_state(path)
+                self._controller_digest = storage.digest(path)
+                return
         path = self._controller_path()
-        if os.path.exists(path):
-            self._controller = None
+        if wanted is not _ANY and os.path.exists(path):
+            logger.error("No controller file matches oracle.json; using %s as it is.", path)
             self._controller_state = read_state(path)
+        self._controller_digest = storage.digest(path)
+
+
+_ANY = object()
 
 
 def _tuples(actions):

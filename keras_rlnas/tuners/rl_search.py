@@ -1,21 +1,27 @@
 """`RLSearch`: `keras_tuner.RandomSearch`'s signature, driven by a learning controller."""
 
+import logging
 import math
 
 import keras
 import keras_tuner
 import tensorflow as tf
 
+from keras_rlnas.distributed import DistributedSearch
 from keras_rlnas.oracle import ControllerOracle
 
+logger = logging.getLogger(__name__)
 
-class RLSearch(keras_tuner.Tuner):
+
+class RLSearch(DistributedSearch, keras_tuner.Tuner):
     """Keras Tuner search whose trials are proposed by a REINFORCE-trained RNN controller.
 
     A drop-in replacement for `keras_tuner.RandomSearch`: same arguments, same
     `search()`, `results_summary()`, `get_best_models()`, plus the controller's
     options. A trial whose loss turns NaN or that runs out of memory is marked
     FAILED and costs the controller a penalty reward; the search goes on.
+    It runs as chief or worker in Keras Tuner's distributed mode, started by
+    `python -m keras_rlnas.distributed` (see `docs/distributed.md`).
 
     Args:
         hypermodel: a `keras_tuner.HyperModel` or a function `build(hp) -> Model`.
@@ -26,7 +32,8 @@ class RLSearch(keras_tuner.Tuner):
         max_retries_per_trial, max_consecutive_failed_trials: as for
             `keras_tuner.RandomSearch`.
         update_every, reward, failure_reward, controller_options, num_bins,
-        max_collisions: see `keras_rlnas.ControllerOracle`.
+        max_collisions, max_staleness, trial_timeout, lost_trial_retries: see
+            `keras_rlnas.ControllerOracle`.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`,
             `overwrite`, `executions_per_trial`, `distribution_strategy`, ...).
 
@@ -66,6 +73,9 @@ class RLSearch(keras_tuner.Tuner):
         controller_options=None,
         num_bins=10,
         max_collisions=20,
+        max_staleness=None,
+        trial_timeout=300.0,
+        lost_trial_retries=1,
         **kwargs,
     ):
         oracle = ControllerOracle(
@@ -83,6 +93,9 @@ class RLSearch(keras_tuner.Tuner):
             controller_options=controller_options,
             num_bins=num_bins,
             max_collisions=max_collisions,
+            max_staleness=max_staleness,
+            trial_timeout=trial_timeout,
+            lost_trial_retries=lost_trial_retries,
         )
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
@@ -99,8 +112,54 @@ class RLSearch(keras_tuner.Tuner):
                 raise keras_tuner.errors.FailedTrialError(f"Trial {trial.trial_id}: the loss became {losses[-1]}.")
         return results
 
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        self._fit_sample = _first_examples(args, kwargs)
+        try:
+            return super()._build_and_fit_model(trial, *args, **kwargs)
+        finally:
+            self._fit_sample = None
+
+    def _try_build(self, hp):
+        model = super()._try_build(hp)
+        if getattr(self, "_fit_sample", None) is not None and self.distribution_strategy is None:
+            _build_training_state(model, *self._fit_sample)
+        return model
+
     def on_search_end(self):
         super().on_search_end()
         message = getattr(self.oracle, "abort_message", None)
         if message:
             raise RuntimeError(f"The search stopped early: {message}")
+
+
+def _first_examples(args, kwargs):
+    """Two examples `(x, y)` of the arrays given to `fit`, or `None` for other inputs."""
+    x = args[0] if args else kwargs.get("x")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    if x is None or y is None:
+        return None
+    leaves = keras.tree.flatten(x) + keras.tree.flatten(y)
+    if not all(hasattr(a, "shape") and hasattr(a, "__getitem__") and len(a.shape) for a in leaves):
+        return None
+    return keras.tree.map_structure(lambda a: a[:2], x), keras.tree.map_structure(lambda a: a[:2], y)
+
+
+def _build_training_state(model, x, y):
+    """Creates the optimizer's and the compiled metrics' variables outside `fit`.
+
+    Created inside the first traced training step instead, they leave that
+    step's graph alive after the model is gone (TensorFlow 2.21, Keras 3.15):
+    about 4 MB a trial, most of the memory a long search gains. Best effort:
+    a model this cannot prepare trains as it would have.
+    """
+    if getattr(model, "optimizer", None) is None:
+        return
+    try:
+        y_pred = model(x, training=False)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.compute_loss(x=x, y=y, y_pred=y_pred)
+        model.compute_metrics(x, y, y_pred)
+        model.reset_metrics()
+    except Exception as error:
+        logger.debug("Training state left to fit(): %s", error)
