@@ -89,10 +89,13 @@ def standalone_step(space, encoding, args):
     return tf.function(step, jit_compile=args.jit, autograph=False), child.count_params()
 
 
-def timed(fn):
-    start = time.perf_counter()
+def timed(fn, cpu_times=None):
+    """Wall-clock seconds of `fn()`; its process CPU seconds go to `cpu_times`."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = fn()
     float(result if not isinstance(result, dict) else result["loss"])  # waits for the device
+    if cpu_times is not None:
+        cpu_times.append(time.process_time() - start_cpu)
     return time.perf_counter() - start
 
 
@@ -128,18 +131,19 @@ def main():
         net.train_step(images, labels, encoding)  # every architecture once before timing
 
     # Interleaved rounds: each architecture once on each side, alternating who goes first.
-    supernet_times, child_times = [], []
+    supernet_times, child_times, supernet_cpu, child_cpu = [], [], [], []
     for round_index in range(args.rounds):
         for k, (encoding, step) in enumerate(zip(encodings, children)):
             pair = [
                 (
                     supernet_times,
+                    supernet_cpu,
                     lambda encoding=encoding: net.train_step(images, labels, encoding),
                 ),
-                (child_times, lambda step=step: step(images, labels)),
+                (child_times, child_cpu, lambda step=step: step(images, labels)),
             ]
-            for times, fn in pair[:: 1 if (round_index + k) % 2 == 0 else -1]:
-                times.append(timed(fn))
+            for times, cpu_times, fn in pair[:: 1 if (round_index + k) % 2 == 0 else -1]:
+                times.append(timed(fn, cpu_times))
     supernet_rate = args.batch * len(supernet_times) / sum(supernet_times)
     child_rate = args.batch * len(child_times) / sum(child_times)
     print(
@@ -149,7 +153,10 @@ def main():
     )
     print(
         f"  median step: supernet {1000 * statistics.median(supernet_times):.1f} ms, "
-        f"children {1000 * statistics.median(child_times):.1f} ms"
+        f"children {1000 * statistics.median(child_times):.1f} ms; "
+        f"process CPU time per step: supernet {1000 * statistics.mean(supernet_cpu):.0f} ms, "
+        f"children {1000 * statistics.mean(child_cpu):.0f} ms, "
+        f"ratio {sum(child_cpu) / sum(supernet_cpu):.3f} (less sensitive to other processes)"
     )
 
     samples = [space.random_encoding(args.seed + 1000 + i) for i in range(args.eval_samples + 1)]

@@ -149,13 +149,16 @@ class MicroSupernetModel(SupernetModel):
         if reduction:
             row_source["identity"] = tf.minimum(source, 1)
         blocks = {name: self.blocks[f"{prefix}_{name}"] for name in names}
-        rows = {name: blocks[name].rows(row_source[name]) for name in names}
-        penalty = tf.constant(0.0)
+        rows, penalty = {}, tf.constant(0.0)
         for name in names:
             used = tf.equal(op, self.space.OPS.index(name))
             if name == "identity":
                 used = tf.logical_and(used, source < 2)
-            penalty = tf.where(used, blocks[name].kernel_penalty(rows[name]), penalty)
+            # The penalty's gradient travels in the kernel slices' own gradient.
+            scale = tf.where(used, self.l2, 0.0)
+            rows[name] = blocks[name].rows(row_source[name], penalty_scale=scale)
+            value = tf.stop_gradient(blocks[name].kernel_penalty(rows[name]))
+            penalty = tf.where(used, value, penalty)
 
         def switch(index, branches):
             # A scalar zero as penalty keeps the branch structure of `self.switch`.
