@@ -59,11 +59,12 @@ def test_nan_loss_is_a_failed_trial_with_a_penalty(tmp_path, fashion_slice):
 
     def diverging(hp):
         model = build_model(hp)
-        lr = 1e9 if hp.Boolean("explode") else 1e-3
+        # A step of 1e30 overflows the weights to inf / NaN within an epoch.
+        lr = 1e30 if hp.Boolean("explode") else 1e-3
         model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
         return model
 
-    tuner = keras_rlnas.RLSearch(diverging, objective="val_accuracy", max_trials=4, seed=0, update_every=1,
+    tuner = keras_rlnas.RLSearch(diverging, objective="val_accuracy", max_trials=4, seed=5, update_every=1,
                                  max_consecutive_failed_trials=5, directory=str(tmp_path), project_name="nan")
     tuner.search(x[:300], y[:300], epochs=1, validation_data=(x_val, y_val), verbose=0)
     trials = list(tuner.oracle.trials.values())
