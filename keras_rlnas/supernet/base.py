@@ -13,6 +13,7 @@ from keras import Model
 
 from keras_rlnas.supernet import checks
 from keras_rlnas.supernet.batch_norm import frozen_moving_statistics
+from keras_rlnas.supernet.ops import max_pool_gradient_recomputed
 from keras_rlnas.supernet.training import cosine_restart_learning_rate, nesterov_sgd
 
 
@@ -255,7 +256,7 @@ class Supernet:
     def _train(self, images, labels, arch):
         self.trace_counts["train"] += 1
         variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, max_pool_gradient_recomputed():
             logits, l2 = self.model.forward(images, arch, training=True)
             logits = tf.cast(logits, tf.float32)
             cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)

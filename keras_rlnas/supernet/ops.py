@@ -8,6 +8,9 @@ All convolutions are bias-free, He-initialised and followed by batch
 normalisation (`BatchNorm`).
 """
 
+import contextlib
+import threading
+
 import keras
 from keras import layers, ops
 
@@ -214,18 +217,34 @@ class MacroPool(_Block):
         return config
 
 
+_pooling_state = threading.local()
+
+
+@contextlib.contextmanager
+def max_pool_gradient_recomputed():
+    """Context in which `Pool3x3("max")` recomputes its output for its gradient.
+
+    Supernets trace their train step in it: inside a `tf.switch_case` the
+    pooling and its gradient sit in different functions, where oneDNN cannot
+    pair them (its fast max-pool gradient needs the forward's workspace), and
+    the unpaired kernel is about 20 times slower than one extra pooling.
+    """
+    previous = getattr(_pooling_state, "recompute", False)
+    _pooling_state.recompute = True
+    try:
+        yield
+    finally:
+        _pooling_state.recompute = previous
+
+
 def _max_pool(inputs, strides):
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() != "tensorflow" or not getattr(_pooling_state, "recompute", False):
         return ops.max_pool(inputs, 3, strides, padding="same")
     import tensorflow as tf
 
     @tf.custom_gradient
     def max_pool(x):
         def gradient(upstream):
-            # Recomputing the pooling next to its gradient lets oneDNN pair them
-            # (its fast MaxPoolGrad needs the forward's workspace); inside a
-            # supernet's switch they would otherwise sit in different
-            # functions, and the unpaired kernel is about 20 times slower.
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 again = tf.nn.max_pool2d(x, 3, strides, "SAME")
