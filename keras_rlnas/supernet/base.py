@@ -13,7 +13,7 @@ from keras import Model
 
 from keras_rlnas.supernet import checks
 from keras_rlnas.supernet.batch_norm import frozen_moving_statistics
-from keras_rlnas.supernet.ops import max_pool_gradient_recomputed
+from keras_rlnas.supernet.pooling import max_pool_gradient_recomputed
 from keras_rlnas.supernet.training import cosine_restart_learning_rate, nesterov_sgd
 
 
