@@ -7,6 +7,9 @@ trained from scratch with augmentation (pad-and-crop, flips, cutout) and
 scored once on the test set.
 
     python examples/enas_macro_fashion_mnist.py --search-minutes 40 --retrain-epochs 10
+
+With `--retrain-minutes`, `--retrain-epochs` is the most epochs and the count
+is chosen to fit the time.
 """
 
 import argparse
@@ -20,6 +23,8 @@ def parse_args(space="macro"):
     parser.add_argument("--search-minutes", type=float, default=40.0)
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--retrain-epochs", type=int, default=10)
+    parser.add_argument("--retrain-minutes", type=float, default=None, help="time budget of the retraining")
+    parser.add_argument("--retrain-cutout", type=int, default=8, help="cutout side for retraining (0: none)")
     parser.add_argument("--retrain-filters", type=int, default=None, help="wider final network (search width if unset)")
     parser.add_argument("--layers", type=int, default=12 if space == "macro" else 2, help="macro layers / micro cells per stage")
     parser.add_argument("--filters", type=int, default=36 if space == "macro" else 20)
@@ -51,12 +56,13 @@ def run(space_name="macro"):
     best_trial = tuner.oracle.get_best_trials(1)[0]
     print(f"\nsearch: {tuner.epochs_done} epochs in {search_minutes:.1f} min; best shared-weight accuracy {best_trial.score:.4f}")
     print("architecture:", best_trial.hyperparameters.values)
-    cutout_splits = keras_rlnas.datasets.load("fashion_mnist", batch_size=args.batch_size, cutout=8, limit=args.limit, seed=args.seed)
+    cutout_splits = keras_rlnas.datasets.load("fashion_mnist", batch_size=args.batch_size, cutout=args.retrain_cutout or None, limit=args.limit, seed=args.seed)
     start = time.time()
     model = tuner.retrain(best_trial.hyperparameters, cutout_splits.train, None, epochs=args.retrain_epochs,
-                          filters=args.retrain_filters, validation_data=cutout_splits.validation, verbose=2)
+                          filters=args.retrain_filters, validation_data=cutout_splits.validation, verbose=2,
+                          time_budget=args.retrain_minutes and args.retrain_minutes * 60)
     _, test_accuracy = model.evaluate(cutout_splits.test, verbose=0)
-    print(f"retrain: {args.retrain_epochs} epochs in {(time.time() - start) / 60:.1f} min, {model.count_params():,} parameters")
+    print(f"retrain: {len(model.history.epoch)} epochs in {(time.time() - start) / 60:.1f} min, {model.count_params():,} parameters")
     print(f"test accuracy {test_accuracy:.4f}")
 
 

@@ -248,7 +248,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return model
 
     # -------------------------------------------------------------------- retrain
-    def retrain(self, hp, x, y, epochs=10, batch_size=None, validation_data=None, filters=None, cutout=None, verbose=0):
+    def retrain(
+        self, hp, x, y, epochs=10, batch_size=None, validation_data=None, filters=None, cutout=None, time_budget=None, verbose=0
+    ):
         """Trains the child `hp` from scratch and returns it.
 
         Args:
@@ -260,28 +262,35 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             filters: channels of the final network (the paper widens it:
                 36 -> 96 macro, 20 -> 36 micro); the search's when `None`.
             cutout: side of the square cut out of each training image, or `None`.
+            time_budget: seconds for the whole retraining, or `None`. The
+                epoch count (at most `epochs`) is then chosen from the timed
+                steps of a probe copy of the child, so the cosine schedule
+                still ends at its minimum; training also stops at the budget.
+
+        Returns:
+            The trained `keras.Model`.
         """
         values = dict(hp.values) if isinstance(hp, keras_tuner.HyperParameters) else dict(hp)
         if hasattr(x, "as_numpy_iterator"):
             train, steps = x, int(x.cardinality())
+            if steps < 1:
+                raise ValueError(f"retrain needs a finite dataset of known length; its cardinality is {steps}.")
         else:
             batch = batch_size or self.batch_size
             train = _augmented(np.asarray(x), np.asarray(y), batch, cutout, self.seed)
             steps = int(np.ceil(len(x) / batch))
         final_space = copy.copy(self.space)
         final_space.filters = _positive("filters", filters or self.space.filters)
-        options = self.space.training
-        final_space.training = TrainingOptions(
-            learning_rate=options.learning_rate,
-            min_learning_rate=options.min_learning_rate,
-            # One cosine cycle over the whole retraining.
-            restart_period=max(int(epochs), 1),
-            restart_multiplier=1,
-            momentum=options.momentum,
-            steps_per_epoch=steps,
-        )
-        model = final_space.build_child(final_space.encode(values))
-        model.fit(train, epochs=int(epochs), validation_data=validation_data, verbose=verbose)
+        encoding = final_space.encode(values)
+        epochs, callbacks = int(epochs), []
+        if time_budget is not None:
+            deadline = time.time() + _positive_number("time_budget", time_budget)
+            final_space.training = _one_cosine_cycle(self.space.training, epochs, steps)
+            epochs = _epochs_within(final_space, encoding, train, steps, validation_data, epochs, deadline, verbose)
+            callbacks.append(_StopAtDeadline(deadline))
+        final_space.training = _one_cosine_cycle(self.space.training, epochs, steps)
+        model = final_space.build_child(encoding)
+        model.fit(train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, verbose=verbose)
         return model
 
     # ---------------------------------------------------------------- resume
@@ -318,6 +327,62 @@ def _positive(name, value):
     if not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
     return int(value)
+
+
+def _one_cosine_cycle(options, epochs, steps_per_epoch):
+    """The search's optimizer settings with one cosine cycle over all `epochs`."""
+    return TrainingOptions(
+        learning_rate=options.learning_rate,
+        min_learning_rate=options.min_learning_rate,
+        restart_period=max(epochs, 1),
+        restart_multiplier=1,
+        momentum=options.momentum,
+        steps_per_epoch=steps_per_epoch,
+    )
+
+
+def _positive_number(name, value):
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0:
+        raise ValueError(f"`{name}` must be a number > 0, got {value!r}.")
+    return float(value)
+
+
+def _epochs_within(space, encoding, train, steps, validation_data, max_epochs, deadline, verbose):
+    """How many epochs of the child fit before `deadline`, from a timed probe copy."""
+    probe = space.build_child(encoding)
+    probe_steps = min(steps, 20)
+    sample = train.take(probe_steps)
+    probe.fit(sample, epochs=1, steps_per_epoch=min(probe_steps, 2), verbose=0)  # traces
+    start = time.time()
+    probe.fit(sample, epochs=1, steps_per_epoch=probe_steps, verbose=0)
+    epoch_seconds = (time.time() - start) / probe_steps * steps
+    if validation_data is not None:
+        validation = validation_data if hasattr(validation_data, "take") else _augmented(*validation_data, 128, None, 0)
+        validation_steps = int(validation.cardinality())
+        if validation_steps > 0:
+            probe.evaluate(validation.take(2), verbose=0)  # traces
+            start = time.time()
+            probe.evaluate(validation.take(min(validation_steps, 10)), verbose=0)
+            epoch_seconds += (time.time() - start) / min(validation_steps, 10) * validation_steps
+    # 5% slack for the per-epoch overhead the probe does not see.
+    epochs = min(max(int((deadline - time.time()) * 0.95 // epoch_seconds), 1), max_epochs)
+    if verbose:
+        print(f"retrain: about {epoch_seconds:.0f} s per epoch; {epochs} epochs fit the budget", flush=True)
+    return epochs
+
+
+class _StopAtDeadline:
+    """Keras callback ending `fit` after the batch that passes a wall-clock deadline."""
+
+    def __new__(cls, deadline):
+        import keras
+
+        class StopAtDeadline(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if time.time() > deadline:
+                    self.model.stop_training = True
+
+        return StopAtDeadline()
 
 
 def _cycle(validation, batch_size, rng):
