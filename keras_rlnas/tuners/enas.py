@@ -119,6 +119,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self._preset = preset
         oracle = _RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.oracle.verbose = verbose  # Keras Tuner's per-trial table follows the tuner's verbosity.
         self.space = hypermodel
         self.hyperparameters = keras_tuner.HyperParameters()
         self.space.declare_hyperparameters(self.hyperparameters)
