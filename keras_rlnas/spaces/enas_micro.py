@@ -7,7 +7,7 @@ import keras_tuner
 import numpy as np
 from keras import layers
 
-from keras_rlnas.spaces import structured
+from keras_rlnas.spaces import final_training, structured
 from keras_rlnas.supernet import checks, ops
 from keras_rlnas.supernet.projection import LooseEndProjection
 from keras_rlnas.supernet.training import TrainingOptions
@@ -292,21 +292,40 @@ class ENASMicro(keras_tuner.HyperModel):
         """Declares the architecture in `hp` and returns its compiled standalone child."""
         return self.build_child(self.declare_hyperparameters(hp))
 
-    def build_child(self, architecture, compile=True):
+    def build_child(self, architecture, compile=True, drop_path=0.0, total_steps=None, auxiliary_weight=0.0):
         """The standalone child of an architecture.
 
         Args:
             architecture: an encoding, a `keras_tuner.HyperParameters` or a
                 `{name: value}` mapping.
             compile: compile the model with the space's optimizer settings.
+            drop_path: final-training drop-path rate (the reference code's
+                0.4, i.e. keep probability 0.6), reached by the last cell at
+                the end of training; 0 disables it.
+            total_steps: training steps of the drop-path schedule (needed
+                when `drop_path > 0`).
+            auxiliary_weight: when above 0, the model gets a second output,
+                an auxiliary classifier after the cell that follows the last
+                reduction, whose loss is added with this weight (0.4 in
+                the paper).
 
         Returns:
-            A functional `keras.Model` mapping images to class probabilities.
+            A functional `keras.Model` mapping images to class probabilities
+            (and to auxiliary probabilities, second, with `auxiliary_weight`).
         """
+        drop_path = checks.fraction("drop_path", drop_path)
+        if drop_path and total_steps is None:
+            raise ValueError("`drop_path` needs `total_steps`, the length of its schedule.")
+        auxiliary_weight = checks.non_negative_float("auxiliary_weight", auxiliary_weight)
+        reductions = [i for i, plan in enumerate(self.cell_plan) if plan["kind"] == "reduction_cell"]
+        auxiliary_after = min(reductions[-1] + 1, len(self.cell_plan) - 1)
         cells = self.parse(self.as_encoding(architecture))
         inputs = keras.Input(self.input_shape, name="images")
         previous = last = self.make_stem()(inputs)
+        auxiliary = None
         for cell, plan in enumerate(self.cell_plan):
+            # Deeper cells drop more, as in the reference code.
+            cell_drop_path = drop_path * (cell + 1) / (len(self.cell_plan) + 2)
             states = []
             for slot, tensor in enumerate((previous, last)):
                 calibration = self.make_calibration(cell, slot)
@@ -316,13 +335,22 @@ class ENASMicro(keras_tuner.HyperModel):
                 parts = []
                 for slot, (source, op_index) in enumerate(pairs):
                     op = self.make_node_op(cell, node, slot, source, op_index)
-                    parts.append(states[source] if op is None else op(states[source]))
+                    if op is None:
+                        parts.append(states[source])
+                        continue
+                    part = op(states[source])
+                    if cell_drop_path and MICRO_OPS[op_index] != "identity":
+                        name = f"cell{cell}_node{node}_input{slot}_drop_path"
+                        part = final_training.ScheduledDropPath(cell_drop_path, total_steps, name=name)(part)
+                    parts.append(part)
                 states.append(layers.Add(name=f"cell{cell}_node{node}")(parts))
             loose_ends = self.loose_ends(nodes)
             output = self.make_output(cell, loose_ends)([states[n + 2] for n in loose_ends])
             previous, last = last, output
+            if auxiliary_weight and cell == auxiliary_after:
+                auxiliary = final_training.auxiliary_head(output, self.num_classes, l2=self.l2)
         x = last
         for head_layer in self.make_head():
             x = head_layer(x)
-        model = keras.Model(inputs, x, name=f"{self.name}_child")
-        return self.training.compile(model) if compile else model
+        model = keras.Model(inputs, x if auxiliary is None else [x, auxiliary], name=f"{self.name}_child")
+        return self.training.compile(model, auxiliary_weight) if compile else model

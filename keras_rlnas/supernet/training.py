@@ -201,15 +201,24 @@ class TrainingOptions:
             restart_multiplier=self.restart_multiplier,
         )
 
-    def compile(self, model):
-        """Compiles `model` with Nesterov SGD, the schedule and sparse cross-entropy."""
+    def compile(self, model, auxiliary_weight=0.0):
+        """Compiles `model` with Nesterov SGD, the schedule and sparse cross-entropy.
+
+        With `auxiliary_weight`, `model` has two outputs (class probabilities,
+        auxiliary probabilities) and the second one's loss counts that much.
+        """
         if self.steps_per_epoch is None:
             learning_rate = self.learning_rate
         else:
             learning_rate = CosineWarmRestarts(self.steps_per_epoch, **self.schedule_arguments())
-        model.compile(
-            optimizer=nesterov_sgd(learning_rate, self.momentum),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        optimizer = nesterov_sgd(learning_rate, self.momentum)
+        if auxiliary_weight:
+            model.compile(
+                optimizer=optimizer,
+                loss=["sparse_categorical_crossentropy"] * 2,
+                loss_weights=[1.0, float(auxiliary_weight)],
+                metrics=[["accuracy"], []],
+            )
+        else:
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         return model

@@ -5,6 +5,7 @@ import json
 import os
 import time
 
+import keras
 import keras_tuner
 import numpy as np
 
@@ -250,26 +251,45 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     # -------------------------------------------------------------------- retrain
     def retrain(
-        self, hp, x, y, epochs=10, batch_size=None, validation_data=None, filters=None, cutout=None, time_budget=None, verbose=0
+        self,
+        hp,
+        x,
+        y,
+        epochs=10,
+        batch_size=None,
+        validation_data=None,
+        filters=None,
+        cutout=None,
+        drop_path=None,
+        auxiliary_weight=None,
+        time_budget=None,
+        verbose=0,
     ):
-        """Trains the child `hp` from scratch and returns it.
+        """Trains the child `hp` from scratch with the paper's final-training options.
 
         Args:
             hp: a `keras_tuner.HyperParameters` (or values dict) of the space.
             x, y: training arrays, or `x` an augmented `tf.data.Dataset` of batches.
-            epochs: training epochs (cosine schedule over them).
+            epochs: training epochs (one cosine cycle over them).
             batch_size: minibatch size (the search's when `None`).
-            validation_data: optional `(x, y)` passed to `fit`.
+            validation_data: optional `(x, y)` or dataset passed to `fit`.
             filters: channels of the final network (the paper widens it:
                 36 -> 96 macro, 20 -> 36 micro); the search's when `None`.
-            cutout: side of the square cut out of each training image, or `None`.
+            cutout: side of the square cut out of each training image (arrays
+                only), or `None`.
+            drop_path: scheduled drop-path rate in the cells (micro only; the
+                reference code's 0.4 when `None`, 0 for macro).
+            auxiliary_weight: weight of the auxiliary head's loss (micro only;
+                0.4 when `None`, 0 for macro).
             time_budget: seconds for the whole retraining, or `None`. The
                 epoch count (at most `epochs`) is then chosen from the timed
                 steps of a probe copy of the child, so the cosine schedule
                 still ends at its minimum; training also stops at the budget.
+            verbose: `fit`'s verbosity.
 
         Returns:
-            The trained `keras.Model`.
+            The trained `keras.Model` (class probabilities only: the auxiliary
+            head is left out); `model.history` is `fit`'s history.
         """
         values = dict(hp.values) if isinstance(hp, keras_tuner.HyperParameters) else dict(hp)
         if hasattr(x, "as_numpy_iterator"):
@@ -282,17 +302,47 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             steps = int(np.ceil(len(x) / batch))
         final_space = copy.copy(self.space)
         final_space.filters = _positive("filters", filters or self.space.filters)
+        if isinstance(self.space, ENASMicro):
+            final_space.cell_plan = final_space._plan_cells()  # widths follow `filters`
         encoding = final_space.encode(values)
+        regularization = self._final_regularization(drop_path, auxiliary_weight)
+        if regularization["auxiliary_weight"]:
+            train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
+
+        def build(epochs):
+            final_space.training = _one_cosine_cycle(self.space.training, epochs, steps)
+            if not isinstance(self.space, ENASMicro):
+                return final_space.build_child(encoding)
+            return final_space.build_child(encoding, total_steps=max(epochs, 1) * steps, **regularization)
+
         epochs, callbacks = int(epochs), []
         if time_budget is not None:
             deadline = time.time() + _positive_number("time_budget", time_budget)
-            final_space.training = _one_cosine_cycle(self.space.training, epochs, steps)
-            epochs = _epochs_within(final_space, encoding, train, steps, validation_data, epochs, deadline, verbose)
+            epochs = _epochs_within(build, train, steps, validation_data, epochs, deadline, verbose)
             callbacks.append(_StopAtDeadline(deadline))
-        final_space.training = _one_cosine_cycle(self.space.training, epochs, steps)
-        model = final_space.build_child(encoding)
-        model.fit(train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, verbose=verbose)
+        model = build(epochs)
+        history = model.fit(
+            train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose
+        )
+        if len(model.outputs) > 1:
+            model = self.space.training.compile(keras.Model(model.inputs, model.outputs[0], name=model.name))
+            # Built now, so a saved copy reloads without an optimizer mismatch.
+            model.optimizer.build(model.trainable_variables)
+            model.history = history
         return model
+
+    def _final_regularization(self, drop_path, auxiliary_weight):
+        if isinstance(self.space, ENASMicro):
+            return {
+                "drop_path": 0.4 if drop_path is None else drop_path,
+                "auxiliary_weight": 0.4 if auxiliary_weight is None else auxiliary_weight,
+            }
+        if drop_path or auxiliary_weight:
+            raise ValueError(
+                f"drop_path={drop_path!r} and auxiliary_weight={auxiliary_weight!r}: the macro space has "
+                "no cells to drop paths in and no auxiliary head; leave them unset."
+            )
+        return {"drop_path": 0.0, "auxiliary_weight": 0.0}
 
     # ---------------------------------------------------------------- resume
     def _state_paths(self):
@@ -348,17 +398,17 @@ def _positive_number(name, value):
     return float(value)
 
 
-def _epochs_within(space, encoding, train, steps, validation_data, max_epochs, deadline, verbose):
+def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, verbose):
     """How many epochs of the child fit before `deadline`, from a timed probe copy."""
-    probe = space.build_child(encoding)
+    probe = build(max_epochs)
     probe_steps = min(steps, 20)
     sample = train.take(probe_steps)
-    probe.fit(sample, epochs=1, steps_per_epoch=min(probe_steps, 2), verbose=0)  # traces
+    probe.fit(sample, epochs=1, steps_per_epoch=min(probe_steps, 2), shuffle=False, verbose=0)  # traces
     start = time.time()
-    probe.fit(sample, epochs=1, steps_per_epoch=probe_steps, verbose=0)
+    probe.fit(sample, epochs=1, steps_per_epoch=probe_steps, shuffle=False, verbose=0)
     epoch_seconds = (time.time() - start) / probe_steps * steps
     if validation_data is not None:
-        validation = validation_data if hasattr(validation_data, "take") else _augmented(*validation_data, 128, None, 0)
+        validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
         validation_steps = int(validation.cardinality())
         if validation_steps > 0:
             probe.evaluate(validation.take(2), verbose=0)  # traces
@@ -370,6 +420,22 @@ def _epochs_within(space, encoding, train, steps, validation_data, max_epochs, d
     if verbose:
         print(f"retrain: about {epoch_seconds:.0f} s per epoch; {epochs} epochs fit the budget", flush=True)
     return epochs
+
+
+def _batched(arrays, batch_size=128):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
+
+
+def _with_auxiliary_labels(data):
+    """`(images, labels)` data as `(images, (labels, labels))` for a two-output child."""
+    if data is None:
+        return None
+    if hasattr(data, "map"):
+        return data.map(lambda images, labels: (images, (labels, labels)))
+    images, labels = data
+    return images, (labels, labels)
 
 
 class _StopAtDeadline:

@@ -1,0 +1,92 @@
+"""Final training of a derived child: drop-path, auxiliary head, time budget."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_rlnas
+from keras_rlnas.spaces.final_training import ScheduledDropPath
+
+
+def tiny_micro(**kwargs):
+    return keras_rlnas.ENASMicro((12, 12, 1), 3, num_cells=1, num_nodes=3, filters=4, **kwargs)
+
+
+def test_drop_path_is_identity_at_inference_and_follows_its_schedule():
+    x = np.ones((4000, 2, 2, 1), "float32")
+    layer = ScheduledDropPath(0.5, total_steps=1000, seed=1)
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    early = np.asarray(layer(x, training=True))  # step 1 of 1000: rate 0.0005
+    assert np.mean(early[:, 0, 0, 0] == 0) < 0.01
+    layer.step.assign(1000.0)
+    late = np.asarray(layer(x, training=True))[:, 0, 0, 0]
+    dropped = np.mean(late == 0)
+    assert 0.45 < dropped < 0.55
+    # Kept examples are scaled so the expectation is unchanged.
+    np.testing.assert_allclose(late[late != 0], 2.0, rtol=1e-5)
+    clone = ScheduledDropPath.from_config(layer.get_config())
+    assert (clone.rate, clone.total_steps) == (0.5, 1000)
+    with pytest.raises(ValueError, match="rate.*1.5"):
+        ScheduledDropPath(1.5, total_steps=10)
+
+
+def test_micro_child_extras_leave_inference_unchanged():
+    space = tiny_micro()
+    encoding = space.random_encoding(3)
+    plain = space.build_child(encoding)
+    final = space.build_child(encoding, drop_path=0.4, total_steps=100, auxiliary_weight=0.4)
+    assert len(final.outputs) == 2 and tuple(final.outputs[1].shape) == (None, 3)
+    cells = space.parse(encoding)
+    non_identity = sum(
+        op != 0 for plan in space.cell_plan for pairs in cells[plan["kind"]] for _, op in pairs
+    )
+    drop_paths = [layer for layer in final.layers if isinstance(layer, ScheduledDropPath)]
+    assert len(drop_paths) == non_identity > 0
+    # Deeper cells drop more.
+    assert drop_paths[0].rate < drop_paths[-1].rate <= 0.4
+    for layer in plain.layers:
+        if layer.weights:
+            final.get_layer(layer.name).set_weights(layer.get_weights())
+    images = np.random.default_rng(0).normal(size=(5, 12, 12, 1)).astype("float32")
+    np.testing.assert_allclose(final.predict(images, verbose=0)[0], plain.predict(images, verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="total_steps"):
+        space.build_child(encoding, drop_path=0.4)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 12, 12, 1)).astype("float32")
+    y = rng.integers(0, 3, 96).astype("int32")
+    return x, y
+
+
+def test_micro_retrain_trains_the_auxiliary_head_and_returns_one_output(tmp_path, data):
+    x, y = data
+    tuner = keras_rlnas.ENASTuner(tiny_micro(), seed=0, batch_size=32, directory=str(tmp_path), project_name="p", verbose=0)
+    values = tuner.space.decode(tuner.space.random_encoding(5))
+    model = tuner.retrain(values, x, y, epochs=2, filters=6, validation_data=(x[:32], y[:32]))
+    assert len(model.outputs) == 1 and model.predict(x[:4], verbose=0).shape == (4, 3)
+    assert any(key.startswith("auxiliary") and key.endswith("loss") for key in model.history.history)
+    assert len(model.history.epoch) == 2
+    # The final network is wider everywhere, cells included.
+    widths = {layer.name: layer.output.shape[-1] for layer in model.layers if layer.name.endswith("_output")}
+    assert widths and min(widths.values()) >= 6
+    # The drop-path layers travel with the saved model.
+    model.save(tmp_path / "final.keras")
+    reloaded = keras.saving.load_model(tmp_path / "final.keras")
+    np.testing.assert_allclose(reloaded.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0), atol=1e-5)
+
+
+def test_retrain_time_budget_bounds_the_run(tmp_path, data):
+    x, y = data
+    space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
+    tuner = keras_rlnas.ENASTuner(space, seed=0, batch_size=32, directory=str(tmp_path), project_name="p", verbose=0)
+    values = space.decode(space.random_encoding(2))
+    # A budget already spent by the probe: one epoch, stopped after its first batch.
+    model = tuner.retrain(values, x, y, epochs=5, time_budget=1e-3)
+    assert len(model.history.epoch) == 1
+    with pytest.raises(ValueError, match="time_budget.*-1"):
+        tuner.retrain(values, x, y, epochs=1, time_budget=-1)
+    with pytest.raises(ValueError, match="macro space has no cells"):
+        tuner.retrain(values, x, y, epochs=1, drop_path=0.3)
