@@ -53,6 +53,7 @@ def _number(kind, minimum, strict):
 _positive_int = _number(int, 0, strict=True)
 _count = _number(int, 0, strict=False)
 _positive_float = _number(float, 0.0, strict=True)
+_nonnegative_float = _number(float, 0.0, strict=False)
 
 
 def _json_object(text):
@@ -107,6 +108,9 @@ def build_parser():
     retrain.add_argument("--limit", type=_count, help="images per split; 0 = all (default: the search's --limit)")
     retrain.add_argument("--filters", type=_positive_int, help="ENAS: channels of the final network (wider than the search's)")
     retrain.add_argument("--cutout", type=_positive_int, help="ENAS: side of the cutout square")
+    retrain.add_argument("--drop-path", type=_nonnegative_float, help="ENAS micro: drop-path rate (default 0.4)")
+    retrain.add_argument("--auxiliary-weight", type=_nonnegative_float, help="ENAS micro: auxiliary head loss weight (default 0.4)")
+    retrain.add_argument("--max-minutes", type=_positive_float, help="ENAS: time budget; the epoch count (at most --epochs) is fitted to it")
     retrain.add_argument("--verbose", action="store_true", help="Keras' per-epoch lines instead of the progress line")
 
     export = commands.add_parser("export", help="write the retrained model as .keras or SavedModel")
@@ -239,9 +243,12 @@ def cmd_retrain(args):
 
     project = Project(args.directory)
     entry, run = project.entry, project.run
-    options = {k: v for k, v in (("filters", args.filters), ("cutout", args.cutout)) if v is not None}
+    named = (("filters", args.filters), ("cutout", args.cutout), ("drop_path", args.drop_path),
+             ("auxiliary_weight", args.auxiliary_weight), ("time_budget", args.max_minutes and args.max_minutes * 60))
+    options = {k: v for k, v in named if v is not None}
     if options and entry.name == "vanilla":
-        raise UsageError(f"{' and '.join('--' + k for k in options)} apply to the ENAS spaces, not vanilla.")
+        flags = {"time_budget": "max_minutes"}
+        raise UsageError(f"{' and '.join('--' + flags.get(k, k).replace('_', '-') for k in options)} apply to the ENAS spaces, not vanilla.")
     tuner = project.open_tuner()
     values, trial = project.best_values(tuner)
     epochs = args.epochs or entry.default_retrain_epochs * (2 if entry.name != "vanilla" else 1)
@@ -262,6 +269,7 @@ def cmd_retrain(args):
     finally:
         progress.close()
     seconds = time.time() - start
+    epochs = len(model.history.epoch)  # fewer than asked when --max-minutes ran out
     if isinstance(test, tuple):
         test_loss, test_accuracy = model.evaluate(*test, batch_size=batch_size, verbose=0)[:2]
     else:

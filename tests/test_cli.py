@@ -137,6 +137,7 @@ def test_bad_space_from_the_shell_is_one_line_not_a_traceback(tmp_path):
         (["report", "{tmp}/missing"], "No such project directory", 1),
         (["retrain", "{tmp}"], "has no run.json", 1),
         (["export", "{tmp}", "--format", "onnx"], "invalid choice: 'onnx'", 2),
+        (["retrain", "{tmp}", "--drop-path", "-0.1"], "must be >= 0.0, got '-0.1'", 2),
         (["launch"], "invalid choice: 'launch'", 2),
     ],
 )
@@ -157,3 +158,5 @@ def test_resume_refuses_a_different_search_and_export_needs_a_retrain(tmp_path, 
     assert "holds a search with dataset 'fashion_mnist'" in capsys.readouterr().err
     assert cli.main(["export", str(tmp_path)]) == 1
     assert "has no retrained model" in capsys.readouterr().err
+    assert cli.main(["retrain", str(tmp_path), "--drop-path", "0.3", "--max-minutes", "5"]) == 2
+    assert "--drop-path and --max-minutes apply to the ENAS spaces" in capsys.readouterr().err

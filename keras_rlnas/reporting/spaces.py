@@ -272,7 +272,7 @@ class ENASEntry(SpaceEntry):
         hp.values = dict(values)
         model = tuner.retrain(
             hp, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation,
-            filters=filters, verbose=verbose, **options,
+            filters=filters, callbacks=callbacks, verbose=verbose, **options,
         )
         return model, test, {"filters": filters or space.filters}, info
 

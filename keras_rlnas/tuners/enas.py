@@ -263,6 +263,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         drop_path=None,
         auxiliary_weight=None,
         time_budget=None,
+        callbacks=None,
         verbose=0,
     ):
         """Trains the child `hp` from scratch with the paper's final-training options.
@@ -285,6 +286,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 epoch count (at most `epochs`) is then chosen from the timed
                 steps of a probe copy of the child, so the cosine schedule
                 still ends at its minimum; training also stops at the budget.
+            callbacks: Keras callbacks for `fit`.
             verbose: `fit`'s verbosity.
 
         Returns:
@@ -315,7 +317,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 return final_space.build_child(encoding)
             return final_space.build_child(encoding, total_steps=max(epochs, 1) * steps, **regularization)
 
-        epochs, callbacks = int(epochs), []
+        epochs, callbacks = int(epochs), list(callbacks or [])
         if time_budget is not None:
             deadline = time.time() + _positive_number("time_budget", time_budget)
             epochs = _epochs_within(build, train, steps, validation_data, epochs, deadline, verbose)
