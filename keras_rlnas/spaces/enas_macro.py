@@ -1,21 +1,18 @@
 """The ENAS macro search space: a whole network, one op and a set of skips per layer."""
 
-from collections.abc import Mapping
-
 import keras
-import keras_tuner
 import numpy as np
 from keras import layers
 
 from keras_rlnas.spaces import structured
+from keras_rlnas.spaces.enas_space import ENASSpace
 from keras_rlnas.supernet import checks, ops
-from keras_rlnas.supernet.training import TrainingOptions
 
 MACRO_OPS = ("conv3x3", "conv5x5", "sepconv3x3", "sepconv5x5", "avgpool3x3", "maxpool3x3")
 GROUP = "layers"
 
 
-class ENASMacro(keras_tuner.HyperModel):
+class ENASMacro(ENASSpace):
     """Whole-network space of ENAS (Pham et al., 2018), as a Keras Tuner HyperModel.
 
     Layer `i` applies one of six ops (`layers[i].op`: 3x3 / 5x5 convolution,
@@ -77,21 +74,11 @@ class ENASMacro(keras_tuner.HyperModel):
         name=None,
         tunable=True,
     ):
-        super().__init__(name=name or "enas_macro", tunable=tunable)
-        self.input_shape = checks.image_shape("input_shape", input_shape)
-        self.num_classes = checks.positive_int("num_classes", num_classes, minimum=2)
-        self.num_layers = checks.positive_int("num_layers", num_layers, minimum=3)
-        self.filters = checks.positive_int("filters", filters, minimum=2)
-        self.dropout = checks.fraction("dropout", dropout)
-        self.l2 = checks.non_negative_float("l2", l2)
-        self.training = TrainingOptions(
-            learning_rate=learning_rate,
-            min_learning_rate=min_learning_rate,
-            restart_period=restart_period,
-            restart_multiplier=restart_multiplier,
-            momentum=momentum,
-            steps_per_epoch=steps_per_epoch,
+        super().__init__(
+            input_shape, num_classes, filters, dropout, l2, learning_rate, min_learning_rate, restart_period,
+            restart_multiplier, momentum, steps_per_epoch, name=name or "enas_macro", tunable=tunable,
         )
+        self.num_layers = checks.positive_int("num_layers", num_layers, minimum=3)
 
     @property
     def reduction_positions(self):
@@ -138,12 +125,6 @@ class ENASMacro(keras_tuner.HyperModel):
                 encoding.append(int(bool(skip)))
         return np.asarray(encoding, dtype=np.int32)
 
-    def as_encoding(self, architecture):
-        """An encoding, hyperparameters or a value mapping, as an encoding."""
-        if isinstance(architecture, (keras_tuner.HyperParameters, Mapping)):
-            return self.encode(architecture)
-        return checks.encoding("architecture", architecture, self.encoding_length)
-
     def decode(self, encoding):
         """The `{name: value}` hyperparameter values of an encoded architecture."""
         op_indices, skips = self.parse(encoding)
@@ -154,8 +135,6 @@ class ENASMacro(keras_tuner.HyperModel):
                 name = structured.position_name(GROUP, layer, f"skip[{source}]")
                 values[name] = source in skips[layer]
         return values
-
-    values_from_encoding = decode
 
     def parse(self, encoding):
         """Splits an encoding into per-layer op indices and per-layer skip sources.
@@ -222,23 +201,6 @@ class ENASMacro(keras_tuner.HyperModel):
             self.filters, l2=self.l2, dtype=dtype, name=f"reduction{reduction}_layer{source}"
         )
 
-    def make_head(self, dtype=None):
-        return [
-            layers.GlobalAveragePooling2D(dtype=dtype, name="head_pool"),
-            layers.Dropout(self.dropout, dtype=dtype, name="head_dropout"),
-            layers.Dense(
-                self.num_classes,
-                kernel_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
-                dtype=dtype,
-                name="head_dense",
-            ),
-            layers.Activation("softmax", dtype="float32", name="probabilities"),
-        ]
-
-    def build(self, hp):
-        """Declares the architecture in `hp` and returns its compiled standalone child."""
-        return self.build_child(self.declare_hyperparameters(hp))
-
     def build_child(self, architecture, compile=True):
         """The standalone child of an architecture.
 
@@ -269,7 +231,4 @@ class ENASMacro(keras_tuner.HyperModel):
                     if self.stored_output_needed(skips, reduction, source):
                         outputs[source] = self.make_reduction(reduction, source)(outputs[source])
                 x = outputs[layer]
-        for head_layer in self.make_head():
-            x = head_layer(x)
-        model = keras.Model(inputs, x, name=f"{self.name}_child")
-        return self.training.compile(model) if compile else model
+        return self.finish_child(inputs, x, compile)

@@ -1,22 +1,19 @@
 """The ENAS micro search space: a normal cell and a reduction cell, stacked."""
 
-from collections.abc import Mapping
-
 import keras
-import keras_tuner
 import numpy as np
 from keras import layers
 
 from keras_rlnas.spaces import final_training, structured
+from keras_rlnas.spaces.enas_space import ENASSpace
 from keras_rlnas.supernet import checks, ops
 from keras_rlnas.supernet.projection import LooseEndProjection
-from keras_rlnas.supernet.training import TrainingOptions
 
 MICRO_OPS = ("identity", "sepconv3x3", "sepconv5x5", "avgpool3x3", "maxpool3x3")
 CELL_GROUPS = ("normal_cell", "reduction_cell")
 
 
-class ENASMicro(keras_tuner.HyperModel):
+class ENASMicro(ENASSpace):
     """Cell space of ENAS (Pham et al., 2018), as a Keras Tuner HyperModel.
 
     A cell has two inputs (positions 0 and 1: the outputs of the two previous
@@ -66,6 +63,7 @@ class ENASMicro(keras_tuner.HyperModel):
     """
 
     OPS = MICRO_OPS
+    head_relu = True
 
     def __init__(
         self,
@@ -86,23 +84,13 @@ class ENASMicro(keras_tuner.HyperModel):
         name=None,
         tunable=True,
     ):
-        super().__init__(name=name or "enas_micro", tunable=tunable)
-        self.input_shape = checks.image_shape("input_shape", input_shape)
-        self.num_classes = checks.positive_int("num_classes", num_classes, minimum=2)
+        super().__init__(
+            input_shape, num_classes, filters, dropout, l2, learning_rate, min_learning_rate, restart_period,
+            restart_multiplier, momentum, steps_per_epoch, name=name or "enas_micro", tunable=tunable,
+        )
         self.num_cells = checks.positive_int("num_cells", num_cells)
         self.num_nodes = checks.positive_int("num_nodes", num_nodes)
-        self.filters = checks.positive_int("filters", filters, minimum=2)
         self.stem_multiplier = checks.positive_int("stem_multiplier", stem_multiplier)
-        self.dropout = checks.fraction("dropout", dropout)
-        self.l2 = checks.non_negative_float("l2", l2)
-        self.training = TrainingOptions(
-            learning_rate=learning_rate,
-            min_learning_rate=min_learning_rate,
-            restart_period=restart_period,
-            restart_multiplier=restart_multiplier,
-            momentum=momentum,
-            steps_per_epoch=steps_per_epoch,
-        )
         self.cell_plan = self._plan_cells()
 
     def _plan_cells(self):
@@ -176,12 +164,6 @@ class ENASMicro(keras_tuner.HyperModel):
                     encoding += [int(source), MICRO_OPS.index(op)]
         return np.asarray(encoding, dtype=np.int32)
 
-    def as_encoding(self, architecture):
-        """An encoding, hyperparameters or a value mapping, as an encoding."""
-        if isinstance(architecture, (keras_tuner.HyperParameters, Mapping)):
-            return self.encode(architecture)
-        return checks.encoding("architecture", architecture, self.encoding_length)
-
     def parse(self, encoding):
         """Splits an encoding into `{group: ((source, op), (source, op)) per node}`."""
         encoding = checks.encoding("encoding", encoding, self.encoding_length)
@@ -214,8 +196,6 @@ class ENASMicro(keras_tuner.HyperModel):
                     values[input_name] = source
                     values[op_name] = MICRO_OPS[op]
         return values
-
-    values_from_encoding = decode
 
     def random_encoding(self, seed=None):
         """A uniformly random architecture, encoded."""
@@ -274,24 +254,6 @@ class ENASMicro(keras_tuner.HyperModel):
             width, self.num_nodes, loose_ends, l2=self.l2, dtype=dtype, name=f"cell{cell}_output"
         )
 
-    def make_head(self, dtype=None):
-        return [
-            layers.ReLU(dtype=dtype, name="head_relu"),
-            layers.GlobalAveragePooling2D(dtype=dtype, name="head_pool"),
-            layers.Dropout(self.dropout, dtype=dtype, name="head_dropout"),
-            layers.Dense(
-                self.num_classes,
-                kernel_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
-                dtype=dtype,
-                name="head_dense",
-            ),
-            layers.Activation("softmax", dtype="float32", name="probabilities"),
-        ]
-
-    def build(self, hp):
-        """Declares the architecture in `hp` and returns its compiled standalone child."""
-        return self.build_child(self.declare_hyperparameters(hp))
-
     def build_child(self, architecture, compile=True, drop_path=0.0, total_steps=None, auxiliary_weight=0.0):
         """The standalone child of an architecture.
 
@@ -349,8 +311,5 @@ class ENASMicro(keras_tuner.HyperModel):
             previous, last = last, output
             if auxiliary_weight and cell == auxiliary_after:
                 auxiliary = final_training.auxiliary_head(output, self.num_classes, l2=self.l2)
-        x = last
-        for head_layer in self.make_head():
-            x = head_layer(x)
-        model = keras.Model(inputs, x if auxiliary is None else [x, auxiliary], name=f"{self.name}_child")
-        return self.training.compile(model, auxiliary_weight) if compile else model
+        extra_outputs = () if auxiliary is None else (auxiliary,)
+        return self.finish_child(inputs, last, compile, extra_outputs, auxiliary_weight)

@@ -1,0 +1,104 @@
+"""What the ENAS macro and micro spaces share: settings, encodings, head and build."""
+
+from collections.abc import Mapping
+
+import keras
+import keras_tuner
+from keras import layers
+
+from keras_rlnas.supernet import checks
+from keras_rlnas.supernet.training import TrainingOptions
+
+
+class ENASSpace(keras_tuner.HyperModel):
+    """Base of `ENASMacro` and `ENASMicro`: a HyperModel whose architectures are int32 vectors.
+
+    A subclass declares its hyperparameters (`declare_hyperparameters`),
+    converts between values and encodings (`encode`, `decode`, `parse`,
+    `random_encoding`, `encoding_length`) and builds children
+    (`build_child`); the supernet of the space uses the same layer factories.
+
+    Args:
+        input_shape: `(height, width, channels)` of the images.
+        num_classes: number of classes.
+        filters: channels of the first stage.
+        dropout: dropout rate before the classifier.
+        l2: L2 factor on all kernels.
+        learning_rate, min_learning_rate, restart_period, restart_multiplier,
+            momentum, steps_per_epoch: the children's optimizer
+            (see `keras_rlnas.supernet.training.TrainingOptions`).
+        name: name of the HyperModel.
+        tunable: whether the hyperparameters are tunable.
+    """
+
+    #: Whether the head starts with a ReLU (the cells end in batch norm).
+    head_relu = False
+
+    def __init__(
+        self,
+        input_shape,
+        num_classes,
+        filters,
+        dropout,
+        l2,
+        learning_rate,
+        min_learning_rate,
+        restart_period,
+        restart_multiplier,
+        momentum,
+        steps_per_epoch,
+        name,
+        tunable,
+    ):
+        super().__init__(name=name, tunable=tunable)
+        self.input_shape = checks.image_shape("input_shape", input_shape)
+        self.num_classes = checks.positive_int("num_classes", num_classes, minimum=2)
+        self.filters = checks.positive_int("filters", filters, minimum=2)
+        self.dropout = checks.fraction("dropout", dropout)
+        self.l2 = checks.non_negative_float("l2", l2)
+        self.training = TrainingOptions(
+            learning_rate=learning_rate,
+            min_learning_rate=min_learning_rate,
+            restart_period=restart_period,
+            restart_multiplier=restart_multiplier,
+            momentum=momentum,
+            steps_per_epoch=steps_per_epoch,
+        )
+
+    def as_encoding(self, architecture):
+        """An encoding, hyperparameters or a value mapping, as an encoding."""
+        if isinstance(architecture, (keras_tuner.HyperParameters, Mapping)):
+            return self.encode(architecture)
+        return checks.encoding("architecture", architecture, self.encoding_length)
+
+    def values_from_encoding(self, encoding):
+        """The `{name: value}` hyperparameter values of an encoded architecture (`decode`)."""
+        return self.decode(encoding)
+
+    def build(self, hp):
+        """Declares the architecture in `hp` and returns its compiled standalone child."""
+        return self.build_child(self.declare_hyperparameters(hp))
+
+    def make_head(self, dtype=None):
+        """The classifier: (ReLU,) global average pooling, dropout, dense softmax."""
+        relu = [layers.ReLU(dtype=dtype, name="head_relu")] if self.head_relu else []
+        return relu + [
+            layers.GlobalAveragePooling2D(dtype=dtype, name="head_pool"),
+            layers.Dropout(self.dropout, dtype=dtype, name="head_dropout"),
+            layers.Dense(
+                self.num_classes,
+                kernel_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
+                dtype=dtype,
+                name="head_dense",
+            ),
+            layers.Activation("softmax", dtype="float32", name="probabilities"),
+        ]
+
+    def finish_child(self, inputs, features, compile, extra_outputs=(), auxiliary_weight=0.0):
+        """The child model: `features` through the head; compiled when `compile`."""
+        x = features
+        for head_layer in self.make_head():
+            x = head_layer(x)
+        outputs = [x, *extra_outputs] if extra_outputs else x
+        model = keras.Model(inputs, outputs, name=f"{self.name}_child")
+        return self.training.compile(model, auxiliary_weight) if compile else model
