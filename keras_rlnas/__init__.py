@@ -5,6 +5,7 @@ Public API:
     - `ControllerOracle`: the oracle behind it, usable with any Keras Tuner tuner.
     - `Controller`, `Decision`, `Sample`: the REINFORCE-trained LSTM policy.
     - `DecisionMap`: how a Keras Tuner space becomes controller decisions.
+    - `ENASTuner`: ENAS, one shared-weight supernet trained while the controller learns.
     - `VanillaNAS`, `ENASMacro`, `ENASMicro`: NAS search spaces (HyperModels).
     - `datasets` (also `data`): image data sets with the papers' preprocessing.
     - `rewards`: reward presets.
