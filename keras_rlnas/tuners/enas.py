@@ -404,21 +404,29 @@ def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, v
     """How many epochs of the child fit before `deadline`, from a timed probe copy."""
     probe = build(max_epochs)
     probe_steps = min(steps, 20)
-    sample = train.take(probe_steps)
-    probe.fit(sample, epochs=1, steps_per_epoch=min(probe_steps, 2), shuffle=False, verbose=0)  # traces
+    # Cached, so the timed pass does not refill a shuffle buffer that a real epoch fills once.
+    sample = train.take(probe_steps).cache()
     start = time.time()
-    probe.fit(sample, epochs=1, steps_per_epoch=probe_steps, shuffle=False, verbose=0)
-    epoch_seconds = (time.time() - start) / probe_steps * steps
+    probe.fit(sample, epochs=1, shuffle=False, verbose=0)  # traces and fills the cache
+    first_pass = time.time() - start
+    start = time.time()
+    probe.fit(sample, epochs=1, shuffle=False, verbose=0)
+    step_seconds = (time.time() - start) / probe_steps
+    # The model that is trained for real traces again.
+    setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
+    epoch_seconds = step_seconds * steps
     if validation_data is not None:
         validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
         validation_steps = int(validation.cardinality())
         if validation_steps > 0:
+            start = time.time()
             probe.evaluate(validation.take(2), verbose=0)  # traces
+            setup_seconds += time.time() - start
             start = time.time()
             probe.evaluate(validation.take(min(validation_steps, 10)), verbose=0)
             epoch_seconds += (time.time() - start) / min(validation_steps, 10) * validation_steps
     # 5% slack for the per-epoch overhead the probe does not see.
-    epochs = min(max(int((deadline - time.time()) * 0.95 // epoch_seconds), 1), max_epochs)
+    epochs = min(max(int(((deadline - time.time()) * 0.95 - setup_seconds) // epoch_seconds), 1), max_epochs)
     if verbose:
         print(f"retrain: about {epoch_seconds:.0f} s per epoch; {epochs} epochs fit the budget", flush=True)
     return epochs
