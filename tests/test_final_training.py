@@ -3,8 +3,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_rlnas
+from keras_rlnas import export
 from keras_rlnas.spaces.final_training import ScheduledDropPath
 
 
@@ -72,10 +74,13 @@ def test_micro_retrain_trains_the_auxiliary_head_and_returns_one_output(tmp_path
     # The final network is wider everywhere, cells included.
     widths = {layer.name: layer.output.shape[-1] for layer in model.layers if layer.name.endswith("_output")}
     assert widths and min(widths.values()) >= 6
-    # The drop-path layers travel with the saved model.
+    # The drop-path layers travel with the saved model and the SavedModel serves the same predictions.
+    expected = model.predict(x[:8], verbose=0)
     model.save(tmp_path / "final.keras")
     reloaded = keras.saving.load_model(tmp_path / "final.keras")
-    np.testing.assert_allclose(reloaded.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(reloaded.predict(x[:8], verbose=0), expected, atol=1e-5)
+    served = tf.saved_model.load(export.export_model(model, str(tmp_path / "saved_model"), "saved_model"))
+    np.testing.assert_allclose(served.serve(tf.constant(x[:8])).numpy(), expected, atol=1e-5)
 
 
 def test_retrain_time_budget_bounds_the_run(tmp_path, data):
