@@ -327,7 +327,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose
         )
         if len(model.outputs) > 1:
-            model = self.space.training.compile(keras.Model(model.inputs, model.outputs[0], name=model.name))
+            model = self.space.training.compile(keras.Model(model.inputs[0], model.outputs[0], name=model.name))
             # Built now, so a saved copy reloads without an optimizer mismatch.
             model.optimizer.build(model.trainable_variables)
             model.history = history
