@@ -18,17 +18,9 @@ class ENASSpace(keras_tuner.HyperModel):
     `random_encoding`, `encoding_length`) and builds children
     (`build_child`); the supernet of the space uses the same layer factories.
 
-    Args:
-        input_shape: `(height, width, channels)` of the images.
-        num_classes: number of classes.
-        filters: channels of the first stage.
-        dropout: dropout rate before the classifier.
-        l2: L2 factor on all kernels.
-        learning_rate, min_learning_rate, restart_period, restart_multiplier,
-            momentum, steps_per_epoch: the children's optimizer
-            (see `keras_rlnas.supernet.training.TrainingOptions`).
-        name: name of the HyperModel.
-        tunable: whether the hyperparameters are tunable.
+    The constructor's arguments are the settings the subclasses document:
+    image shape, class count, first-stage width, dropout, L2 factor and the
+    children's optimizer (`keras_rlnas.supernet.training.TrainingOptions`).
     """
 
     #: Whether the head starts with a ReLU (the cells end in batch norm).
