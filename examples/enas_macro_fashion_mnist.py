@@ -9,7 +9,11 @@ scored once on the test set.
     python examples/enas_macro_fashion_mnist.py --search-minutes 40 --retrain-epochs 10
 
 With `--retrain-minutes`, `--retrain-epochs` is the most epochs and the count
-is chosen to fit the time.
+is chosen to fit the time. The run in the README's table (2-core CPU, about
+1 h 30 min in all, 0.9238 test accuracy):
+
+    python examples/enas_macro_fashion_mnist.py --search-minutes 50 --retrain-minutes 55 \
+        --retrain-epochs 40 --retrain-cutout 0
 """
 
 import argparse
