@@ -91,12 +91,14 @@ class ENASMicro(ENASSpace):
         self.num_cells = checks.positive_int("num_cells", num_cells)
         self.num_nodes = checks.positive_int("num_nodes", num_nodes)
         self.stem_multiplier = checks.positive_int("stem_multiplier", stem_multiplier)
-        self.cell_plan = self._plan_cells()
 
-    def _plan_cells(self):
+    @property
+    def cell_plan(self):
         """Per cell: kind, width and the (level, channels) of its two inputs.
 
-        The level of a tensor counts the reductions it went through.
+        The level of a tensor counts the reductions it went through. Derived
+        from `num_cells`, `filters` and `stem_multiplier`, so a widened copy
+        of the space plans wider cells.
         """
         plan = []
         stem = (0, self.stem_multiplier * self.filters)

@@ -12,7 +12,7 @@ import numpy as np
 from keras_rlnas.controller import Controller
 from keras_rlnas.decision_map import DecisionMap
 from keras_rlnas.spaces import ENASMacro, ENASMicro
-from keras_rlnas.supernet import MacroSupernet, MicroSupernet
+from keras_rlnas.supernet import MacroSupernet, MicroSupernet, checks
 from keras_rlnas.supernet.training import TrainingOptions
 
 STATE_FILE = "enas_state.json"
@@ -304,8 +304,6 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             steps = int(np.ceil(len(x) / batch))
         final_space = copy.copy(self.space)
         final_space.filters = _positive("filters", filters or self.space.filters)
-        if isinstance(self.space, ENASMicro):
-            final_space.cell_plan = final_space._plan_cells()  # widths follow `filters`
         encoding = final_space.encode(values)
         regularization = self._final_regularization(drop_path, auxiliary_weight)
         if regularization["auxiliary_weight"]:
@@ -319,7 +317,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
         epochs, callbacks = int(epochs), list(callbacks or [])
         if time_budget is not None:
-            deadline = time.time() + _positive_number("time_budget", time_budget)
+            deadline = time.time() + checks.positive_float("time_budget", time_budget)
             epochs = _epochs_within(build, train, steps, validation_data, epochs, deadline, verbose)
             callbacks.append(_StopAtDeadline(deadline))
         model = build(epochs)
@@ -394,12 +392,6 @@ def _one_cosine_cycle(options, epochs, steps_per_epoch):
     )
 
 
-def _positive_number(name, value):
-    if not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0:
-        raise ValueError(f"`{name}` must be a number > 0, got {value!r}.")
-    return float(value)
-
-
 def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, verbose):
     """How many epochs of the child fit before `deadline`, from a timed probe copy."""
     probe = build(max_epochs)
@@ -448,18 +440,16 @@ def _with_auxiliary_labels(data):
     return images, (labels, labels)
 
 
-class _StopAtDeadline:
-    """Keras callback ending `fit` after the batch that passes a wall-clock deadline."""
+class _StopAtDeadline(keras.callbacks.Callback):
+    """Ends `fit` after the batch that passes a wall-clock deadline."""
 
-    def __new__(cls, deadline):
-        import keras
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
 
-        class StopAtDeadline(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                if time.time() > deadline:
-                    self.model.stop_training = True
-
-        return StopAtDeadline()
+    def on_train_batch_end(self, batch, logs=None):
+        if time.time() > self.deadline:
+            self.model.stop_training = True
 
 
 def _cycle(validation, batch_size, rng):
