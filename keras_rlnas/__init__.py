@@ -9,22 +9,35 @@ Public API:
     - `VanillaNAS`, `ENASMacro`, `ENASMicro`: NAS search spaces (HyperModels).
     - `datasets` (also `data`): image data sets with the papers' preprocessing.
     - `rewards`: reward presets.
+
+The names that need TensorFlow load on first use, so that `keras-rlnas`
+(`keras_rlnas.cli`) answers a usage error without loading it.
 """
 
+import importlib
 import sys
 
-from keras_rlnas import data, rewards, spaces
-from keras_rlnas.controller import Controller, Decision, Sample
-from keras_rlnas.decision_map import DecisionMap
-from keras_rlnas.oracle import ControllerOracle
-from keras_rlnas.spaces import ENASMacro, ENASMicro, VanillaNAS
-from keras_rlnas.tuners import ENASTuner, RLSearch
+from keras_rlnas import data, rewards
 
 # `keras_rlnas.datasets` is the name users look for; the package is `data`.
 datasets = data
 sys.modules[f"{__name__}.datasets"] = data
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Controller": "keras_rlnas.controller",
+    "ControllerOracle": "keras_rlnas.oracle",
+    "Decision": "keras_rlnas.controller",
+    "DecisionMap": "keras_rlnas.decision_map",
+    "ENASMacro": "keras_rlnas.spaces",
+    "ENASMicro": "keras_rlnas.spaces",
+    "ENASTuner": "keras_rlnas.tuners",
+    "RLSearch": "keras_rlnas.tuners",
+    "Sample": "keras_rlnas.controller",
+    "VanillaNAS": "keras_rlnas.spaces",
+    "spaces": None,
+}
 
 __all__ = [
     "Controller",
@@ -42,3 +55,16 @@ __all__ = [
     "rewards",
     "spaces",
 ]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY[name]
+    value = importlib.import_module(f"{__name__}.{name}") if module is None else getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})

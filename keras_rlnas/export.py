@@ -8,21 +8,77 @@ architecture itself, so `build_from_architecture` rebuilds the same network
 import json
 import os
 
+import keras
+import keras_tuner
 import numpy as np
+import tensorflow as tf
 
-from keras_rlnas.reporting import spaces
+from keras_rlnas.spaces import ENASMacro, ENASMicro, VanillaNAS
 
 ARCHITECTURE_FORMAT = "keras_rlnas.architecture/1"
 FORMATS = ("keras", "saved_model")
+
+# The names an architecture JSON (and the `keras-rlnas` command) gives the spaces.
+SPACES = {"vanilla": VanillaNAS, "enas-macro": ENASMacro, "enas-micro": ENASMicro}
+
+
+def make_space(space_name, input_shape, num_classes, options):
+    """The search space `space_name` of an architecture JSON, built with `options`.
+
+    Args:
+        space_name: a key of `SPACES`.
+        input_shape, num_classes: the data shape.
+        options: the space's other constructor arguments; `input_shape` and
+            `num_classes` in it (as in a `get_config()`) are ignored.
+
+    Raises:
+        ValueError: naming an unknown `space_name`.
+    """
+    if space_name not in SPACES:
+        raise ValueError(f"Unknown space_name {space_name!r}; expected one of {sorted(SPACES)}.")
+    options = {k: v for k, v in options.items() if k not in ("input_shape", "num_classes")}
+    return SPACES[space_name](tuple(input_shape), int(num_classes), **options)
+
+
+def describe_architecture(space, values):
+    """The architecture that hyperparameter `values` choose in `space`, as plain JSON.
+
+    Vanilla: `{"layers": [...]}`, one dict per layer (`space.describe`). ENAS:
+    `{"encoding": [...]}` plus `"layers"` (macro: op and skips per layer) or
+    `"cells"` (micro: inputs and ops per node of each cell).
+    """
+    if isinstance(space, VanillaNAS):
+        hp = keras_tuner.HyperParameters()
+        hp.values = dict(values)
+        return {"layers": space.describe(hp)}
+    encoding = space.encode(values)
+    if isinstance(space, ENASMicro):
+        cells = {
+            group: [{"inputs": [a, b], "ops": [space.OPS[op_a], space.OPS[op_b]]} for (a, op_a), (b, op_b) in nodes]
+            for group, nodes in space.parse(encoding).items()
+        }
+        return {"encoding": encoding.tolist(), "cells": cells}
+    ops, skips = space.parse(encoding)
+    layers = [{"op": space.OPS[op], "skips": list(s)} for op, s in zip(ops, skips)]
+    return {"encoding": encoding.tolist(), "layers": layers}
+
+
+def build_architecture(space, architecture):
+    """The (uncompiled, freshly initialised) Keras model of a `describe_architecture` JSON."""
+    if isinstance(space, VanillaNAS):
+        return space.build_model(architecture["layers"], compile=False)
+    return space.build_child(np.asarray(architecture["encoding"], np.int32), compile=False)
 
 
 def architecture_record(space_name, space, space_options, values, input_shape, num_classes, **extra):
     """The JSON description of an architecture of a registered space.
 
     Args:
-        space_name: `"vanilla"`, `"enas-macro"` or `"enas-micro"`.
+        space_name: a key of `SPACES`: `"vanilla"`, `"enas-macro"` or `"enas-micro"`.
         space: the HyperModel the architecture belongs to.
-        space_options: the space's constructor options (JSON), as the model was built.
+        space_options: the space's constructor options (JSON), as the model was built;
+            `build_from_architecture` passes them to the space's class, whose
+            defaults fill in the rest.
         values: the architecture's hyperparameter values.
         input_shape, num_classes: the space's data shape.
         **extra: more JSON to keep (scores, data set, ...).
@@ -31,7 +87,8 @@ def architecture_record(space_name, space, space_options, values, input_shape, n
         A dict: `format`, `space`, `input_shape`, `num_classes`, `space_options`,
         `hyperparameters`, `architecture` and the extras.
     """
-    entry = spaces.get(space_name)
+    if space_name not in SPACES:
+        raise ValueError(f"Unknown space_name {space_name!r}; expected one of {sorted(SPACES)}.")
     return {
         "format": ARCHITECTURE_FORMAT,
         "space": space_name,
@@ -39,7 +96,7 @@ def architecture_record(space_name, space, space_options, values, input_shape, n
         "num_classes": int(num_classes),
         "space_options": space_options,
         "hyperparameters": {k: _plain(v) for k, v in values.items()},
-        "architecture": entry.architecture(space, values),
+        "architecture": describe_architecture(space, values),
         **extra,
     }
 
@@ -80,9 +137,8 @@ def build_from_architecture(path_or_record):
     ```
     """
     record = load_architecture(path_or_record)
-    entry = spaces.get(record["space"])
-    space = entry.make_space(record["input_shape"], record["num_classes"], record["space_options"])
-    return entry.build(space, record["architecture"])
+    space = make_space(record["space"], record["input_shape"], record["num_classes"], record["space_options"])
+    return build_architecture(space, record["architecture"])
 
 
 def export_model(model, path, format="keras"):
@@ -112,13 +168,9 @@ def export_model(model, path, format="keras"):
 def load_exported(path, format="keras"):
     """A callable `images -> probabilities` of an exported model (NumPy in, NumPy out)."""
     if format == "keras":
-        import keras
-
         model = keras.models.load_model(path)
         return lambda x: np.asarray(model.predict(x, verbose=0))
     if format == "saved_model":
-        import tensorflow as tf
-
         served = tf.saved_model.load(path)
         return lambda x: np.asarray(served.serve(tf.constant(x, tf.float32)))
     raise ValueError(f"Unknown export format {format!r}; expected one of {FORMATS}.")

@@ -116,6 +116,17 @@ def test_search_report_retrain_export_end_to_end(tmp_path):
     np.testing.assert_allclose(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+def test_usage_errors_answer_without_loading_tensorflow():
+    code = ("import sys; from keras_rlnas.cli import main; status = main(['--bogus']); "
+            "print(status, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=ENV)
+    assert result.stdout.split() == ["2", "False", "False"], result.stdout + result.stderr
+    assert result.stderr.startswith("keras-rlnas: error:") and len(result.stderr.splitlines()) == 1
+    module = subprocess.run([sys.executable, "-m", "keras_rlnas.cli", "search", "--bogus"], capture_output=True,
+                            text=True, timeout=60, env=ENV)
+    assert module.returncode == 2 and module.stderr.splitlines() == [module.stderr.strip()], module.stderr
+
+
 def test_bad_space_from_the_shell_is_one_line_not_a_traceback(tmp_path):
     result = run("search", "--space", "resnet", "--dataset", "mnist", "--directory", str(tmp_path))
     assert result.returncode == 2
@@ -133,7 +144,10 @@ def test_bad_space_from_the_shell_is_one_line_not_a_traceback(tmp_path):
         (["search", "--dataset", "no_such_set", "--directory", "{tmp}/d"], "Unknown dataset 'no_such_set'", 1),
         (["search", "--dataset", "mnist", "--directory", "d", "--epochs", "0"], "must be > 0, got '0'", 2),
         (["search", "--dataset", "mnist", "--directory", "d", "--space-options", "[1]"], "expected a JSON object", 2),
-        (["search", "--space", "enas-macro", "--dataset", "mnist", "--directory", "d", "--trials", "3"], "--trials does not apply", 2),
+        (["search", "--space", "enas-macro", "--dataset", "mnist", "--directory", "d", "--trials", "3"],
+         "--trials applies to `search --space vanilla`, not 'enas-macro': ENAS records one trial per epoch", 2),
+        (["search", "--space", "enas-micro", "--dataset", "mnist", "--directory", "d", "--update-every", "2"],
+         "--update-every applies to `search --space vanilla`, not 'enas-micro'", 2),
         (["report", "{tmp}/missing"], "No such project directory", 1),
         (["retrain", "{tmp}"], "has no run.json", 1),
         (["export", "{tmp}", "--format", "onnx"], "invalid choice: 'onnx'", 2),
@@ -159,4 +173,5 @@ def test_resume_refuses_a_different_search_and_export_needs_a_retrain(tmp_path, 
     assert cli.main(["export", str(tmp_path)]) == 1
     assert "has no retrained model" in capsys.readouterr().err
     assert cli.main(["retrain", str(tmp_path), "--drop-path", "0.3", "--max-minutes", "5"]) == 2
-    assert "--drop-path and --max-minutes apply to the ENAS spaces" in capsys.readouterr().err
+    assert ("--drop-path and --max-minutes apply to `retrain --space enas-macro|enas-micro`, not 'vanilla'"
+            in capsys.readouterr().err)

@@ -9,21 +9,21 @@ import pytest
 import tensorflow as tf
 
 from keras_rlnas import export
-from keras_rlnas.reporting import spaces
+from keras_rlnas.cli import recipes
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A small vanilla child with skips and strides, trained a few steps so BN statistics moved."""
-    entry = spaces.get("vanilla")
+    recipe = recipes.get("vanilla")
     options = {"num_layers": 3, "num_filters": [4, 8]}
-    space = entry.make_space((12, 12, 1), 4, options)
+    space = recipe.make_space((12, 12, 1), 4, options)
     hp = keras_tuner.HyperParameters()
     hp.values = {"layers[1].skip[0]": True, "layers[2].skip[0]": True, "layers[2].skip[1]": True,
                  "layers[1].stride_height": 2, "layers[2].num_filters": 8}
     space.describe(hp)  # fills in the values not set above
     values = dict(hp.values)
-    model = entry.build(space, entry.architecture(space, values))
+    model = recipe.build(space, recipe.architecture(space, values))
     model.compile("sgd", "sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 12, 12, 1)).astype("float32")
@@ -62,12 +62,11 @@ def test_architecture_json_rebuilds_the_same_model(tmp_path, trained):
 
 @pytest.mark.parametrize("name", ["enas-macro", "enas-micro"])
 def test_enas_architecture_json_rebuilds_the_same_child(tmp_path, name):
-    entry = spaces.get(name)
-    options = {"num_layers": 3, "filters": 4} if name == "enas-macro" else {"num_nodes": 2, "filters": 4}
-    space = entry.make_space((8, 8, 1), 3, options)
+    options = {"num_layers": 3, "filters": 4} if name == "enas-macro" else {"num_cells": 1, "num_nodes": 2, "filters": 4}
+    space = export.make_space(name, (8, 8, 1), 3, options)
     values = space.decode(space.random_encoding(2))
     record = export.architecture_record(name, space, options, values, (8, 8, 1), 3)
-    original = entry.build(space, record["architecture"])
+    original = export.build_architecture(space, record["architecture"])
     rebuilt = export.build_from_architecture(export.save_architecture(record, str(tmp_path / "a.json")))
     assert [w.shape for w in rebuilt.weights] == [w.shape for w in original.weights]
     assert record["architecture"]["encoding"] == space.encode(values).tolist()
@@ -83,3 +82,5 @@ def test_bad_export_arguments_name_the_bad_value(tmp_path, trained):
     bad.write_text('{"format": "something/else"}')
     with pytest.raises(ValueError, match="'something/else'"):
         export.build_from_architecture(str(bad))
+    with pytest.raises(ValueError, match="space_name 'resnet'"):
+        export.make_space("resnet", (8, 8, 1), 3, {})

@@ -8,15 +8,16 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from keras_rlnas.cli import ProjectError, recipes
 from keras_rlnas.controller import Controller
 from keras_rlnas.decision_map import DecisionMap
 from keras_rlnas.oracle import DEFAULT_CONTROLLER_OPTIONS
 from keras_rlnas.reporting import (
     ControllerSummaries,
     ControllerView,
+    controller_view,
     decisions,
     plots,
-    spaces,
     write_report,
 )
 from keras_rlnas.reporting.monitor import ProgressLine, SearchMonitor
@@ -35,7 +36,7 @@ def png_size(path):
 
 def make_view(num_trials=6, update_every=2):
     """A vanilla-space view: a real controller and decision map, trials and history made up."""
-    space = spaces.get("vanilla").make_space((8, 8, 1), 3, {"num_layers": 3})
+    space = recipes.get("vanilla").make_space((8, 8, 1), 3, {"num_layers": 3})
     hp = keras_tuner.HyperParameters()
     space.describe(hp)
     decision_map = DecisionMap()
@@ -63,8 +64,8 @@ def make_view(num_trials=6, update_every=2):
 def test_report_writes_real_pngs_and_tables(tmp_path):
     view, space = make_view()
     values = view.trials[0].hyperparameters.values
-    entry = spaces.get("vanilla")
-    graphs = entry.graphs(space, entry.architecture(space, values))
+    recipe = recipes.get("vanilla")
+    graphs = recipe.graphs(space, recipe.architecture(space, values))
     result = write_report(view, str(tmp_path), graphs=graphs, extra={"dataset": "fashion_mnist"}, samples=100)
     names = sorted(os.path.basename(p) for p in result["files"])
     assert names == ["architecture.png", "best_so_far.png", "controller.png", "decisions.png", "report.md"]
@@ -142,17 +143,17 @@ def test_tensorboard_summaries_are_written_once(tmp_path):
 
 def test_every_space_draws_and_describes_its_architecture(tmp_path):
     for name, options in (("enas-macro", {"num_layers": 4, "filters": 4}), ("enas-micro", {"num_nodes": 3, "filters": 4})):
-        entry = spaces.get(name)
-        space = entry.make_space((8, 8, 1), 3, options)
-        architecture = entry.architecture(space, space.decode(space.random_encoding(1)))
-        graphs = entry.graphs(space, architecture)
+        recipe = recipes.get(name)
+        space = recipe.make_space((8, 8, 1), 3, options)
+        architecture = recipe.architecture(space, space.decode(space.random_encoding(1)))
+        graphs = recipe.graphs(space, architecture)
         assert len(graphs) == (2 if name == "enas-micro" else 1)
         for _, nodes in graphs:
             assert all(all(0 <= j < k for j in node["inputs"]) for k, node in enumerate(nodes))
         width, height = png_size(plots.plot_architecture(graphs, str(tmp_path / f"{name}.png")))
         assert width > 200 and height > 200
-    with pytest.raises(spaces.ProjectError, match="'resnet'"):
-        spaces.get("resnet")
+    with pytest.raises(ProjectError, match="'resnet'"):
+        recipes.get("resnet")
 
 
 def test_progress_line_reports_eta_and_stops_at_the_time_budget():
@@ -184,7 +185,7 @@ def test_time_budget_stops_a_search_between_trials(tmp_path):
 
     stream = io.StringIO()
     tuner = monitored(RLSearch)(build, objective="val_accuracy", max_trials=5, seed=0, directory=str(tmp_path))
-    monitor = SearchMonitor(total=5, max_minutes=1.0, view_fn=lambda: spaces.get("vanilla").view(tuner), stream=stream)
+    monitor = SearchMonitor(total=5, max_minutes=1.0, view_fn=lambda: controller_view(tuner), stream=stream)
     monitor.deadline = monitor.progress.start  # the budget is spent as soon as the first trial ends
     tuner.monitor = monitor
     x = np.random.default_rng(0).standard_normal((16, 4)).astype("float32")
@@ -192,3 +193,29 @@ def test_time_budget_stops_a_search_between_trials(tmp_path):
     tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0, callbacks=[monitor.epoch_callback()])
     assert len(tuner.oracle.trials) == 1
     assert "1/5 epochs" in stream.getvalue() and "trials 1, best val_accuracy" in stream.getvalue()
+    view = controller_view(tuner)
+    assert [t.trial_id for t in view.trials] == ["0"] and view.controller is tuner.oracle.controller
+
+
+def test_controller_view_asks_the_tuner_first_and_knows_plain_tuners():
+    view, _ = make_view(num_trials=2)
+
+    class ShowsItself:
+        def controller_view(self):
+            return view
+
+    assert controller_view(ShowsItself()) is view
+
+    class Objective:
+        name = "val_loss"
+
+    class PlainOracle:
+        trials = {"10": "third", "2": "second", "1": "first"}
+        objective = Objective()
+
+    class PlainTuner:
+        oracle = PlainOracle()
+
+    plain = controller_view(PlainTuner())
+    assert plain.trials == ["first", "second", "third"] and plain.objective == "val_loss"
+    assert plain.history == [] and plain.controller is None

@@ -4,6 +4,10 @@ import logging
 import sys
 import time
 
+import keras
+
+from keras_rlnas.reporting.tensorboard import ControllerSummaries
+
 logger = logging.getLogger(__name__)
 
 
@@ -115,7 +119,6 @@ def epoch_callback(fn):
     >>> import copy; copy.deepcopy(callback) is callback
     True
     """
-    import keras
 
     class EpochCallback(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -157,8 +160,6 @@ class SearchMonitor:
         self._summaries = None
         self._warned = False
         if log_dir:
-            from keras_rlnas.reporting.tensorboard import ControllerSummaries
-
             self._summaries = ControllerSummaries(log_dir)
 
     def time_up(self):

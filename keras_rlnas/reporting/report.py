@@ -3,7 +3,7 @@
 import os
 
 from keras_rlnas.reporting import decisions, plots
-from keras_rlnas.reporting.spaces import skip_rate
+from keras_rlnas.reporting.view import skip_rate
 
 FIGURES = ("controller.png", "best_so_far.png", "decisions.png", "architecture.png")
 
@@ -90,7 +90,7 @@ def write_report(view, out_dir, graphs=None, extra=None, samples=500):
     """Writes `report.md`, `trials.md` and the PNG figures of a search.
 
     Args:
-        view: a `ControllerView` of the tuner (`spaces.get(name).view(tuner)`).
+        view: a `ControllerView` of the tuner (`controller_view(tuner)`).
         out_dir: the folder to write (created).
         graphs: the best architecture to draw, `[(title, nodes)]`, or `None`.
         extra: `{label: value}` facts for the summary (e.g. test accuracy).
@@ -102,8 +102,8 @@ def write_report(view, out_dir, graphs=None, extra=None, samples=500):
     Example:
 
     ```python
-    from keras_rlnas.reporting import spaces, write_report
-    report = write_report(spaces.get("vanilla").view(tuner), "results/report")
+    from keras_rlnas.reporting import controller_view, write_report
+    report = write_report(controller_view(tuner), "results/report")
     print("\\n".join(report["summary"]))
     ```
     """

@@ -18,9 +18,12 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.histogram import metadata
+from tensorboard.plugins.hparams import api as hparams_api
 
 from keras_rlnas.reporting import decisions
-from keras_rlnas.reporting.spaces import skip_rate
+from keras_rlnas.reporting.view import skip_rate
 
 STATE_FILE = "written.json"
 
@@ -41,7 +44,7 @@ class ControllerSummaries:
     ```python
     summaries = ControllerSummaries("results/logs")
     tuner.search(...)  # or after every trial:
-    summaries.write(keras_rlnas.reporting.spaces.get("vanilla").view(tuner))
+    summaries.write(controller_view(tuner))
     ```
     """
 
@@ -57,16 +60,12 @@ class ControllerSummaries:
                 self._state = json.load(f)
 
     def _get_writer(self):
-        import tensorflow as tf
-
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.controller_dir)
         return self._writer
 
     def write(self, view, write_hparams=False):
         """Writes new controller steps and trials of `view`, and the current policy."""
-        import tensorflow as tf
-
         trials = {t.trial_id: t for t in view.trials}
         new_steps = view.history[self._state["updates"] :]
         written = set(self._state["trials"])
@@ -108,9 +107,6 @@ class ControllerSummaries:
         os.replace(self._state_path + ".tmp", self._state_path)
 
     def _write_policy(self, view, step):
-        import tensorflow as tf
-        from tensorboard.plugins.histogram import metadata
-
         estimate = decisions.policy_probabilities(view, self.samples)
         if estimate is None:
             return
@@ -130,9 +126,6 @@ class ControllerSummaries:
             tf.summary.scalar("controller/policy_skip_rate", float(np.mean(np.concatenate(probabilities))), step=step)
 
     def _write_hparams(self, trial, objective):
-        import tensorflow as tf
-        from tensorboard.plugins.hparams import api as hparams_api
-
         log_dir = os.path.join(self.log_dir, str(trial.trial_id), "execution0")
         writer = tf.summary.create_file_writer(log_dir)
         values = {k: (v if isinstance(v, (bool, int, float, str)) else str(v)) for k, v in trial.hyperparameters.values.items()}

@@ -1,89 +1,70 @@
-"""The search spaces the `keras-rlnas` command knows, and what each needs to search, draw and rebuild.
+"""The search spaces the `keras-rlnas` command knows, and what it does with each.
 
-Every entry of `SPACES` turns `(input_shape, num_classes, options)` into a
-HyperModel, makes its tuner, runs a budgeted search, describes the best
-architecture as plain JSON, draws it, rebuilds it as a Keras model and
-retrains it. Adding a space to the command is adding an entry here.
+A `Recipe` turns `(input_shape, num_classes, options)` into a HyperModel,
+makes its tuner, sizes and runs a budgeted search, describes and draws the
+best architecture and retrains it. It also says which optional flags of the
+command apply to its space. Adding a space to the command is adding a recipe
+to `SPACES`; the command itself knows no space by name.
+
+The recipes import the library inside their methods: the command's parser
+reads this registry, and a usage error must not wait for TensorFlow to load.
 """
 
-import json
-import os
+from keras_rlnas.cli.errors import ProjectError
 
-from keras_rlnas.spaces import structured
-
-VANILLA_DEFAULTS = dict(
-    num_layers=4,
-    filter_heights=[1, 3, 5],
-    filter_widths=[1, 3, 5],
-    num_filters=[8, 16, 32],
-    strides=[1, 2],
-    learning_rate=0.05,
-    batch_size=64,
-)
-ENAS_MACRO_DEFAULTS = dict(num_layers=6, filters=16)
-ENAS_MICRO_DEFAULTS = dict(num_cells=1, num_nodes=5, filters=16)
+DEFAULT_TRIALS = 10
+# ENAS epochs when only --max-minutes bounds the search.
+UNBOUNDED_EPOCHS = 10**6
 
 
-class ProjectError(Exception):
-    """A project directory, its files or a command's arguments are not usable; the message says why."""
-
-
-class ControllerView:
-    """What reports and TensorBoard read from any tuner: trials, controller history, policy.
+class Recipe:
+    """One search space of the command. Subclasses fill in the space-specific steps.
 
     Attributes:
-        trials: the Keras Tuner trials, in trial-id order.
-        objective: the objective's name, e.g. `"val_accuracy"`.
-        history: one dict per controller step (`step`, `reward`, `baseline`,
-            `entropy`, `loss`, and for `RLSearch` the batch's `rewards` and `trials`).
-        controller, decision_map, hyperparameters: the policy and the space,
-            or `None` when the tuner has no controller (then no heat map).
+        name: the `--space` value.
+        defaults: space options the command uses unless told otherwise (sized for a CPU).
+        layers_option: the space option that `--layers` sets.
+        search_flags, retrain_flags: the optional flags (`dest` names) of
+            `search` and `retrain` that apply to this space.
+        notes: `{flag: why}`, said when a flag of another space is given.
     """
-
-    def __init__(self, trials, objective, history, controller=None, decision_map=None, hyperparameters=None):
-        self.trials = trials
-        self.objective = objective
-        self.history = history
-        self.controller = controller
-        self.decision_map = decision_map
-        self.hyperparameters = hyperparameters
-
-
-def _merged(defaults, options):
-    # A space's get_config() repeats the data shape, which comes from the data set here.
-    options = {k: v for k, v in options.items() if k not in ("input_shape", "num_classes")}
-    return {**defaults, **options}
-
-
-def _sorted_trials(oracle):
-    return [oracle.trials[k] for k in sorted(oracle.trials, key=lambda t: (len(t), t))]
-
-
-class SpaceEntry:
-    """One space of the command line. Subclasses fill in the space-specific steps."""
 
     name = ""
     defaults = {}
-    budgets = ("epochs", "trials", "max_minutes")
+    layers_option = "num_layers"
+    search_flags = ()
+    retrain_flags = ()
+    notes = {}
     default_batch_size = 64
     default_epochs = 1
     default_retrain_epochs = 5
 
     def make_space(self, input_shape, num_classes, options):
-        raise NotImplementedError
+        """The HyperModel, from the command's defaults and `options` (a space's `get_config()` works too)."""
+        from keras_rlnas import export
+
+        return export.make_space(self.name, input_shape, num_classes, {**self.defaults, **options})
 
     def make_tuner(self, space, *, seed, directory, project_name, overwrite, max_trials, options):
         raise NotImplementedError
 
-    def search(self, tuner, data, *, epochs, batch_size, monitor):
+    def budget(self, *, epochs, trials, max_minutes):
+        """`(epochs, max_trials)` passed to the tuner, from the flags (each `None` when not given)."""
+        return epochs or self.default_epochs, trials or (None if max_minutes else DEFAULT_TRIALS)
+
+    def epochs_left(self, *, epochs, max_trials, done):
+        """Epochs the search still has to train after `done` trials, or `None` when only time bounds it."""
         raise NotImplementedError
 
-    def view(self, tuner):
+    def search(self, tuner, data, *, epochs, batch_size, monitor):
+        """Searches on `data = ((x, y), (x_val, y_val))`, reporting to a `SearchMonitor`."""
         raise NotImplementedError
 
     def architecture(self, space, values):
         """The architecture that hyperparameter `values` describe, as plain JSON."""
-        raise NotImplementedError
+        from keras_rlnas import export
+
+        return export.describe_architecture(space, values)
 
     def graphs(self, space, architecture):
         """`[(title, nodes)]` to draw; a node is `{"label": str, "inputs": [earlier node indices]}`."""
@@ -91,7 +72,9 @@ class SpaceEntry:
 
     def build(self, space, architecture):
         """The (uncompiled) Keras model of a JSON architecture."""
-        raise NotImplementedError
+        from keras_rlnas import export
+
+        return export.build_architecture(space, architecture)
 
     def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose, options):
         """Trains the architecture from scratch.
@@ -105,16 +88,20 @@ class SpaceEntry:
         raise NotImplementedError
 
 
-class VanillaEntry(SpaceEntry):
+class VanillaRecipe(Recipe):
     """Zoph & Le's CNN space, searched by `RLSearch` with the paper's reward."""
 
     name = "vanilla"
-    defaults = VANILLA_DEFAULTS
-
-    def make_space(self, input_shape, num_classes, options):
-        from keras_rlnas.spaces import VanillaNAS
-
-        return VanillaNAS(tuple(input_shape), int(num_classes), **_merged(self.defaults, options))
+    defaults = dict(
+        num_layers=4,
+        filter_heights=[1, 3, 5],
+        filter_widths=[1, 3, 5],
+        num_filters=[8, 16, 32],
+        strides=[1, 2],
+        learning_rate=0.05,
+        batch_size=64,
+    )
+    search_flags = ("trials", "update_every")
 
     def make_tuner(self, space, *, seed, directory, project_name, overwrite, max_trials, options):
         from keras_rlnas.reporting.monitor import monitored
@@ -125,30 +112,19 @@ class VanillaEntry(SpaceEntry):
             directory=directory, project_name=project_name, overwrite=overwrite, **options,
         )
 
+    def epochs_left(self, *, epochs, max_trials, done):
+        return None if max_trials is None else max(max_trials - done, 0) * epochs
+
     def search(self, tuner, data, *, epochs, batch_size, monitor):
+        import keras
+
         (x, y), validation = data
         tuner.monitor = monitor
         callbacks = [monitor.epoch_callback()]
         if monitor.log_dir:
-            import keras
-
             # Keras Tuner moves it to logs/<trial>/execution0 and adds the trial's hparams.
             callbacks.append(keras.callbacks.TensorBoard(monitor.log_dir, write_graph=False, profile_batch=0))
         tuner.search(x, y, validation_data=validation, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=callbacks)
-
-    def view(self, tuner):
-        oracle = tuner.oracle
-        return ControllerView(
-            _sorted_trials(oracle), oracle.objective.name, list(oracle.updates),
-            oracle.controller, oracle.decision_map, oracle.hyperparameters,
-        )
-
-    def architecture(self, space, values):
-        import keras_tuner
-
-        hp = keras_tuner.HyperParameters()
-        hp.values = dict(values)
-        return {"layers": space.describe(hp)}
 
     def graphs(self, space, architecture):
         layers = architecture["layers"]
@@ -165,16 +141,11 @@ class VanillaEntry(SpaceEntry):
         nodes.append({"label": "global pool, softmax", "inputs": loose})
         return [("best architecture", nodes)]
 
-    def build(self, space, architecture):
-        return space.build_model(architecture["layers"], compile=False)
-
     def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose, options):
         import keras
 
         from keras_rlnas import data
 
-        if options:
-            raise ProjectError(f"--space vanilla takes no retrain options, got {sorted(options)}.")
         train, validation, test, info = data.load(dataset, validation_size=validation_size, batch_size=batch_size, limit=limit, seed=seed)
         model = self.build(space, self.architecture(space, values))
         # The children's SGD with the learning rate annealed to zero; weight
@@ -193,32 +164,19 @@ class VanillaEntry(SpaceEntry):
         return model, test, {}, info
 
 
-class ENASEntry(SpaceEntry):
+class ENASRecipe(Recipe):
     """An ENAS space, searched by `ENASTuner` (one shared-weight supernet)."""
 
-    budgets = ("epochs", "max_minutes")
+    retrain_flags = ("filters", "cutout", "drop_path", "auxiliary_weight", "max_minutes")
+    notes = {"trials": "ENAS records one trial per epoch; use --epochs"}
     default_batch_size = 128
     default_epochs = 10
-    micro = False
-
-    def make_space(self, input_shape, num_classes, options):
-        from keras_rlnas.spaces import ENASMacro, ENASMicro
-
-        space_class = ENASMicro if self.micro else ENASMacro
-        return space_class(tuple(input_shape), int(num_classes), **_merged(self.defaults, options))
-
-    def _tuner_class(self):
-        try:
-            from keras_rlnas.tuners.enas import ENASTuner
-        except ImportError as error:
-            raise ProjectError(
-                f"--space {self.name} needs keras_rlnas.tuners.enas.ENASTuner, which this "
-                f"installation cannot import ({error}); use --space vanilla."
-            ) from error
-        return ENASTuner
+    default_retrain_epochs = 10
 
     def make_tuner(self, space, *, seed, directory, project_name, overwrite, max_trials, options):
-        tuner = self._tuner_class()(
+        from keras_rlnas.tuners import ENASTuner
+
+        tuner = ENASTuner(
             hypermodel=space, objective="val_accuracy", seed=seed, directory=directory,
             project_name=project_name, overwrite=overwrite, **{"verbose": 0, **options},
         )
@@ -226,7 +184,16 @@ class ENASEntry(SpaceEntry):
         tuner.oracle.verbose = 0
         return tuner
 
+    def budget(self, *, epochs, trials, max_minutes):
+        _, max_trials = super().budget(epochs=epochs, trials=trials, max_minutes=max_minutes)
+        return epochs or (UNBOUNDED_EPOCHS if max_minutes else self.default_epochs), max_trials
+
+    def epochs_left(self, *, epochs, max_trials, done):
+        return None if epochs >= UNBOUNDED_EPOCHS else max(epochs - done, 0)
+
     def search(self, tuner, data, *, epochs, batch_size, monitor):
+        from keras_rlnas.reporting.view import controller_view
+
         (x, y), validation = data
         # `search(epochs=n)` runs until n epochs are done, so one epoch per
         # call lets the command report progress and stop between epochs.
@@ -236,38 +203,16 @@ class ENASEntry(SpaceEntry):
                 break
             tuner.search(x, y, validation_data=validation, epochs=target, batch_size=batch_size)
             monitor.tick()
-            monitor.after_trial(self.view(tuner), write_hparams=True)
-
-    def view(self, tuner):
-        history = list(getattr(tuner, "history", []))
-        state_path = os.path.join(tuner.project_dir, "enas_state.json")
-        if getattr(tuner, "supernet", None) is None and os.path.exists(state_path):
-            # Not searched in this process: read the saved state instead.
-            with open(state_path) as f:
-                history = json.load(f).get("history", [])
-            controller_path = os.path.join(tuner.project_dir, "controller.npz")
-            if os.path.exists(controller_path) and not getattr(tuner, "_report_loaded", False):
-                tuner.controller.load(controller_path)
-                tuner._report_loaded = True
-        steps = [{"step": entry.get("epoch", i), **entry} for i, entry in enumerate(history)]
-        return ControllerView(
-            _sorted_trials(tuner.oracle), tuner.oracle.objective.name, steps,
-            tuner.controller, tuner.decision_map, tuner.hyperparameters,
-        )
-
-    def build(self, space, architecture):
-        import numpy as np
-
-        return space.build_child(np.asarray(architecture["encoding"], np.int32), compile=False)
+            monitor.after_trial(controller_view(tuner), write_hparams=True)
 
     def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose, options):
+        import keras_tuner
+
         from keras_rlnas import data
 
         (x, y), validation, test, info = data.load_arrays(dataset, validation_size=validation_size, limit=limit)
         options = dict(options)
         filters = options.pop("filters", None)
-        import keras_tuner
-
         hp = keras_tuner.HyperParameters()
         hp.values = dict(values)
         model = tuner.retrain(
@@ -277,14 +222,9 @@ class ENASEntry(SpaceEntry):
         return model, test, {"filters": filters or space.filters}, info
 
 
-class ENASMacroEntry(ENASEntry):
+class ENASMacroRecipe(ENASRecipe):
     name = "enas-macro"
-    defaults = ENAS_MACRO_DEFAULTS
-
-    def architecture(self, space, values):
-        ops, skips = space.parse(space.encode(values))
-        layers = [{"op": space.OPS[op], "skips": list(s)} for op, s in zip(ops, skips)]
-        return {"encoding": space.encode(values).tolist(), "layers": layers}
+    defaults = dict(num_layers=6, filters=16)
 
     def graphs(self, space, architecture):
         nodes = [{"label": "stem conv 3x3", "inputs": []}]
@@ -296,20 +236,10 @@ class ENASMacroEntry(ENASEntry):
         return [("best architecture", nodes)]
 
 
-class ENASMicroEntry(ENASEntry):
+class ENASMicroRecipe(ENASRecipe):
     name = "enas-micro"
-    defaults = ENAS_MICRO_DEFAULTS
-    micro = True
-
-    def architecture(self, space, values):
-        encoding = space.encode(values)
-        cells = {}
-        for group, nodes in space.parse(encoding).items():
-            cells[group] = [
-                {"inputs": [a, b], "ops": [space.OPS[op_a], space.OPS[op_b]]}
-                for (a, op_a), (b, op_b) in nodes
-            ]
-        return {"encoding": encoding.tolist(), "cells": cells}
+    defaults = dict(num_cells=1, num_nodes=5, filters=16)
+    layers_option = "num_cells"
 
     def graphs(self, space, architecture):
         graphs = []
@@ -326,11 +256,11 @@ class ENASMicroEntry(ENASEntry):
         return graphs
 
 
-SPACES = {entry.name: entry for entry in (VanillaEntry(), ENASMacroEntry(), ENASMicroEntry())}
+SPACES = {recipe.name: recipe for recipe in (VanillaRecipe(), ENASMacroRecipe(), ENASMicroRecipe())}
 
 
 def get(name):
-    """The registry entry of space `name`.
+    """The recipe of space `name`.
 
     Raises:
         ProjectError: naming the unknown space and the known ones.
@@ -345,17 +275,12 @@ def get(name):
     return SPACES[name]
 
 
-def skip_rate(values):
-    """Fraction of the `skip[j]` hyperparameters that are on in `values`, or `None` without any.
+def accepting(flag, command):
+    """Names of the spaces whose recipes take optional flag `flag` (a `dest`) of `command`.
 
     Example:
 
-    >>> skip_rate({"layers[1].skip[0]": True, "layers[2].skip[0]": False, "lr": 0.1})
-    0.5
+    >>> accepting("update_every", "search")
+    ['vanilla']
     """
-    bits = []
-    for name, value in values.items():
-        parsed = structured.parse_name(name)
-        if parsed and structured.skip_source(parsed[2]) is not None:
-            bits.append(bool(value))
-    return sum(bits) / len(bits) if bits else None
+    return [name for name, recipe in SPACES.items() if flag in getattr(recipe, f"{command}_flags")]

@@ -15,8 +15,8 @@ import io
 import json
 import os
 
-from keras_rlnas.reporting import spaces
-from keras_rlnas.reporting.spaces import ProjectError
+from keras_rlnas.cli import recipes
+from keras_rlnas.cli.errors import ProjectError
 
 RUN_FILE = "run.json"
 PROJECT_NAME = "search"
@@ -37,7 +37,7 @@ class Project:
     ```python
     project = Project("results/fashion")
     tuner = project.open_tuner()
-    values = project.best_values(tuner)
+    values, trial = project.best_values(tuner)
     ```
     """
 
@@ -56,7 +56,7 @@ class Project:
                 self.run = json.load(f)
         except (OSError, ValueError) as error:
             raise ProjectError(f"Cannot read {path!r}: {error}") from error
-        self.entry = spaces.get(self.run["space"])
+        self.recipe = recipes.get(self.run["space"])
         self._space = None
 
     @staticmethod
@@ -80,7 +80,7 @@ class Project:
         """The search space (HyperModel), rebuilt from `run.json`."""
         if self._space is None:
             info = self.run["dataset_info"]
-            self._space = self.entry.make_space(info["input_shape"], info["num_classes"], self.run["space_options"])
+            self._space = self.recipe.make_space(info["input_shape"], info["num_classes"], self.run["space_options"])
         return self._space
 
     def open_tuner(self):
@@ -90,7 +90,7 @@ class Project:
             raise ProjectError(f"{self.directory!r} has no search results ({PROJECT_NAME}/ is missing).")
         # Keras Tuner prints "Reloading Tuner from ..." on stdout.
         with contextlib.redirect_stdout(io.StringIO()):
-            return self.entry.make_tuner(
+            return self.recipe.make_tuner(
                 self.space, seed=search["seed"], directory=self.directory, project_name=PROJECT_NAME,
                 overwrite=False, max_trials=search["max_trials"], options=search.get("tuner_options", {}),
             )

@@ -8,27 +8,30 @@ keras-rlnas export runs/fm --format saved_model
 ```
 
 Everything a later command needs is kept in the project directory (see
-`keras_rlnas.reporting.project`). Mistakes in the arguments end with one
+`keras_rlnas.cli.project`); what differs between search spaces is in
+`keras_rlnas.cli.recipes`. Mistakes in the arguments end with one
 line on stderr and a non-zero exit status (2 for usage, 1 for the rest);
 `--debug` shows the traceback instead.
+
+The library (and with it TensorFlow) is imported inside the sub-commands, so
+that usage errors and `--help` answer at once.
 """
 
 import argparse
 import datetime
 import json
 import os
+import shutil
 import sys
 import time
 
-from keras_rlnas.reporting import spaces
-from keras_rlnas.reporting.project import PROJECT_NAME, Project, dataset_info_dict
-from keras_rlnas.reporting.spaces import ProjectError
+import numpy as np
+
+from keras_rlnas.cli import recipes
+from keras_rlnas.cli.errors import ProjectError, UsageError
+from keras_rlnas.cli.project import PROJECT_NAME, Project, dataset_info_dict
 
 PROG = "keras-rlnas"
-
-
-class UsageError(Exception):
-    """Bad command-line arguments."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,7 +77,7 @@ def build_parser():
 
     search = commands.add_parser("search", help="search architectures on a data set",
                                  description="Search architectures; run it again to resume.")
-    search.add_argument("--space", default="vanilla", choices=sorted(spaces.SPACES), help="search space (default vanilla)")
+    search.add_argument("--space", default="vanilla", choices=sorted(recipes.SPACES), help="search space (default vanilla)")
     search.add_argument("--dataset", required=True, help="tensorflow-datasets name, e.g. fashion_mnist, cifar10, mnist")
     search.add_argument("--directory", required=True, help="project directory (created; an existing search resumes)")
     budget = search.add_argument_group("budget (any combination; the search stops at the first reached)")
@@ -120,21 +123,20 @@ def build_parser():
     return parser
 
 
+def _refuse_flags(args, recipe, command, flags):
+    """Raises a `UsageError` naming the given `flags` (dest names) that `recipe`'s space does not take."""
+    given = [f for f in flags if getattr(args, f) is not None and f not in getattr(recipe, f"{command}_flags")]
+    if not given:
+        return
+    names = " and ".join("--" + f.replace("_", "-") for f in given)
+    takers = sorted({name for f in given for name in recipes.accepting(f, command)})
+    note = "; ".join(recipe.notes[f] for f in given if f in recipe.notes)
+    raise UsageError(f"{names} {'applies' if len(given) == 1 else 'apply'} to `{command} --space "
+                     f"{'|'.join(takers)}`, not {recipe.name!r}{': ' + note if note else ''}.")
+
+
 # ------------------------------------------------------------------------ search
-def _space_options(args, entry):
-    options = dict(args.space_options)
-    if args.layers is not None:
-        options["num_cells" if entry.name == "enas-micro" else "num_layers"] = args.layers
-    return {**entry.defaults, **options}
-
-
-def _tuner_options(args, entry):
-    options = dict(args.tuner_options)
-    if args.update_every is not None:
-        if entry.name != "vanilla":
-            raise UsageError(f"--update-every applies to --space vanilla, not {entry.name!r}.")
-        options["update_every"] = args.update_every
-    return options
+SEARCH_FLAGS = ("trials", "update_every")
 
 
 def cmd_search(args):
@@ -142,14 +144,19 @@ def cmd_search(args):
 
     from keras_rlnas import data
     from keras_rlnas.reporting.monitor import SearchMonitor
+    from keras_rlnas.reporting.view import controller_view
 
-    entry = spaces.get(args.space)
-    if args.trials is not None and "trials" not in entry.budgets:
-        raise UsageError(f"--trials does not apply to --space {entry.name}: ENAS records one trial per epoch; use --epochs.")
-    space_options = _space_options(args, entry)
-    tuner_options = _tuner_options(args, entry)
+    recipe = recipes.get(args.space)
+    _refuse_flags(args, recipe, "search", SEARCH_FLAGS)
+    space_options = dict(args.space_options)
+    if args.layers is not None:
+        space_options[recipe.layers_option] = args.layers
+    space_options = {**recipe.defaults, **space_options}
+    tuner_options = dict(args.tuner_options)
+    if args.update_every is not None:
+        tuner_options["update_every"] = args.update_every
     run = {
-        "space": entry.name,
+        "space": recipe.name,
         "dataset": args.dataset,
         "space_options": space_options,
         "data": {"validation_size": args.validation_size, "limit": args.limit, "data_dir": args.data_dir},
@@ -167,10 +174,9 @@ def cmd_search(args):
     (x, y), validation, _, info = data.load_arrays(
         args.dataset, validation_size=args.validation_size, limit=args.limit, data_dir=args.data_dir
     )
-    space = entry.make_space(info.input_shape, info.num_classes, space_options)
-    epochs = args.epochs or (10**6 if entry.name != "vanilla" and args.max_minutes else entry.default_epochs)
-    max_trials = args.trials or (None if args.max_minutes else 10)
-    batch_size = args.batch_size or entry.default_batch_size
+    space = recipe.make_space(info.input_shape, info.num_classes, space_options)
+    epochs, max_trials = recipe.budget(epochs=args.epochs, trials=args.trials, max_minutes=args.max_minutes)
+    batch_size = args.batch_size or recipe.default_batch_size
     run.update(
         dataset_info=dataset_info_dict(info),
         search={"seed": args.seed, "max_trials": max_trials, "epochs": epochs, "max_minutes": args.max_minutes,
@@ -179,30 +185,27 @@ def cmd_search(args):
         started=datetime.datetime.now().isoformat(timespec="seconds"),
     )
     keras.utils.set_random_seed(args.seed)
-    tuner = entry.make_tuner(space, seed=args.seed, directory=args.directory, project_name=PROJECT_NAME,
-                             overwrite=overwrite, max_trials=max_trials, options=tuner_options)
+    tuner = recipe.make_tuner(space, seed=args.seed, directory=args.directory, project_name=PROJECT_NAME,
+                              overwrite=overwrite, max_trials=max_trials, options=tuner_options)
     Project.write_run(args.directory, run)
     done = len(tuner.oracle.trials)
-    if entry.name == "vanilla":
-        total = None if max_trials is None else max(max_trials - done, 0) * epochs
-    else:
-        total = None if args.epochs is None and args.max_minutes else max(epochs - done, 0)
     monitor = SearchMonitor(
-        total=total, unit="epochs", max_minutes=args.max_minutes,
+        total=recipe.epochs_left(epochs=epochs, max_trials=max_trials, done=done), unit="epochs",
+        max_minutes=args.max_minutes,
         log_dir=None if args.no_tensorboard else os.path.join(args.directory, "logs"),
-        view_fn=lambda: entry.view(tuner), stream=open(os.devnull, "w") if args.quiet else None,
+        view_fn=lambda: controller_view(tuner), stream=open(os.devnull, "w") if args.quiet else None,
     )
-    print(f"Searching {entry.name} on {info.name} ({info.num_train} training, {info.num_validation} validation "
+    print(f"Searching {recipe.name} on {info.name} ({info.num_train} training, {info.num_validation} validation "
           f"images from {info.source}); {done} trials already in {args.directory!r}.", flush=True)
     start = time.time()
     try:
-        entry.search(tuner, ((x, y), validation), epochs=epochs, batch_size=batch_size, monitor=monitor)
+        recipe.search(tuner, ((x, y), validation), epochs=epochs, batch_size=batch_size, monitor=monitor)
     finally:
         monitor.close()
     seconds = time.time() - start
     Project(args.directory).update_run(finished=datetime.datetime.now().isoformat(timespec="seconds"),
                                        search_seconds=round(seconds, 1))
-    view = entry.view(tuner)
+    view = controller_view(tuner)
     scores = [t.score for t in view.trials if t.score is not None]
     best = f"best {view.objective} {max(scores):.4f}" if scores else "no completed trial"
     print(f"Search done in {seconds / 60:.1f} min: {len(view.trials)} trials, {best}.")
@@ -213,14 +216,16 @@ def cmd_search(args):
 # ------------------------------------------------------------------------ report
 def cmd_report(args):
     from keras_rlnas.reporting.report import format_table, write_report
+    from keras_rlnas.reporting.view import controller_view
 
     project = Project(args.directory)
+    recipe = project.recipe
     tuner = project.open_tuner()
-    view = project.entry.view(tuner)
+    view = controller_view(tuner)
     graphs = None
     if any(t.score is not None for t in view.trials):
         values, _ = project.best_values(tuner)
-        graphs = project.entry.graphs(project.space, project.entry.architecture(project.space, values))
+        graphs = recipe.graphs(project.space, recipe.architecture(project.space, values))
     extra = {"space": project.run["space"], "dataset": project.run["dataset"]}
     retrained = project.retrain_info()
     if retrained:
@@ -235,6 +240,9 @@ def cmd_report(args):
 
 
 # ----------------------------------------------------------------------- retrain
+RETRAIN_FLAGS = ("filters", "cutout", "drop_path", "auxiliary_weight", "max_minutes")
+
+
 def cmd_retrain(args):
     import keras
 
@@ -242,16 +250,14 @@ def cmd_retrain(args):
     from keras_rlnas.reporting.monitor import ProgressLine, epoch_callback
 
     project = Project(args.directory)
-    entry, run = project.entry, project.run
-    named = (("filters", args.filters), ("cutout", args.cutout), ("drop_path", args.drop_path),
-             ("auxiliary_weight", args.auxiliary_weight), ("time_budget", args.max_minutes and args.max_minutes * 60))
-    options = {k: v for k, v in named if v is not None}
-    if options and entry.name == "vanilla":
-        flags = {"time_budget": "max_minutes"}
-        raise UsageError(f"{' and '.join('--' + flags.get(k, k).replace('_', '-') for k in options)} apply to the ENAS spaces, not vanilla.")
+    recipe, run = project.recipe, project.run
+    _refuse_flags(args, recipe, "retrain", RETRAIN_FLAGS)
+    options = {f: getattr(args, f) for f in RETRAIN_FLAGS if getattr(args, f) is not None}
+    if "max_minutes" in options:
+        options["time_budget"] = options.pop("max_minutes") * 60
     tuner = project.open_tuner()
     values, trial = project.best_values(tuner)
-    epochs = args.epochs or entry.default_retrain_epochs * (2 if entry.name != "vanilla" else 1)
+    epochs = args.epochs or recipe.default_retrain_epochs
     batch_size = args.batch_size or run["search"]["batch_size"]
     limit = run["data"]["limit"] if args.limit is None else (args.limit or None)
     seed = run["search"]["seed"]
@@ -261,7 +267,7 @@ def cmd_retrain(args):
         lambda epoch, logs: progress.update(epoch + 1, note=_metrics_note(logs), force=True))]
     start = time.time()
     try:
-        model, test, overrides, data_info = entry.retrain(
+        model, test, overrides, data_info = recipe.retrain(
             tuner, project.space, values, dataset=run["dataset"], epochs=epochs, batch_size=batch_size,
             limit=limit, validation_size=run["data"]["validation_size"], seed=seed, callbacks=callbacks,
             verbose=2 if args.verbose else 0, options=options,
@@ -281,7 +287,7 @@ def cmd_retrain(args):
     # Served models need the same whitening as training: (pixels - mean) / std, pixels 0-255.
     preprocessing = {"mean": list(data_info.mean), "std": list(data_info.std), "pixel_range": [0, 255]}
     record = architecture_record(
-        entry.name, project.space, {**run["space_options"], **overrides}, values, info["input_shape"],
+        recipe.name, project.space, {**run["space_options"], **overrides}, values, info["input_shape"],
         info["num_classes"], dataset=run["dataset"], preprocessing=preprocessing, search_trial=trial.trial_id,
         search_score=trial.score, test_accuracy=float(test_accuracy),
     )
@@ -302,10 +308,7 @@ def _metrics_note(logs):
 
 # ------------------------------------------------------------------------ export
 def cmd_export(args):
-    import shutil
-
     import keras
-    import numpy as np
 
     from keras_rlnas.export import export_model, max_prediction_difference
 
