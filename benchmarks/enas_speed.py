@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_rlnas.spaces import ENASMacro, ENASMicro  # noqa: E402
 from keras_rlnas.supernet import build_supernet  # noqa: E402
-from keras_rlnas.supernet.training import nesterov_sgd  # noqa: E402
+from keras_rlnas.training import nesterov_sgd  # noqa: E402
 
 
 def parse_arguments():

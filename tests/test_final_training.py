@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import keras_rlnas
 from keras_rlnas import export
-from keras_rlnas.spaces.final_training import ScheduledDropPath
+from keras_rlnas.layers.final_training import ScheduledDropPath
 
 
 def tiny_micro(**kwargs):

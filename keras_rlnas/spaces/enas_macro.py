@@ -4,9 +4,10 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_rlnas import _checks as checks
+from keras_rlnas.layers import ops
 from keras_rlnas.spaces import structured
 from keras_rlnas.spaces.enas_space import ENASSpace
-from keras_rlnas.supernet import checks, ops
 
 MACRO_OPS = ("conv3x3", "conv5x5", "sepconv3x3", "sepconv5x5", "avgpool3x3", "maxpool3x3")
 GROUP = "layers"
@@ -39,7 +40,7 @@ class ENASMacro(ENASSpace):
         l2: L2 factor on all kernels.
         learning_rate, min_learning_rate, restart_period, restart_multiplier,
             momentum, steps_per_epoch: the children's optimizer
-            (see `keras_rlnas.supernet.training.TrainingOptions`).
+            (see `keras_rlnas.training.TrainingOptions`).
         name: name of the HyperModel.
         tunable: whether the hyperparameters are tunable.
 

@@ -6,8 +6,8 @@ import keras
 import keras_tuner
 from keras import layers
 
-from keras_rlnas.supernet import checks
-from keras_rlnas.supernet.training import TrainingOptions
+from keras_rlnas import _checks as checks
+from keras_rlnas.training import TrainingOptions
 
 
 class ENASSpace(keras_tuner.HyperModel):
@@ -20,7 +20,7 @@ class ENASSpace(keras_tuner.HyperModel):
 
     The constructor's arguments are the settings the subclasses document:
     image shape, class count, first-stage width, dropout, L2 factor and the
-    children's optimizer (`keras_rlnas.supernet.training.TrainingOptions`).
+    children's optimizer (`keras_rlnas.training.TrainingOptions`).
     """
 
     #: Whether the head starts with a ReLU (the cells end in batch norm).

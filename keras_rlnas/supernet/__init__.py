@@ -1,4 +1,4 @@
-"""ENAS shared-weight supernets and the layers their children are made of.
+"""ENAS shared-weight supernets.
 
 A supernet trains every child of an `ENASMacro` / `ENASMicro` space at once.
 The architecture is an int32 tensor (`space.encode(values)`), so one traced
@@ -20,11 +20,12 @@ Example:
 >>> state = net.get_state()  # or net.save(path) / net.load(path)
 """
 
+from keras_rlnas.layers.batch_norm import BatchNorm, frozen_moving_statistics
+from keras_rlnas.spaces import ENASMacro
 from keras_rlnas.supernet.base import Supernet, SupernetModel
-from keras_rlnas.supernet.batch_norm import BatchNorm, frozen_moving_statistics
 from keras_rlnas.supernet.macro import MacroSupernet, MacroSupernetModel
 from keras_rlnas.supernet.micro import MicroSupernet, MicroSupernetModel
-from keras_rlnas.supernet.training import (
+from keras_rlnas.training import (
     CosineWarmRestarts,
     NesterovSGD,
     TrainingOptions,
@@ -34,8 +35,6 @@ from keras_rlnas.supernet.training import (
 
 def build_supernet(space, **kwargs):
     """The supernet of `space` (`ENASMacro` or `ENASMicro`), with `Supernet` options."""
-    from keras_rlnas.spaces.enas_macro import ENASMacro
-
     supernet_class = MacroSupernet if isinstance(space, ENASMacro) else MicroSupernet
     return supernet_class(space, **kwargs)
 

@@ -11,10 +11,10 @@ import numpy as np
 import tensorflow as tf
 from keras import Model
 
-from keras_rlnas.supernet import checks
-from keras_rlnas.supernet.batch_norm import frozen_moving_statistics
-from keras_rlnas.supernet.pooling import max_pool_gradient_recomputed
-from keras_rlnas.supernet.training import cosine_restart_learning_rate, nesterov_sgd
+from keras_rlnas import _checks as checks
+from keras_rlnas.layers.batch_norm import frozen_moving_statistics
+from keras_rlnas.layers.pooling import max_pool_gradient_recomputed
+from keras_rlnas.training import cosine_restart_learning_rate, nesterov_sgd
 
 
 def regularization(block, l2):

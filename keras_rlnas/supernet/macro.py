@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from keras_rlnas.spaces.enas_macro import ENASMacro
 from keras_rlnas.supernet.base import Supernet, SupernetModel, regularization
 
 
@@ -15,9 +16,6 @@ class MacroSupernetModel(SupernetModel):
     """
 
     def __init__(self, space, l2=0.0, dtype=None, **kwargs):
-        # Imported here: the spaces import this package's building blocks.
-        from keras_rlnas.spaces.enas_macro import ENASMacro
-
         if not isinstance(space, ENASMacro):
             raise TypeError(f"MacroSupernet needs an ENASMacro space, got {space!r}.")
         super().__init__(space, l2=l2, name="macro_supernet", dtype=dtype, **kwargs)

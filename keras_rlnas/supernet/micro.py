@@ -4,7 +4,8 @@ import re
 
 import tensorflow as tf
 
-from keras_rlnas.supernet import ops
+from keras_rlnas.layers import ops
+from keras_rlnas.spaces.enas_micro import ENASMicro
 from keras_rlnas.supernet.base import Supernet, SupernetModel, regularization
 from keras_rlnas.supernet.stacked import SourceStackedFactorizedReduction, SourceStackedSepConv
 
@@ -63,9 +64,6 @@ class MicroSupernetModel(SupernetModel):
     """
 
     def __init__(self, space, l2=0.0, dtype=None, **kwargs):
-        # Imported here: the spaces import this package's building blocks.
-        from keras_rlnas.spaces.enas_micro import ENASMicro
-
         if not isinstance(space, ENASMicro):
             raise TypeError(f"MicroSupernet needs an ENASMicro space, got {space!r}.")
         super().__init__(space, l2=l2, name="micro_supernet", dtype=dtype, **kwargs)

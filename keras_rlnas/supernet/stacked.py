@@ -13,13 +13,13 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_rlnas.supernet.batch_norm import (
+from keras_rlnas.layers.batch_norm import (
     BN_EPSILON,
     BN_MOMENTUM,
     fused_normalisation,
     moving_statistics_frozen,
 )
-from keras_rlnas.supernet.ops import diagonal_phases
+from keras_rlnas.layers.ops import diagonal_phases
 
 
 class _PerSourceInitializer(keras.initializers.Initializer):

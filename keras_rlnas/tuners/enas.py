@@ -9,11 +9,12 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_rlnas import _checks as checks
 from keras_rlnas.controller import Controller
 from keras_rlnas.decision_map import DecisionMap
 from keras_rlnas.spaces import ENASMacro, ENASMicro
-from keras_rlnas.supernet import MacroSupernet, MicroSupernet, checks
-from keras_rlnas.supernet.training import TrainingOptions
+from keras_rlnas.supernet import MacroSupernet, MicroSupernet
+from keras_rlnas.training import TrainingOptions
 
 STATE_FILE = "enas_state.json"
 

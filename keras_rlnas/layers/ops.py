@@ -11,8 +11,8 @@ normalisation (`BatchNorm`).
 import keras
 from keras import layers, ops
 
-from keras_rlnas.supernet.batch_norm import BatchNorm
-from keras_rlnas.supernet.pooling import Pool3x3, halved, make_pooling  # noqa: F401
+from keras_rlnas.layers.batch_norm import BatchNorm
+from keras_rlnas.layers.pooling import Pool3x3, halved, make_pooling  # noqa: F401
 
 
 def _regularizer(l2):

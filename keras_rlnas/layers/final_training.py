@@ -11,7 +11,7 @@ inference.
 import keras
 from keras import layers, ops
 
-from keras_rlnas.supernet import checks
+from keras_rlnas import _checks as checks
 
 
 @keras.saving.register_keras_serializable(package="keras_rlnas")

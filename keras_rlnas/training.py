@@ -11,7 +11,7 @@ import math
 import keras
 from keras import ops
 
-from keras_rlnas.supernet import checks
+from keras_rlnas import _checks as checks
 
 
 def cosine_restart_learning_rate(

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_rlnas.supernet.batch_norm import BatchNorm
-from keras_rlnas.supernet.ops import _Block, _regularizer, _with_channels
+from keras_rlnas.layers.batch_norm import BatchNorm
+from keras_rlnas.layers.ops import _Block, _regularizer, _with_channels
 
 
 @keras.saving.register_keras_serializable(package="keras_rlnas")
