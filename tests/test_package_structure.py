@@ -11,8 +11,6 @@ top-level package loads on first use (its `_LAZY` table) are.
 import ast
 import pathlib
 
-import pytest
-
 PACKAGE = "keras_rlnas"
 ROOT = pathlib.Path(__file__).resolve().parents[1] / PACKAGE
 
@@ -157,6 +155,5 @@ def test_export_does_not_import_the_command():
     assert edges_into(GRAPH, [f"{PACKAGE}.export"], [f"{PACKAGE}.cli", f"{PACKAGE}.reporting"]) == []
 
 
-@pytest.mark.xfail(strict=False, reason="spaces/ imports supernet/ until the ops move into keras_rlnas/layers/")
 def test_spaces_do_not_import_supernet():
     assert edges_into(GRAPH, [f"{PACKAGE}.spaces"], [f"{PACKAGE}.supernet"]) == []
