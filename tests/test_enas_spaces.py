@@ -2,6 +2,8 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from keras_rlnas.controller import Controller
+from keras_rlnas.decision_map import DecisionMap
 from keras_rlnas.spaces import ENASMacro, ENASMicro, structured
 
 
@@ -254,3 +256,57 @@ def test_spaces_are_searchable_with_random_search(make, trials, tmp_path):
     model = tuner.hypermodel.build(best)
     assert model.predict(images, verbose=0).shape == (16, 3)
     assert len(tuner.oracle.trials) == trials
+
+
+# The space/supernet contract: block names and controller actions
+
+
+@pytest.mark.parametrize(
+    "make, preset",
+    [
+        (lambda: macro(), "enas_macro"),
+        (lambda: ENASMacro((8, 8, 1), num_classes=3, num_layers=12), "enas_macro"),
+        (lambda: micro(), "enas_micro"),
+        (lambda: ENASMicro((8, 8, 1), num_classes=3, num_nodes=5), "enas_micro"),
+    ],
+)
+def test_encoding_from_actions_matches_encoding_the_sampled_values(make, preset):
+    space = make()
+    hp = keras_tuner.HyperParameters()
+    space.declare_hyperparameters(hp)
+    decision_map = DecisionMap()
+    controller = Controller.from_preset(preset, decision_map.sync(hp), seed=3)
+    # A fresh controller is nearly uniform: its samples cover ops, inputs and skips.
+    for greedy in [True] + [False] * 300:
+        actions = controller.sample(greedy=greedy).actions
+        expected = space.encode(decision_map.values_from_actions(actions, controller.rng))
+        encoding = space.encoding_from_actions(actions)
+        assert encoding.dtype == np.int32
+        np.testing.assert_array_equal(encoding, expected)
+
+
+def test_encoding_from_actions_names_a_foreign_sample():
+    with pytest.raises(ValueError, match="`actions` must be a vector of 21 integers"):
+        macro().encoding_from_actions((0, 1, (1,)))
+
+
+@pytest.mark.parametrize("make", [macro, micro])
+def test_every_child_layer_name_parses_back(make):
+    space = make()
+    model = space.build_child(space.random_encoding(1))
+    kinds = set()
+    for layer in model.layers:
+        parsed = space.parse_block_name(layer.name)
+        if parsed is not None:
+            kind, fields = parsed
+            assert space.block_name(kind, **fields) == layer.name
+            kinds.add(kind)
+    assert "stem" in kinds and ("op" in kinds or "node_op" in kinds)
+    assert space.parse_block_name("head_dense") is None
+
+
+def test_block_name_names_a_bad_kind_and_op():
+    with pytest.raises(ValueError, match="`kind` must be one of .*got 'layer'"):
+        macro().block_name("layer", layer=0)
+    with pytest.raises(ValueError, match="`op` must be one of .*got 'conv7x7'"):
+        macro().block_name("op", layer=0, op="conv7x7")

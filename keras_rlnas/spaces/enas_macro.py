@@ -7,10 +7,19 @@ from keras import layers
 from keras_rlnas import _checks as checks
 from keras_rlnas.layers import ops
 from keras_rlnas.spaces import structured
+from keras_rlnas.spaces.block_names import BlockNames
 from keras_rlnas.spaces.enas_space import ENASSpace
 
 MACRO_OPS = ("conv3x3", "conv5x5", "sepconv3x3", "sepconv5x5", "avgpool3x3", "maxpool3x3")
 GROUP = "layers"
+MACRO_BLOCK_NAMES = BlockNames(
+    MACRO_OPS,
+    stem="stem",
+    op="layer{layer}_{op}",
+    skip_sum="layer{layer}_skip_sum",
+    skip_norm="layer{layer}_bn",
+    reduction="reduction{reduction}_layer{source}",
+)
 
 
 class ENASMacro(ENASSpace):
@@ -57,6 +66,7 @@ class ENASMacro(ENASSpace):
     """
 
     OPS = MACRO_OPS
+    BLOCK_NAMES = MACRO_BLOCK_NAMES
 
     def __init__(
         self,
@@ -178,11 +188,11 @@ class ENASMacro(ENASSpace):
     # layers share names and configurations.
 
     def make_stem(self, dtype=None):
-        return ops.ConvBN(self.filters, 3, l2=self.l2, dtype=dtype, name="stem")
+        return ops.ConvBN(self.filters, 3, l2=self.l2, dtype=dtype, name=self.block_name("stem"))
 
     def make_op(self, layer, op_index, dtype=None):
         op = MACRO_OPS[op_index]
-        name = f"layer{layer}_{op}"
+        name = self.block_name("op", layer=layer, op=op)
         if op.endswith("pool3x3"):
             return ops.MacroPool(self.filters, op[:3], l2=self.l2, dtype=dtype, name=name)
         return ops.MacroConv(
@@ -195,11 +205,14 @@ class ENASMacro(ENASSpace):
         )
 
     def make_skip_norm(self, layer, dtype=None):
-        return ops.BatchNorm(dtype=dtype, name=f"layer{layer}_bn")
+        return ops.BatchNorm(dtype=dtype, name=self.block_name("skip_norm", layer=layer))
 
     def make_reduction(self, reduction, source, dtype=None):
         return ops.FactorizedReduction(
-            self.filters, l2=self.l2, dtype=dtype, name=f"reduction{reduction}_layer{source}"
+            self.filters,
+            l2=self.l2,
+            dtype=dtype,
+            name=self.block_name("reduction", reduction=reduction, source=source),
         )
 
     def build_child(self, architecture, compile=True):
@@ -222,7 +235,7 @@ class ENASMacro(ENASSpace):
             if layer > 0:
                 if skips[layer]:
                     parts = [y] + [outputs[source] for source in skips[layer]]
-                    y = layers.Add(name=f"layer{layer}_skip_sum")(parts)
+                    y = layers.Add(name=self.block_name("skip_sum", layer=layer))(parts)
                 y = self.make_skip_norm(layer)(y)
             outputs.append(y)
             x = y

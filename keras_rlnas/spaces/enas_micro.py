@@ -8,10 +8,22 @@ from keras_rlnas import _checks as checks
 from keras_rlnas.layers import final_training, ops
 from keras_rlnas.layers.projection import LooseEndProjection
 from keras_rlnas.spaces import structured
+from keras_rlnas.spaces.block_names import BlockNames
 from keras_rlnas.spaces.enas_space import ENASSpace
 
 MICRO_OPS = ("identity", "sepconv3x3", "sepconv5x5", "avgpool3x3", "maxpool3x3")
 CELL_GROUPS = ("normal_cell", "reduction_cell")
+MICRO_BLOCK_NAMES = BlockNames(
+    MICRO_OPS,
+    stem="stem",
+    calibration="cell{cell}_input{slot}",
+    # A child's op reads one position; the supernet's holds the weights for every position.
+    node_op="cell{cell}_node{node}_input{slot}_from{source}_{op}",
+    shared_node_op="cell{cell}_node{node}_input{slot}_{op}",
+    drop_path="cell{cell}_node{node}_input{slot}_drop_path",
+    node="cell{cell}_node{node}",
+    output="cell{cell}_output",
+)
 
 
 class ENASMicro(ENASSpace):
@@ -64,6 +76,7 @@ class ENASMicro(ENASSpace):
     """
 
     OPS = MICRO_OPS
+    BLOCK_NAMES = MICRO_BLOCK_NAMES
     head_relu = True
 
     def __init__(
@@ -114,6 +127,14 @@ class ENASMicro(ENASSpace):
                 plan.append({"kind": kind, "width": width, "inputs": (previous, last)})
                 previous, last = last, (level, width)
         return tuple(plan)
+
+    @property
+    def anchor_steps(self):
+        """The controller's anchor steps: cell inputs 0 and 1, before each cell's decisions."""
+        steps_per_cell = 2 + 4 * self.num_nodes
+        return frozenset(
+            cell * steps_per_cell + position for cell in range(len(CELL_GROUPS)) for position in (0, 1)
+        )
 
     @property
     def node_positions(self):
@@ -220,13 +241,13 @@ class ENASMicro(ENASSpace):
 
     def make_stem(self, dtype=None):
         width = self.stem_multiplier * self.filters
-        return ops.ConvBN(width, 3, l2=self.l2, dtype=dtype, name="stem")
+        return ops.ConvBN(width, 3, l2=self.l2, dtype=dtype, name=self.block_name("stem"))
 
     def make_calibration(self, cell, slot, dtype=None):
         """The layer bringing input `slot` of cell `cell` to its size and width, or `None`."""
         plan = self.cell_plan[cell]
         (level, channels), (last_level, _) = plan["inputs"][slot], plan["inputs"][1]
-        name = f"cell{cell}_input{slot}"
+        name = self.block_name("calibration", cell=cell, slot=slot)
         if level < last_level:
             return ops.FactorizedReduction(
                 plan["width"], relu_first=True, l2=self.l2, dtype=dtype, name=name
@@ -240,7 +261,7 @@ class ENASMicro(ENASSpace):
         plan = self.cell_plan[cell]
         op = MICRO_OPS[op_index]
         strides = 2 if plan["kind"] == "reduction_cell" and source < 2 else 1
-        name = f"cell{cell}_node{node}_input{slot}_from{source}_{op}"
+        name = self.block_name("node_op", cell=cell, node=node, slot=slot, source=source, op=op)
         if op == "identity":
             if strides == 1:
                 return None
@@ -254,7 +275,12 @@ class ENASMicro(ENASSpace):
     def make_output(self, cell, loose_ends=None, dtype=None):
         width = self.cell_plan[cell]["width"]
         return LooseEndProjection(
-            width, self.num_nodes, loose_ends, l2=self.l2, dtype=dtype, name=f"cell{cell}_output"
+            width,
+            self.num_nodes,
+            loose_ends,
+            l2=self.l2,
+            dtype=dtype,
+            name=self.block_name("output", cell=cell),
         )
 
     def build_child(self, architecture, compile=True, drop_path=0.0, total_steps=None, auxiliary_weight=0.0):
@@ -305,10 +331,10 @@ class ENASMicro(ENASSpace):
                         continue
                     part = op(states[source])
                     if cell_drop_path and MICRO_OPS[op_index] != "identity":
-                        name = f"cell{cell}_node{node}_input{slot}_drop_path"
+                        name = self.block_name("drop_path", cell=cell, node=node, slot=slot)
                         part = final_training.ScheduledDropPath(cell_drop_path, total_steps, name=name)(part)
                     parts.append(part)
-                states.append(layers.Add(name=f"cell{cell}_node{node}")(parts))
+                states.append(layers.Add(name=self.block_name("node", cell=cell, node=node))(parts))
             loose_ends = self.loose_ends(nodes)
             output = self.make_output(cell, loose_ends)([states[n + 2] for n in loose_ends])
             previous, last = last, output

@@ -16,7 +16,9 @@ class ENASSpace(keras_tuner.HyperModel):
     A subclass declares its hyperparameters (`declare_hyperparameters`),
     converts between values and encodings (`encode`, `decode`, `parse`,
     `random_encoding`, `encoding_length`) and builds children
-    (`build_child`); the supernet of the space uses the same layer factories.
+    (`build_child`); the supernet of the space uses the same layer factories
+    and layer names (`block_name`, `parse_block_name`) and reads the
+    controller's samples as encodings (`encoding_from_actions`).
 
     The constructor's arguments are the settings the subclasses document:
     image shape, class count, first-stage width, dropout, L2 factor and the
@@ -25,6 +27,10 @@ class ENASSpace(keras_tuner.HyperModel):
 
     #: Whether the head starts with a ReLU (the cells end in batch norm).
     head_relu = False
+    #: The `BlockNames` of the subclass's layers.
+    BLOCK_NAMES = None
+    #: Controller steps that record a position without choosing (see `encoding_from_actions`).
+    anchor_steps = frozenset()
 
     def __init__(
         self,
@@ -56,6 +62,50 @@ class ENASSpace(keras_tuner.HyperModel):
             momentum=momentum,
             steps_per_epoch=steps_per_epoch,
         )
+
+    def block_name(self, kind, **fields):
+        """The name of a layer of this space's children and supernet (`BLOCK_NAMES`).
+
+        Example:
+
+        >>> from keras_rlnas.spaces import ENASMacro
+        >>> ENASMacro((8, 8, 1), num_classes=3, num_layers=3).block_name("op", layer=1, op="conv5x5")
+        'layer1_conv5x5'
+        """
+        return self.BLOCK_NAMES.format(kind, **fields)
+
+    def parse_block_name(self, name):
+        """`(kind, fields)` of a name made by `block_name`, or `None` for any other name."""
+        return self.BLOCK_NAMES.parse(name)
+
+    def encoding_from_actions(self, actions):
+        """The encoding of an architecture sampled by a controller over this space.
+
+        The controller makes the decisions that `DecisionMap` derives from
+        `declare_hyperparameters`, in the same order: one per Choice, one per
+        position for all of its skip Booleans (a tuple of bits) and an
+        anchor step (action 0) before them for each earlier position without
+        a decision of its own (`anchor_steps`). A Choice's action indexes its
+        values, which the subclasses declare in encoding order. So the
+        encoding is the actions without the anchors, skip bits spread out:
+        the same as `encode` of the sampled values, without building them.
+
+        Args:
+            actions: `Sample.actions` of a controller on this space's decisions.
+
+        Returns:
+            A `np.ndarray` of `encoding_length` int32 entries.
+        """
+        anchors = self.anchor_steps
+        encoding = []
+        for step, action in enumerate(actions):
+            if step in anchors:
+                continue
+            if isinstance(action, tuple):
+                encoding.extend(action)
+            else:
+                encoding.append(action)
+        return checks.encoding("actions", encoding, self.encoding_length)
 
     def as_encoding(self, architecture):
         """An encoding, hyperparameters or a value mapping, as an encoding."""

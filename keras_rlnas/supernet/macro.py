@@ -28,8 +28,7 @@ class MacroSupernetModel(SupernetModel):
         for reduction, position in enumerate(space.reduction_positions):
             for source in range(position + 1):
                 self.add_block(space.make_reduction(reduction, source, dtype))
-        for head_layer in space.make_head(dtype):
-            self.add_block(head_layer)
+        self.head_names = tuple(self.add_block(layer).name for layer in space.make_head(dtype))
 
     def _read_later(self, arch, reduction, source):
         """Whether a layer after reduction `reduction` adds layer `source`'s output."""
@@ -42,7 +41,7 @@ class MacroSupernetModel(SupernetModel):
         return tf.reduce_any(tf.gather(arch, bits) > 0)
 
     def _reduce(self, arch, reduction, source, output, training):
-        block = self.blocks[f"reduction{reduction}_layer{source}"]
+        block = self.blocks[self.space.block_name("reduction", reduction=reduction, source=source)]
         apply = self.branch(block, output, training)
         if source == self.space.reduction_positions[reduction]:
             return apply()  # the next layer's input: always needed
@@ -57,11 +56,11 @@ class MacroSupernetModel(SupernetModel):
     def forward(self, images, arch, training=False, batch_statistics=None):
         space = self.space
         normalise_with_batch = training if batch_statistics is None else batch_statistics
-        x, l2 = self.branch(self.blocks["stem"], images, normalise_with_batch)()
+        x, l2 = self.branch(self.blocks[space.block_name("stem")], images, normalise_with_batch)()
         stored = []
         for layer in range(space.num_layers):
             offset = space.layer_offset(layer)
-            candidates = [self.blocks[f"layer{layer}_{op}"] for op in space.OPS]
+            candidates = [self.blocks[space.block_name("op", layer=layer, op=op)] for op in space.OPS]
             branches = [self.branch(block, x, normalise_with_batch) for block in candidates]
             y, op_l2 = self.switch(arch[offset], branches)
             l2 += op_l2
@@ -72,7 +71,8 @@ class MacroSupernetModel(SupernetModel):
                         lambda y=y, skip=stored[source]: y + skip,
                         lambda y=y: y,
                     )
-                y = self.blocks[f"layer{layer}_bn"](y, training=normalise_with_batch)
+                skip_norm = self.blocks[space.block_name("skip_norm", layer=layer)]
+                y = skip_norm(y, training=normalise_with_batch)
             stored.append(y)
             x = y
             if layer in space.reduction_positions:
@@ -83,12 +83,9 @@ class MacroSupernetModel(SupernetModel):
                     )
                     l2 += reduction_l2
                 x = stored[layer]
-        pool, dropout, dense, _ = (self.blocks[name] for name in _HEAD)
+        pool, dropout, dense, _ = (self.blocks[name] for name in self.head_names)
         logits = dense(dropout(pool(x), training=training))
         return tf.cast(logits, tf.float32), l2 + regularization(dense, self.l2)
-
-
-_HEAD = ("head_pool", "head_dropout", "head_dense", "probabilities")
 
 
 class MacroSupernet(Supernet):

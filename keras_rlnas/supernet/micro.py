@@ -1,7 +1,5 @@
 """The shared-weight supernet of the ENAS micro space."""
 
-import re
-
 import tensorflow as tf
 
 from keras_rlnas.layers import ops
@@ -9,10 +7,10 @@ from keras_rlnas.spaces.enas_micro import ENASMicro
 from keras_rlnas.supernet.base import Supernet, SupernetModel, regularization
 from keras_rlnas.supernet.stacked import SourceStackedFactorizedReduction, SourceStackedSepConv
 
-# A child's node op: `cell3_node4_input1_from2_sepconv5x5` reads position 2.
-_CHILD_NODE_OP = re.compile(
-    r"^(?P<prefix>cell\d+_node\d+_input\d)_from(?P<source>\d+)_(?P<op>\w+)$"
-)
+
+def _pooling_name(pooling, strides):
+    """Name of the supernet's pooling layer shared by every node (pooling has no weights)."""
+    return f"{pooling}pool_stride{strides}"
 
 
 class _StateList:
@@ -74,7 +72,7 @@ class MicroSupernetModel(SupernetModel):
             self.calibrations.append([layer and self.add_block(layer) for layer in calibrations])
             for node in space.node_positions:
                 for slot in (0, 1):
-                    prefix = f"cell{cell}_node{node}_input{slot}"
+                    position = {"cell": cell, "node": node, "slot": slot}
                     width = plan["width"]
                     stacked = [
                         SourceStackedSepConv(
@@ -83,14 +81,18 @@ class MicroSupernetModel(SupernetModel):
                             node,
                             l2=l2,
                             dtype=dtype,
-                            name=f"{prefix}_sepconv{size}x{size}",
+                            name=space.block_name("shared_node_op", op=f"sepconv{size}x{size}", **position),
                         )
                         for size in (3, 5)
                     ]
                     if plan["kind"] == "reduction_cell":
                         stacked.append(
                             SourceStackedFactorizedReduction(
-                                width, 2, l2=l2, dtype=dtype, name=f"{prefix}_identity"
+                                width,
+                                2,
+                                l2=l2,
+                                dtype=dtype,
+                                name=space.block_name("shared_node_op", op="identity", **position),
                             )
                         )
                     for layer in stacked:
@@ -101,19 +103,23 @@ class MicroSupernetModel(SupernetModel):
         for pooling in ("avg", "max"):
             for strides in (1, 2):
                 self.add_block(
-                    ops.make_pooling(pooling, strides, f"{pooling}pool_stride{strides}", dtype)
+                    ops.make_pooling(pooling, strides, _pooling_name(pooling, strides), dtype)
                 )
-        for head_layer in space.make_head(dtype):
-            self.add_block(head_layer)
+        self.head_names = tuple(self.add_block(layer).name for layer in space.make_head(dtype))
 
     def shared_weights(self, child_layer):
-        match = _CHILD_NODE_OP.match(child_layer.name)
-        if match is None:
+        parsed = self.space.parse_block_name(child_layer.name)
+        if parsed is None or parsed[0] != "node_op":
             return super().shared_weights(child_layer)
-        block = self.blocks[f"{match['prefix']}_{match['op']}"]
-        return block.weights_for_source(int(match["source"]))
+        position = dict(parsed[1])
+        source, op = position.pop("source"), position.pop("op")
+        return self._shared_node_op(position, op).weights_for_source(source)
 
-    def _op_branches(self, prefix, inputs, source, rows, strides, training):
+    def _shared_node_op(self, position, op):
+        """The supernet's layer of `op` at `position` (`cell`, `node`, `slot`)."""
+        return self.blocks[self.space.block_name("shared_node_op", op=op, **position)]
+
+    def _op_branches(self, position, inputs, source, rows, strides, training):
         """The 5 op branches on `inputs` (read from `source`) at `strides`.
 
         `rows` maps the names of the stacked ops to their weights for `source`,
@@ -121,24 +127,24 @@ class MicroSupernetModel(SupernetModel):
         """
 
         def stacked(name, **options):
-            block = self.blocks[f"{prefix}_{name}"]
+            block = self._shared_node_op(position, name)
             return lambda: block.apply(inputs, rows[name], source, training=training, **options)
 
         def pooling(name):
-            return lambda: self.blocks[f"{name}_stride{strides}"](inputs)
+            return lambda: self.blocks[_pooling_name(name, strides)](inputs)
 
         identity = (lambda: inputs) if strides == 1 else stacked("identity")
         return [
             identity,
             stacked("sepconv3x3", strides=strides),
             stacked("sepconv5x5", strides=strides),
-            pooling("avgpool"),
-            pooling("maxpool"),
+            pooling("avg"),
+            pooling("max"),
         ]
 
     def _node_input(self, cell, node, slot, lists, arch, offset, training):
         """Output of the op that input `slot` of `node` applies, and its L2 penalty."""
-        prefix = f"cell{cell}_node{node}_input{slot}"
+        position = {"cell": cell, "node": node, "slot": slot}
         source, op = arch[offset + 2 * slot], arch[offset + 2 * slot + 1]
         reduction = self.space.cell_plan[cell]["kind"] == "reduction_cell"
         names = ["sepconv3x3", "sepconv5x5"] + (["identity"] if reduction else [])
@@ -146,7 +152,7 @@ class MicroSupernetModel(SupernetModel):
         row_source = {name: source for name in names}
         if reduction:
             row_source["identity"] = tf.minimum(source, 1)
-        blocks = {name: self.blocks[f"{prefix}_{name}"] for name in names}
+        blocks = {name: self._shared_node_op(position, name) for name in names}
         rows, penalty = {}, tf.constant(0.0)
         for name in names:
             used = tf.equal(op, self.space.OPS.index(name))
@@ -164,21 +170,21 @@ class MicroSupernetModel(SupernetModel):
 
         if not reduction:
             inputs = lists["states"].get(source)
-            return switch(op, self._op_branches(prefix, inputs, source, rows, 1, training))
+            return switch(op, self._op_branches(position, inputs, source, rows, 1, training))
         # Reduction cell: the cell inputs (larger) are read at stride 2, computed nodes at 1.
         wide = lists["inputs"].get(tf.minimum(source, 1))
-        wide_branches = self._op_branches(prefix, wide, source, rows, 2, training)
+        wide_branches = self._op_branches(position, wide, source, rows, 2, training)
         if node == 2:
             return switch(op, wide_branches)
         narrow = lists["nodes"].get(tf.clip_by_value(source - 2, 0, node - 3))
-        narrow_branches = self._op_branches(prefix, narrow, source, rows, 1, training)
+        narrow_branches = self._op_branches(position, narrow, source, rows, 1, training)
         branches = [branch for pair in zip(wide_branches, narrow_branches) for branch in pair]
         return switch(op * 2 + tf.cast(source >= 2, tf.int32), branches)
 
     def _project_loose_ends(self, cell, states, arch, group, training):
         """ReLU, 1x1 projection and BN of the nodes that no node reads."""
         space = self.space
-        projection = self.blocks[f"cell{cell}_output"]
+        projection = self.blocks[space.block_name("output", cell=cell)]
         if not projection.built:
             projection.build(tuple(states[2].shape))
         read = tf.gather(
@@ -211,7 +217,7 @@ class MicroSupernetModel(SupernetModel):
     def forward(self, images, arch, training=False, batch_statistics=None):
         space = self.space
         normalise_with_batch = training if batch_statistics is None else batch_statistics
-        previous, l2 = self.branch(self.blocks["stem"], images, normalise_with_batch)()
+        previous, l2 = self.branch(self.blocks[space.block_name("stem")], images, normalise_with_batch)()
         last = previous
         for cell, plan in enumerate(space.cell_plan):
             group = plan["kind"]
@@ -251,9 +257,7 @@ class MicroSupernetModel(SupernetModel):
             )
             previous, last = last, output
             l2 += output_l2
-        relu, pool, dropout, dense = (
-            self.blocks[name] for name in ("head_relu", "head_pool", "head_dropout", "head_dense")
-        )
+        relu, pool, dropout, dense, _ = (self.blocks[name] for name in self.head_names)
         logits = dense(dropout(pool(relu(last)), training=training))
         return tf.cast(logits, tf.float32), l2 + regularization(dense, self.l2)
 

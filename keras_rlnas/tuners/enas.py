@@ -141,8 +141,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             encoding = self.space.random_encoding(int(self.rng.integers(2**31)))
             return self.space.decode(encoding), encoding, None
         sample = self.controller.sample(greedy=greedy)
-        values = self.decision_map.values_from_actions(sample.actions, self.controller.rng)
-        return values, self.space.encode(values), sample
+        encoding = self.space.encoding_from_actions(sample.actions)
+        return self.space.decode(encoding), encoding, sample
 
     # -------------------------------------------------------------------- search
     def _build_supernet(self):
