@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_rlnas import data
-from keras_rlnas.data import datasets, fashion_mnist
+from keras_rlnas.data import fashion_mnist
 
 
 def _write_idx(filename, array, compress=True):
@@ -176,7 +176,7 @@ def test_flip_default_depends_on_the_data_set():
 def test_cutout_zeroes_one_square():
     image = tf.ones((32, 32, 3))
     for seed in range(10):
-        out = datasets._cutout(image, 16, seed).numpy()
+        out = data.cutout(image, 16, seed).numpy()
         zero = out[..., 0] == 0
         rows, cols = np.where(zero)
         assert 0 < zero.sum() <= 256

@@ -1,12 +1,13 @@
-"""Final training of a derived child: drop-path, auxiliary head, time budget."""
+"""Final training of a found child: drop-path, auxiliary head, time budget, every space."""
 
 import keras
+import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras_rlnas
-from keras_rlnas import export
+from keras_rlnas import export, retrain
 from keras_rlnas.layers.final_training import ScheduledDropPath
 
 
@@ -95,3 +96,37 @@ def test_retrain_time_budget_bounds_the_run(tmp_path, data):
         tuner.retrain(values, x, y, epochs=1, time_budget=-1)
     with pytest.raises(ValueError, match="macro space has no cells"):
         tuner.retrain(values, x, y, epochs=1, drop_path=0.3)
+
+
+def test_vanilla_retrain_works_through_the_same_module(data):
+    x, y = data
+    space = keras_rlnas.VanillaNAS(
+        (12, 12, 1), 3, num_layers=2, filter_heights=(1, 3), filter_widths=(1, 3), num_filters=(4, 8)
+    )
+    hp = keras_tuner.HyperParameters()
+    space.build(hp)
+    model = retrain.retrain(space, hp, x, y, epochs=2, batch_size=32, cutout=4, validation_data=(x[:32], y[:32]))
+    assert len(model.history.epoch) == 2 and "val_accuracy" in model.history.history
+    assert model.predict(x[:4], verbose=0).shape == (4, 3)
+    # One cosine cycle over all epochs: the rate has decayed to zero at the end.
+    assert float(model.optimizer.learning_rate) < 1e-6
+    # A batched dataset, with a budget the probe already spent: one epoch.
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(32)
+    model = retrain.retrain(space, hp.values, dataset, epochs=3, time_budget=1e-3)
+    assert len(model.history.epoch) == 1
+    with pytest.raises(ValueError, match="`filters` widens the ENAS spaces.*8"):
+        retrain.retrain(space, hp, x, y, epochs=1, filters=8)
+    with pytest.raises(ValueError, match="vanilla_nas space has no cells"):
+        retrain.retrain(space, hp, x, y, epochs=1, drop_path=0.2)
+    with pytest.raises(ValueError, match="`cutout` applies to arrays.*cutout=4"):
+        retrain.retrain(space, hp, dataset, epochs=1, cutout=4)
+
+
+def test_widened_space_is_a_new_space():
+    space = tiny_micro()
+    wide = space.with_options(filters=8)
+    assert (space.filters, wide.filters) == (4, 8)
+    assert wide.cell_plan[0]["width"] == 8 and space.cell_plan[0]["width"] == 4
+    assert wide.get_config() == {**space.get_config(), "filters": 8}
+    with pytest.raises(ValueError, match=r"Unknown option\(s\) \['width'\] for ENASMicro"):
+        space.with_options(width=8)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_rlnas.data import fashion_mnist, sources
+from keras_rlnas.data import augmentation, fashion_mnist, sources
 
 DataNotFoundError = fashion_mnist.DataNotFoundError
 
@@ -153,7 +153,7 @@ def load(
         if flip:
             image = tf.image.random_flip_left_right(image, seed=seed)
         if cutout:
-            image = _cutout(image, cutout, seed)
+            image = augmentation.cutout(image, cutout, seed)
         return image, label
 
     autotune = tf.data.AUTOTUNE
@@ -291,23 +291,3 @@ def _to_numpy(dataset):
         images.append(image_batch)
         labels.append(label_batch)
     return np.concatenate(images), np.concatenate(labels)
-
-
-def _cutout(image, size, seed):
-    """Zeroes a `size` x `size` square centred at a random pixel (DeVries & Taylor, 2017)."""
-    import tensorflow as tf
-
-    shape = tf.shape(image)
-    height, width = shape[0], shape[1]
-    center_y = tf.random.uniform((), 0, height, dtype=tf.int32, seed=seed)
-    center_x = tf.random.uniform((), 0, width, dtype=tf.int32, seed=seed)
-    rows = tf.range(height)[:, None]
-    cols = tf.range(width)[None, :]
-    half = size // 2
-    inside = (
-        (rows >= center_y - half)
-        & (rows < center_y - half + size)
-        & (cols >= center_x - half)
-        & (cols < center_x - half + size)
-    )
-    return image * tf.cast(~inside, image.dtype)[:, :, None]

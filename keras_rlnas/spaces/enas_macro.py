@@ -91,6 +91,9 @@ class ENASMacro(ENASSpace):
         )
         self.num_layers = checks.positive_int("num_layers", num_layers, minimum=3)
 
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers}
+
     @property
     def reduction_positions(self):
         """Layers after which the stored outputs are halved: `(L/3 - 1, 2L/3 - 1)`."""

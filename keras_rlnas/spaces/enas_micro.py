@@ -106,6 +106,14 @@ class ENASMicro(ENASSpace):
         self.num_nodes = checks.positive_int("num_nodes", num_nodes)
         self.stem_multiplier = checks.positive_int("stem_multiplier", stem_multiplier)
 
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_cells": self.num_cells,
+            "num_nodes": self.num_nodes,
+            "stem_multiplier": self.stem_multiplier,
+        }
+
     @property
     def cell_plan(self):
         """Per cell: kind, width and the (level, channels) of its two inputs.

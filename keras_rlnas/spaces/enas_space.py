@@ -117,6 +117,51 @@ class ENASSpace(keras_tuner.HyperModel):
         """The `{name: value}` hyperparameter values of an encoded architecture (`decode`)."""
         return self.decode(encoding)
 
+    def get_config(self):
+        """The constructor arguments of the space (plain JSON)."""
+        return {
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "filters": self.filters,
+            "dropout": self.dropout,
+            "l2": self.l2,
+            **self.training.schedule_arguments(),
+            "momentum": self.training.momentum,
+            "steps_per_epoch": self.training.steps_per_epoch,
+            "name": self.name,
+            "tunable": self.tunable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """The space of a `get_config()`."""
+        return cls(**config)
+
+    def with_options(self, **overrides):
+        """A new space like this one, with some constructor options changed.
+
+        Args:
+            **overrides: constructor arguments and their new values.
+
+        Returns:
+            A space of the same class; this one is left unchanged.
+
+        Example:
+
+        >>> from keras_rlnas.spaces import ENASMacro
+        >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
+        >>> wide = space.with_options(filters=12)
+        >>> (space.filters, wide.filters, wide.num_layers)
+        (4, 12, 3)
+        """
+        config = self.get_config()
+        unknown = sorted(set(overrides) - set(config))
+        if unknown:
+            raise ValueError(
+                f"Unknown option(s) {unknown} for {type(self).__name__}; its options are {sorted(config)}."
+            )
+        return type(self).from_config({**config, **overrides})
+
     def build(self, hp):
         """Declares the architecture in `hp` and returns its compiled standalone child."""
         return self.build_child(self.declare_hyperparameters(hp))

@@ -1,20 +1,17 @@
 """`ENASTuner`: Efficient NAS via parameter sharing (Pham et al., 2018) through `tuner.search()`."""
 
-import copy
 import json
 import os
 import time
 
-import keras
 import keras_tuner
 import numpy as np
 
-from keras_rlnas import _checks as checks
+from keras_rlnas import retrain
 from keras_rlnas.controller import Controller
 from keras_rlnas.decision_map import DecisionMap
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import MacroSupernet, MicroSupernet
-from keras_rlnas.training import TrainingOptions
 
 STATE_FILE = "enas_state.json"
 
@@ -293,57 +290,26 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         Returns:
             The trained `keras.Model` (class probabilities only: the auxiliary
             head is left out); `model.history` is `fit`'s history.
+
+        See `keras_rlnas.retrain.retrain`, which serves every space.
         """
-        values = dict(hp.values) if isinstance(hp, keras_tuner.HyperParameters) else dict(hp)
-        if hasattr(x, "as_numpy_iterator"):
-            train, steps = x, int(x.cardinality())
-            if steps < 1:
-                raise ValueError(f"retrain needs a finite dataset of known length; its cardinality is {steps}.")
-        else:
-            batch = batch_size or self.batch_size
-            train = _augmented(np.asarray(x), np.asarray(y), batch, cutout, self.seed)
-            steps = int(np.ceil(len(x) / batch))
-        final_space = copy.copy(self.space)
-        final_space.filters = _positive("filters", filters or self.space.filters)
-        encoding = final_space.encode(values)
-        regularization = self._final_regularization(drop_path, auxiliary_weight)
-        if regularization["auxiliary_weight"]:
-            train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
-
-        def build(epochs):
-            final_space.training = _one_cosine_cycle(self.space.training, epochs, steps)
-            if not isinstance(self.space, ENASMicro):
-                return final_space.build_child(encoding)
-            return final_space.build_child(encoding, total_steps=max(epochs, 1) * steps, **regularization)
-
-        epochs, callbacks = int(epochs), list(callbacks or [])
-        if time_budget is not None:
-            deadline = time.time() + checks.positive_float("time_budget", time_budget)
-            epochs = _epochs_within(build, train, steps, validation_data, epochs, deadline, verbose)
-            callbacks.append(_StopAtDeadline(deadline))
-        model = build(epochs)
-        history = model.fit(
-            train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose
+        return retrain.retrain(
+            self.space,
+            hp,
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size or self.batch_size,
+            validation_data=validation_data,
+            filters=filters,
+            cutout=cutout,
+            drop_path=drop_path,
+            auxiliary_weight=auxiliary_weight,
+            time_budget=time_budget,
+            callbacks=callbacks,
+            seed=self.seed,
+            verbose=verbose,
         )
-        if len(model.outputs) > 1:
-            model = self.space.training.compile(keras.Model(model.inputs[0], model.outputs[0], name=model.name))
-            # Built now, so a saved copy reloads without an optimizer mismatch.
-            model.optimizer.build(model.trainable_variables)
-            model.history = history
-        return model
-
-    def _final_regularization(self, drop_path, auxiliary_weight):
-        if isinstance(self.space, ENASMicro):
-            return {
-                "drop_path": 0.4 if drop_path is None else drop_path,
-                "auxiliary_weight": 0.4 if auxiliary_weight is None else auxiliary_weight,
-            }
-        if drop_path or auxiliary_weight:
-            raise ValueError(
-                f"drop_path={drop_path!r} and auxiliary_weight={auxiliary_weight!r}: the macro space has "
-                "no cells to drop paths in and no auxiliary head; leave them unset."
-            )
-        return {"drop_path": 0.0, "auxiliary_weight": 0.0}
 
     # ---------------------------------------------------------------- resume
     def _state_paths(self):
@@ -381,93 +347,9 @@ def _positive(name, value):
     return int(value)
 
 
-def _one_cosine_cycle(options, epochs, steps_per_epoch):
-    """The search's optimizer settings with one cosine cycle over all `epochs`."""
-    return TrainingOptions(
-        learning_rate=options.learning_rate,
-        min_learning_rate=options.min_learning_rate,
-        restart_period=max(epochs, 1),
-        restart_multiplier=1,
-        momentum=options.momentum,
-        steps_per_epoch=steps_per_epoch,
-    )
-
-
-def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, verbose):
-    """How many epochs of the child fit before `deadline`, from a timed probe copy."""
-    probe = build(max_epochs)
-    probe_steps = min(steps, 20)
-    # Cached, so the timed pass does not refill a shuffle buffer that a real epoch fills once.
-    sample = train.take(probe_steps).cache()
-    start = time.time()
-    probe.fit(sample, epochs=1, shuffle=False, verbose=0)  # traces and fills the cache
-    first_pass = time.time() - start
-    start = time.time()
-    probe.fit(sample, epochs=1, shuffle=False, verbose=0)
-    step_seconds = (time.time() - start) / probe_steps
-    # The model that is trained for real traces again.
-    setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
-    epoch_seconds = step_seconds * steps
-    if validation_data is not None:
-        validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
-        validation_steps = int(validation.cardinality())
-        if validation_steps > 0:
-            start = time.time()
-            probe.evaluate(validation.take(2), verbose=0)  # traces
-            setup_seconds += time.time() - start
-            start = time.time()
-            probe.evaluate(validation.take(min(validation_steps, 10)), verbose=0)
-            epoch_seconds += (time.time() - start) / min(validation_steps, 10) * validation_steps
-    # 5% slack for the per-epoch overhead the probe does not see.
-    epochs = min(max(int(((deadline - time.time()) * 0.95 - setup_seconds) // epoch_seconds), 1), max_epochs)
-    if verbose:
-        print(f"retrain: about {epoch_seconds:.0f} s per epoch; {epochs} epochs fit the budget", flush=True)
-    return epochs
-
-
-def _batched(arrays, batch_size=128):
-    import tensorflow as tf
-
-    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
-
-
-def _with_auxiliary_labels(data):
-    """`(images, labels)` data as `(images, (labels, labels))` for a two-output child."""
-    if data is None:
-        return None
-    if hasattr(data, "map"):
-        return data.map(lambda images, labels: (images, (labels, labels)))
-    images, labels = data
-    return images, (labels, labels)
-
-
-class _StopAtDeadline(keras.callbacks.Callback):
-    """Ends `fit` after the batch that passes a wall-clock deadline."""
-
-    def __init__(self, deadline):
-        super().__init__()
-        self.deadline = deadline
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.time() > self.deadline:
-            self.model.stop_training = True
-
-
 def _cycle(validation, batch_size, rng):
     while True:
         yield from _batches(validation, batch_size, rng)
-
-
-def _augmented(x, y, batch_size, cutout, seed):
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((x.astype("float32"), y.astype("int32")))
-    dataset = dataset.shuffle(min(len(x), 10000), seed=seed)
-    if cutout:
-        from keras_rlnas.data.datasets import _cutout
-
-        dataset = dataset.map(lambda image, label: (_cutout(image, cutout, seed), label))
-    return dataset.batch(batch_size).prefetch(2)
 
 
 __all__ = ["ENASTuner"]

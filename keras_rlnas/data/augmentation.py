@@ -1,0 +1,40 @@
+"""Image augmentation that the training pipelines and final training share."""
+
+
+def cutout(image, size, seed=None):
+    """Zeroes a `size` x `size` square centred at a random pixel (DeVries & Taylor, 2017).
+
+    Near a border the square is clipped, as in the reference code.
+
+    Args:
+        image: a `(height, width, channels)` image tensor.
+        size: side of the square, in pixels.
+        seed: seed of the square's position.
+
+    Returns:
+        The image with the square zeroed, same shape and dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> out = cutout(np.ones((8, 8, 1), "float32"), 4, seed=0).numpy()
+    >>> 0 < int((out == 0).sum()) <= 16
+    True
+    """
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    center_y = tf.random.uniform((), 0, height, dtype=tf.int32, seed=seed)
+    center_x = tf.random.uniform((), 0, width, dtype=tf.int32, seed=seed)
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    half = size // 2
+    inside = (
+        (rows >= center_y - half)
+        & (rows < center_y - half + size)
+        & (cols >= center_x - half)
+        & (cols < center_x - half + size)
+    )
+    return image * tf.cast(~inside, image.dtype)[:, :, None]

@@ -1,0 +1,258 @@
+"""Final training: a found architecture trained from scratch, for every search space.
+
+A search ranks architectures with short or shared-weight training; the one it
+keeps is then trained anew. Every space gets one cosine learning-rate cycle
+over all epochs and an optional time budget (a timed probe picks how many
+epochs fit, and training stops at the deadline), and training arrays can be
+cut out. The ENAS spaces add the final-training options of Pham et al. (2018):
+a wider network (`filters`) and, in the micro space, scheduled drop-path and
+an auxiliary head.
+
+Example:
+
+>>> import numpy as np
+>>> from keras_rlnas.spaces import ENASMacro
+>>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
+>>> x, y = np.random.rand(16, 8, 8, 1).astype("float32"), np.arange(16) % 3
+>>> values = space.decode(space.random_encoding(0))
+>>> model = retrain(space, values, x, y, epochs=1, batch_size=8, filters=6)
+>>> model.predict(x[:2], verbose=0).shape
+(2, 3)
+"""
+
+import time
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_rlnas import _checks as checks
+from keras_rlnas.data import augmentation
+from keras_rlnas.spaces import ENASMicro, VanillaNAS
+
+#: The reference code's micro final training: drop-path rate and auxiliary loss weight.
+MICRO_DROP_PATH = 0.4
+MICRO_AUXILIARY_WEIGHT = 0.4
+
+
+def retrain(
+    space,
+    hp,
+    x,
+    y=None,
+    *,
+    epochs=10,
+    batch_size=128,
+    validation_data=None,
+    filters=None,
+    cutout=None,
+    drop_path=None,
+    auxiliary_weight=None,
+    time_budget=None,
+    callbacks=None,
+    seed=0,
+    verbose=0,
+):
+    """Trains the architecture `hp` of `space` from scratch.
+
+    Args:
+        space: a `VanillaNAS`, `ENASMacro` or `ENASMicro`.
+        hp: the architecture: a `keras_tuner.HyperParameters` of the space
+            or its `{name: value}` values.
+        x, y: training arrays, or `x` a finite `tf.data.Dataset` of
+            `(images, labels)` batches and `y` `None`.
+        epochs: training epochs (one cosine cycle over them).
+        batch_size: minibatch size of arrays.
+        validation_data: optional `(x, y)` or dataset passed to `fit`.
+        filters: ENAS spaces: channels of the final network (the paper
+            widens it: 36 -> 96 macro, 20 -> 36 micro); the space's when `None`.
+        cutout: side of the square cut out of each training image (arrays;
+            a dataset brings its own augmentation), or `None`.
+        drop_path: micro space: scheduled drop-path rate in the cells
+            (`MICRO_DROP_PATH` when `None`).
+        auxiliary_weight: micro space: weight of the auxiliary head's loss
+            (`MICRO_AUXILIARY_WEIGHT` when `None`).
+        time_budget: seconds for the whole training, or `None`. The epoch
+            count (at most `epochs`) is then chosen from the timed steps of
+            a probe copy of the child, so the cosine cycle still ends at its
+            minimum; training also stops at the budget.
+        callbacks: Keras callbacks for `fit`.
+        seed: seed of the shuffling and cutout of arrays.
+        verbose: `fit`'s verbosity.
+
+    Returns:
+        The trained `keras.Model` (class probabilities only: an auxiliary
+        head is left out); `model.history` is `fit`'s history.
+    """
+    values = dict(checks.values_of(hp))
+    train, steps = _training_batches(x, y, batch_size, cutout, seed)
+    regularization = _regularization(space, drop_path, auxiliary_weight)
+    if regularization.get("auxiliary_weight"):
+        train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
+    build = _child_builder(space, values, steps, filters, regularization)
+    epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
+    if time_budget is not None:
+        deadline = time.time() + checks.positive_float("time_budget", time_budget)
+        epochs = _epochs_within(build, train, steps, validation_data, epochs, deadline, verbose)
+        callbacks.append(StopAtDeadline(deadline))
+    model = build(epochs)
+    history = model.fit(
+        train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose
+    )
+    if len(model.outputs) > 1:
+        model = _without_auxiliary_head(model)
+        model.history = history
+    return model
+
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Ends `fit` after the batch that passes a wall-clock deadline.
+
+    Args:
+        deadline: a `time.time()` value.
+    """
+
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.time() > self.deadline:
+            self.model.stop_training = True
+
+
+def _training_batches(x, y, batch_size, cutout, seed):
+    """`(batches, steps per epoch)` of the training data."""
+    if hasattr(x, "as_numpy_iterator"):
+        if cutout:
+            raise ValueError(
+                f"`cutout` applies to arrays, got cutout={cutout!r} with a dataset: cut out in its "
+                "pipeline instead (`keras_rlnas.data.load(..., cutout=...)`)."
+            )
+        steps = int(x.cardinality())
+        if steps < 1:
+            raise ValueError(f"Final training needs a finite dataset of known length; its cardinality is {steps}.")
+        return x, steps
+    import tensorflow as tf
+
+    batch_size = checks.positive_int("batch_size", batch_size)
+    x, y = np.asarray(x, "float32"), np.asarray(y, "int32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(min(len(x), 10000), seed=seed)
+    if cutout:
+        size = checks.positive_int("cutout", cutout)
+        dataset = dataset.map(lambda image, label: (augmentation.cutout(image, size, seed), label))
+    return dataset.batch(batch_size).prefetch(2), int(np.ceil(len(x) / batch_size))
+
+
+def _regularization(space, drop_path, auxiliary_weight):
+    """The drop-path and auxiliary-head options of the child (micro space only)."""
+    if isinstance(space, ENASMicro):
+        return {
+            "drop_path": MICRO_DROP_PATH if drop_path is None else drop_path,
+            "auxiliary_weight": MICRO_AUXILIARY_WEIGHT if auxiliary_weight is None else auxiliary_weight,
+        }
+    if drop_path or auxiliary_weight:
+        raise ValueError(
+            f"drop_path={drop_path!r} and auxiliary_weight={auxiliary_weight!r}: the {space.name} space has "
+            "no cells to drop paths in and no auxiliary head; leave them unset."
+        )
+    return {}
+
+
+def _child_builder(space, values, steps, filters, regularization):
+    """`build(epochs)`: a fresh compiled child of `values`, its learning rate one cosine cycle over `epochs`."""
+    if isinstance(space, VanillaNAS):
+        if filters is not None:
+            raise ValueError(
+                f"`filters` widens the ENAS spaces; VanillaNAS searches its filter counts, got filters={filters!r}."
+            )
+        hp = keras_tuner.HyperParameters()
+        hp.values = dict(values)
+        description = space.describe(hp)
+
+        def build_vanilla(epochs):
+            model = space.build_model(description, compile=False)
+            learning_rate = keras.optimizers.schedules.CosineDecay(space.learning_rate, max(epochs, 1) * steps)
+            optimizer = keras.optimizers.SGD(
+                learning_rate,
+                momentum=space.momentum,
+                nesterov=space.nesterov,
+                weight_decay=space.weight_decay if space.decoupled_weight_decay else None,
+            )
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+
+        return build_vanilla
+    encoding = space.encode(values)
+    if filters is not None:
+        space = space.with_options(filters=checks.positive_int("filters", filters))
+
+    def build_enas(epochs):
+        # The search's warm restarts become one cycle over the whole training.
+        cycle = space.with_options(restart_period=max(epochs, 1), restart_multiplier=1, steps_per_epoch=steps)
+        if not regularization:
+            return cycle.build_child(encoding)
+        return cycle.build_child(encoding, total_steps=max(epochs, 1) * steps, **regularization)
+
+    return build_enas
+
+
+def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, verbose):
+    """How many epochs of the child fit before `deadline`, from a timed probe copy."""
+    probe = build(max_epochs)
+    probe_steps = min(steps, 20)
+    # Cached, so the timed pass does not refill a shuffle buffer that a real epoch fills once.
+    sample = train.take(probe_steps).cache()
+    start = time.time()
+    probe.fit(sample, epochs=1, shuffle=False, verbose=0)  # traces and fills the cache
+    first_pass = time.time() - start
+    start = time.time()
+    probe.fit(sample, epochs=1, shuffle=False, verbose=0)
+    step_seconds = (time.time() - start) / probe_steps
+    # The model that is trained for real traces again.
+    setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
+    epoch_seconds = step_seconds * steps
+    if validation_data is not None:
+        validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
+        validation_steps = int(validation.cardinality())
+        if validation_steps > 0:
+            start = time.time()
+            probe.evaluate(validation.take(2), verbose=0)  # traces
+            setup_seconds += time.time() - start
+            start = time.time()
+            probe.evaluate(validation.take(min(validation_steps, 10)), verbose=0)
+            epoch_seconds += (time.time() - start) / min(validation_steps, 10) * validation_steps
+    # 5% slack for the per-epoch overhead the probe does not see.
+    epochs = min(max(int(((deadline - time.time()) * 0.95 - setup_seconds) // epoch_seconds), 1), max_epochs)
+    if verbose:
+        print(f"retrain: about {epoch_seconds:.0f} s per epoch; {epochs} epochs fit the budget", flush=True)
+    return epochs
+
+
+def _batched(arrays, batch_size=128):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
+
+
+def _with_auxiliary_labels(data):
+    """`(images, labels)` data as `(images, (labels, labels))` for a two-output child."""
+    if data is None:
+        return None
+    if hasattr(data, "map"):
+        return data.map(lambda images, labels: (images, (labels, labels)))
+    images, labels = data
+    return images, (labels, labels)
+
+
+def _without_auxiliary_head(model):
+    """The class-probability output of a trained two-output child, compiled like it."""
+    single = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+    optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
+    single.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # Built now, so a saved copy reloads without an optimizer mismatch.
+    single.optimizer.build(single.trainable_variables)
+    return single
+
+
+__all__ = ["MICRO_DROP_PATH", "MICRO_AUXILIARY_WEIGHT", "StopAtDeadline", "retrain"]
