@@ -18,7 +18,9 @@ class ENASSpace(keras_tuner.HyperModel):
     `random_encoding`, `encoding_length`) and builds children
     (`build_child`); the supernet of the space uses the same layer factories
     and layer names (`block_name`, `parse_block_name`) and reads the
-    controller's samples as encodings (`encoding_from_actions`).
+    controller's samples as encodings (`encoding_from_actions`). A space
+    with other settings (a wider final network, another schedule) is a new
+    space built from this one's config (`with_options`).
 
     The constructor's arguments are the settings the subclasses document:
     image shape, class count, first-stage width, dropout, L2 factor and the
