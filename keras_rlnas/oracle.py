@@ -2,17 +2,18 @@
 
 import logging
 import math
+import numbers
 import os
 import traceback
 
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
-from keras_rlnas import rewards
+from keras_rlnas import locking, rewards
 from keras_rlnas.controller import Controller, Sample
 from keras_rlnas.controller.controller import read_state
 from keras_rlnas.decision_map import DecisionMap
-from keras_rlnas.distributed import storage
+from keras_rlnas.distributed import protocol, storage
 from keras_rlnas.distributed.leases import TrialLeases
 
 logger = logging.getLogger(__name__)
@@ -50,9 +51,15 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
     the trials' rewards (Zoph & Le, 2017). A trial that fails (an exception,
     a NaN loss, out of memory) is worth `failure_reward`; a trial sent back for
     a retry (INVALID) is retried with the same values and rewarded once.
-    A sampled architecture that was already trained is not trained again: the
+    A sampled architecture that was already tried is not trained again: the
     controller learns from its known reward and samples anew (up to
-    `max_collisions` times).
+    `max_collisions` times), then a uniformly random untried one is drawn as
+    `keras_tuner.RandomSearch` would; when none is found either, the space is
+    exhausted and the search stops, as Keras Tuner's does.
+
+    After `max_consecutive_failed_trials` failed trials in a row, `end_trial`
+    raises Keras Tuner's `RuntimeError`, so it reaches the caller of
+    `search()` of any tuner, with the oracle's lock already released.
 
     In Keras Tuner's chief/worker mode only the chief builds the controller;
     rewards then arrive out of order, from architectures sampled before some
@@ -64,9 +71,10 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
     moment resumes with every recorded trial and controller update.
 
     Args:
-        objective, max_trials, hyperparameters, allow_new_entries,
-        tune_new_entries, seed, max_retries_per_trial,
-        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        objective, max_trials, seed, hyperparameters, allow_new_entries,
+        tune_new_entries, max_retries_per_trial,
+        max_consecutive_failed_trials: as for
+            `keras_tuner.oracles.RandomSearchOracle`, in its order.
         update_every: trials per REINFORCE update (`m`; 8 in the paper).
         reward: `"objective"` (the score in the objective's direction),
             `"nas"` (the best of the last 5 epochs, cubed) or a callable
@@ -100,10 +108,10 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         self,
         objective=None,
         max_trials=10,
+        seed=None,
         hyperparameters=None,
         allow_new_entries=True,
         tune_new_entries=True,
-        seed=None,
         max_retries_per_trial=0,
         max_consecutive_failed_trials=3,
         update_every=4,
@@ -116,6 +124,7 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         trial_timeout=300.0,
         lost_trial_retries=1,
     ):
+        _check_oracle_arguments(max_trials, seed, hyperparameters, max_retries_per_trial, max_consecutive_failed_trials)
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -126,6 +135,9 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        if seed == 0:
+            # Oracle takes `seed or random` and would draw a random seed for 0.
+            self.seed = self._seed_state = 0
         if not isinstance(update_every, int) or update_every < 1:
             raise ValueError(f"`update_every` must be an int >= 1, got {update_every!r}.")
         if failure_reward is not None and not math.isfinite(failure_reward):
@@ -156,6 +168,8 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         self.rewarded = set()
         self.updates = []
         self.abort_message = None
+        # The error end_trial raises once the oracle's lock is released.
+        self._end_error = None
         # trial_id -> controller updates made before its architecture was sampled.
         self.sampled_at = {}
         self.stale_rewards = []
@@ -181,28 +195,35 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         if self.abort_message is not None:
             return {"status": TrialStatus.STOPPED, "values": None}
         try:
-            return {"status": TrialStatus.RUNNING, "values": self._sample_new(trial_id)}
+            values = self._sample_new(trial_id)
         except Exception:
-            # Raising here would leave Keras Tuner's oracle lock held forever.
+            # A broken controller must not end a search that random values can continue.
             logger.error("Controller sampling failed; using random values:\n%s", traceback.format_exc())
             values = self._random_values()
-            if values is None:
-                return {"status": TrialStatus.STOPPED, "values": None}
-            return {"status": TrialStatus.RUNNING, "values": values}
+        if values is None:
+            # Every architecture tried (or none untried found): RandomSearch stops here too.
+            return {"status": TrialStatus.STOPPED, "values": None}
+        return {"status": TrialStatus.RUNNING, "values": values}
 
     def _sample_new(self, trial_id):
+        """Values of an untried architecture, or `None` when none is found."""
         controller = self.controller
         known = self._known_rewards()
         for _ in range(self.max_collisions + 1):
             values, actions = self.decision_map.sample(self.hyperparameters, controller)
-            reward = known.get(self._values_key(values))
-            if reward is None:
-                break
-            # Already trained: learn from the known reward, sample again.
-            self._add_reward(actions, reward, None)
-        self.trial_actions[trial_id] = actions
-        self.sampled_at[trial_id] = controller.num_updates
-        self._controller_changed = True
+            key = self._values_key(values)
+            if key not in self._tried_so_far:
+                self.trial_actions[trial_id] = actions
+                self.sampled_at[trial_id] = controller.num_updates
+                self._controller_changed = True
+                return values
+            if key in known:
+                # Already trained: learn from the known reward, sample again.
+                self._add_reward(actions, known[key], None)
+        # The policy keeps to tried architectures; a uniform draw may still find one.
+        values = self._random_values()
+        if values is not None:
+            self.sampled_at[trial_id] = controller.num_updates
         return values
 
     def _values_key(self, values):
@@ -219,23 +240,29 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
                 known[self._id_to_hash[trial_id]] = self._reward(trial)
         return known
 
-    @keras_tuner.synchronized
+    @locking.synchronized
     def end_trial(self, trial):
-        try:
-            if not self._accept_end(trial):
-                return
-        except Exception:
-            logger.error("Trial %s has a malformed end:\n%s", trial.trial_id, traceback.format_exc())
+        """Records the end of `trial`, rewards it and saves, as one step.
+
+        Raises:
+            RuntimeError: `max_consecutive_failed_trials` trials failed in a
+                row (Keras Tuner's error, with the last trial's message), or
+                Keras Tuner could not end the trial. Raised after the lock is
+                released; a chief serving workers does not raise here: its
+                `search()` does.
+        """
+        if not self._accept_end(trial):
             return
         # One save for the end and its reward: a crash between two saves
         # would leave a trial ended but never learned from.
         self._deferred_save = True
+        self._end_error = None
         try:
             super().end_trial(trial)
-        except Exception:
-            # Not raised: the lock would stay held. The message stops the search.
+        except Exception as error:
             self.abort_message = traceback.format_exc()
             logger.error("Trial %s could not be ended:\n%s", trial.trial_id, self.abort_message)
+            self._end_error = error
         try:
             self._reward_finished(self.trials[trial.trial_id])
         except Exception:
@@ -243,12 +270,18 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         finally:
             self._deferred_save = False
         self.save()
+        error, self._end_error = self._end_error, None
+        if error is not None and not protocol.is_chief():
+            raise error
 
     def _check_consecutive_failures(self):
+        # Keras Tuner raises in the middle of end_trial, before the trial is
+        # saved and leaves `ongoing_trials`: end_trial finishes, then raises.
         try:
             super()._check_consecutive_failures()
         except RuntimeError as error:
             self.abort_message = str(error)
+            self._end_error = error
 
     def _reward(self, trial):
         value = float(self.reward_fn(trial, self.objective))
@@ -378,6 +411,29 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
 
 
 _ANY = object()
+
+
+def _check_oracle_arguments(max_trials, seed, hyperparameters, max_retries_per_trial, max_consecutive_failed_trials):
+    def is_int(value):
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if max_trials is not None and not (is_int(max_trials) and max_trials >= 1):
+        raise ValueError(f"`max_trials` must be an int >= 1 or None, got {max_trials!r}.")
+    if seed is not None and not is_int(seed):
+        raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
+    if hyperparameters is not None and not isinstance(hyperparameters, keras_tuner.HyperParameters):
+        raise ValueError(
+            f"`hyperparameters` must be a keras_tuner.HyperParameters or None, got {hyperparameters!r}. "
+            "Positional arguments follow RandomSearchOracle: objective, max_trials, seed, hyperparameters."
+        )
+    if not (is_int(max_retries_per_trial) and max_retries_per_trial >= 0):
+        raise ValueError(f"`max_retries_per_trial` must be an int >= 0, got {max_retries_per_trial!r}.")
+    if max_consecutive_failed_trials is not None and not (
+        is_int(max_consecutive_failed_trials) and max_consecutive_failed_trials >= 1
+    ):
+        raise ValueError(
+            f"`max_consecutive_failed_trials` must be an int >= 1 or None, got {max_consecutive_failed_trials!r}."
+        )
 
 
 def _tuples(actions):

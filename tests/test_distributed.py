@@ -297,8 +297,9 @@ def test_heartbeats_keep_a_lease_and_silence_loses_it(chief):
     while "w" in oracle.ongoing_trials and time.monotonic() < deadline:
         time.sleep(0.05)
     assert oracle.lost_runs == {trial.trial_id: 1} and oracle._retry_queue == [trial.trial_id]
-    # A repeated or unknown end, or an update of an unknown trial, changes nothing and holds no lock.
-    oracle.update_trial("nope", {"score": 1.0})
+    # A repeated or unknown end changes nothing; an update of an unknown trial raises, holding no lock.
+    with pytest.raises(KeyError, match="nope"):
+        oracle.update_trial("nope", {"score": 1.0})
     oracle.end_trial(keras_tuner.engine.trial.Trial(oracle.get_space(), trial_id="nope", status="COMPLETED"))
     assert set(oracle.trials) == {trial.trial_id} and oracle.end_order == []
 

@@ -172,9 +172,18 @@ def test_consecutive_failures_stop_the_search_without_holding_the_lock(tmp_path)
     def always_fail(hp):
         raise keras_tuner.errors.FailedTrialError("broken model")
 
-    tuner = run_search(tmp_path, 10, always_fail, max_consecutive_failed_trials=3)
-    oracle = tuner.oracle
-    assert len(oracle.trials) == 3
+    oracle = ControllerOracle(objective=keras_tuner.Objective("score", "max"), max_trials=10, seed=7,
+                              max_consecutive_failed_trials=3)
+
+    class Tuner(keras_tuner.engine.base_tuner.BaseTuner):
+        def run_trial(self, trial):
+            return always_fail(trial.hyperparameters)
+
+    tuner = Tuner(oracle=oracle, hypermodel=declare_everything, directory=str(tmp_path), project_name="p")
+    tuner.oracle.verbose = 0
+    with pytest.raises(RuntimeError, match="(?s)consecutive failures.*broken model"):
+        tuner.search()
+    assert len(oracle.trials) == 3 and not oracle.ongoing_trials
     assert "consecutive failures" in oracle.abort_message
     # The lock was released: another thread can still call the oracle.
     import threading

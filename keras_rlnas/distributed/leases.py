@@ -14,6 +14,7 @@ import traceback
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
+from keras_rlnas import locking
 from keras_rlnas.distributed import protocol
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class TrialLeases:
         self._last_sweep = None
 
     # --------------------------------------------------------------- Oracle API
-    @keras_tuner.synchronized
+    @locking.synchronized
     def create_trial(self, tuner_id):
         try:
             now = time.monotonic()
@@ -77,30 +78,35 @@ class TrialLeases:
                     self._exhausted = True
             return trial
         except Exception:
-            # Raising would leave the oracle's lock held and the chief hung.
+            # Served to workers, the oracle keeps answering: the error becomes
+            # the reason the search stops, which the chief's search() raises.
             self.abort_message = f"Creating a trial failed:\n{traceback.format_exc()}"
             logger.error(self.abort_message)
             self.tuner_ids.discard(tuner_id)
             return trial_module.Trial(self.get_space(), status=TrialStatus.STOPPED)
 
-    @keras_tuner.synchronized
+    @locking.synchronized
     def update_trial(self, trial_id, metrics, step=0):
-        try:
-            metrics = dict(metrics)
-            metrics.pop(protocol.HEARTBEAT_METRIC, None)
-            if trial_id not in self.trials:
-                raise KeyError(f"Unknown trial {trial_id!r}.")
-            self._renew(trial_id)
-            if not metrics:
-                return self.trials[trial_id]
-            return super().update_trial(trial_id, metrics, step=step)
-        except Exception:
-            logger.error("Update of trial %s failed:\n%s", trial_id, traceback.format_exc())
-            trial = self.trials.get(trial_id)
-            return trial or trial_module.Trial(self.get_space(), trial_id=trial_id, status=TrialStatus.STOPPED)
+        """Records `metrics` of `trial_id`, as `keras_tuner.Oracle.update_trial` does.
+
+        A heartbeat (metrics holding only `HEARTBEAT_METRIC`) renews the
+        trial's lease and records nothing.
+
+        Raises:
+            KeyError: `trial_id` is not a trial of this oracle.
+            ValueError: the metrics lack the objective (Keras Tuner's error).
+        """
+        metrics = dict(metrics)
+        metrics.pop(protocol.HEARTBEAT_METRIC, None)
+        if trial_id not in self.trials:
+            raise KeyError(f"Unknown trial {trial_id!r}: this oracle has {len(self.trials)} trials, none with that id.")
+        self._renew(trial_id)
+        if not metrics:
+            return self.trials[trial_id]
+        return super().update_trial(trial_id, metrics, step=step)
 
     # ------------------------------------------------------------ chief's loop
-    @keras_tuner.synchronized
+    @locking.synchronized
     def expire_lost_trials(self):
         """Re-queues (or fails) the trials whose workers went silent.
 

@@ -62,6 +62,10 @@ class DistributedSearch:
         self.save()
         serve(self.oracle)
         self.on_search_end()
+        message = getattr(self.oracle, "abort_message", None)
+        if message:
+            # Workers only hear STOPPED; the reason is the chief's to raise.
+            raise RuntimeError(f"The search stopped early: {message}")
 
     def save(self):
         if not self._is_worker():

@@ -78,6 +78,12 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
         lost_trial_retries=1,
         **kwargs,
     ):
+        if hypermodel is None and type(self).run_trial is RLSearch.run_trial:
+            # keras_tuner.Tuner's own check passes: RLSearch overrides run_trial.
+            raise ValueError(
+                "Received `hypermodel=None`: RLSearch builds every trial's model with the hypermodel. "
+                "Pass one, or subclass RLSearch and override `run_trial` to declare the space there."
+            )
         oracle = ControllerOracle(
             objective=objective,
             max_trials=max_trials,
