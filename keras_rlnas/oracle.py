@@ -224,6 +224,7 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         values = self._random_values()
         if values is not None:
             self.sampled_at[trial_id] = controller.num_updates
+        self._controller_changed = True  # Its sampling state moved on.
         return values
 
     def _values_key(self, values):

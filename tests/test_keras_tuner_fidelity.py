@@ -9,7 +9,6 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.engine import trial as trial_module
 
 import keras_rlnas
 from keras_rlnas import ControllerOracle, RLSearch
