@@ -130,3 +130,31 @@ def test_bad_arguments_name_the_value(macro_net):
         macro_net.train_step(IMAGES, LABELS, [0, 1, 2])
     with pytest.raises(ValueError, match="supernet has no layer named 'other'"):
         macro_net.model.shared_weights(keras.layers.Dense(1, name="other"))
+
+
+def test_recalibration_gives_the_child_its_own_statistics(macro_net):
+    net, space, images = macro_net, macro_net.space, IMAGES
+    arch = space.random_encoding(11)
+    weights = [variable.numpy().copy() for variable in net.model.trainable_variables]
+    net.recalibrate(images, arch)
+    # Inference with recalibrated statistics reproduces batch-statistics inference on the calibration batch.
+    logits, _ = net.model.forward(tf.constant(images, tf.float32), tf.constant(arch), batch_statistics=True)
+    np.testing.assert_allclose(net.predict(images, arch).numpy(), tf.nn.softmax(logits).numpy(), atol=1e-2)
+    other = space.random_encoding(12)
+    net.recalibrate(images, other)
+    assert not np.allclose(net.predict(images, arch).numpy(), tf.nn.softmax(logits).numpy(), atol=1e-3)
+    for before, variable in zip(weights, net.model.trainable_variables):
+        np.testing.assert_array_equal(before, variable.numpy())
+
+
+def test_evaluate_scores_every_image_with_one_trace(macro_net):
+    net, space, images, labels = macro_net, macro_net.space, IMAGES, LABELS
+    counts = dict(net.trace_counts)
+    scores = [net.evaluate(images, labels, space.random_encoding(seed), calibration_images=images, batch_size=5) for seed in range(3)]
+    batch_scores = [net.evaluate(images, labels, space.random_encoding(seed), batch_size=len(images)) for seed in range(3)]
+    for score in scores + batch_scores:
+        assert 0.0 <= score <= 1.0 and score * len(images) == pytest.approx(round(score * len(images)))
+    assert net.trace_counts["recalibrate"] - counts["recalibrate"] <= 1
+    assert net.trace_counts["count"] - counts["count"] <= 1
+    with pytest.raises(ValueError, match="empty"):
+        net.evaluate(images[:0], labels[:0], space.random_encoding(0))

@@ -1,4 +1,4 @@
-"""Batch normalisation for shared weights: fused, and with freezable moving statistics."""
+"""Batch normalisation for shared weights: fused, with freezable and recalibrated moving statistics."""
 
 import contextlib
 import threading
@@ -42,6 +42,39 @@ def frozen_moving_statistics():
 def moving_statistics_frozen():
     """Whether the innermost `frozen_moving_statistics()` context is active."""
     return getattr(_frozen_statistics, "active", False)
+
+
+@contextlib.contextmanager
+def recalibrated_moving_statistics():
+    """Context in which `training=True` sets the moving statistics to the batch's.
+
+    BN recalibration: a supernet's moving averages mix every architecture it
+    trained, so before a child is scored in inference mode, one forward pass
+    over a calibration batch (training images) replaces them with that
+    child's own statistics. Shared-weight training never reads the moving
+    statistics, so overwriting them per child costs the search nothing.
+
+    Example:
+
+    >>> import numpy as np
+    >>> bn = BatchNorm()
+    >>> x = np.random.rand(64, 3).astype("float32")
+    >>> with recalibrated_moving_statistics():
+    ...     _ = bn(x, training=True)
+    >>> bool(np.allclose(bn.moving_mean.numpy(), x.mean(axis=0), atol=1e-5))
+    True
+    """
+    previous = getattr(_frozen_statistics, "recalibrating", False)
+    _frozen_statistics.recalibrating = True
+    try:
+        yield
+    finally:
+        _frozen_statistics.recalibrating = previous
+
+
+def moving_statistics_momentum(momentum):
+    """`momentum`, or 0 (the batch's statistics replace the moving ones) while recalibrating."""
+    return 0.0 if getattr(_frozen_statistics, "recalibrating", False) else momentum
 
 
 def fused_normalisation(inputs, gamma, beta, mean, variance, mode, momentum, epsilon):
@@ -117,6 +150,8 @@ class BatchNorm(layers.BatchNormalization):
         if not self._fusable(inputs, mask):
             if batch_mode and moving_statistics_frozen():
                 return self._normalise_with_batch_statistics(inputs)
+            if batch_mode and moving_statistics_momentum(self.momentum) == 0.0:
+                return self._normalise_with_batch_statistics(inputs, recalibrate=True)
             return super().call(inputs, training=training, mask=mask)
         mode = "inference"
         if batch_mode:
@@ -128,7 +163,7 @@ class BatchNorm(layers.BatchNormalization):
             self.moving_mean,
             self.moving_variance,
             mode=mode,
-            momentum=self.momentum,
+            momentum=moving_statistics_momentum(self.momentum),
             epsilon=self.epsilon,
         )
         if mode == "train":
@@ -136,9 +171,12 @@ class BatchNorm(layers.BatchNormalization):
             self.moving_variance.assign(moving_variance)
         return ops.cast(outputs, self.compute_dtype)
 
-    def _normalise_with_batch_statistics(self, inputs):
+    def _normalise_with_batch_statistics(self, inputs, recalibrate=False):
         inputs = ops.cast(inputs, "float32")
         mean, variance = ops.moments(inputs, axes=list(range(len(inputs.shape) - 1)))
+        if recalibrate:
+            self.moving_mean.assign(ops.cast(mean, self.moving_mean.dtype))
+            self.moving_variance.assign(ops.cast(variance, self.moving_variance.dtype))
         outputs = ops.batch_normalization(
             inputs,
             mean=mean,

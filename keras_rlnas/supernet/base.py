@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras import Model
 
 from keras_rlnas import _checks as checks
-from keras_rlnas.layers.batch_norm import frozen_moving_statistics
+from keras_rlnas.layers.batch_norm import frozen_moving_statistics, recalibrated_moving_statistics
 from keras_rlnas.layers.pooling import max_pool_gradient_recomputed
 from keras_rlnas.training import cosine_restart_learning_rate, nesterov_sgd
 
@@ -180,7 +180,7 @@ class Supernet:
         self.optimizer.build(self.model.trainable_variables)
         self.epoch = 0
         self.set_epoch(0)
-        self.trace_counts = {"train": 0, "eval": 0, "predict": 0}
+        self.trace_counts = {"train": 0, "eval": 0, "predict": 0, "recalibrate": 0, "count": 0}
         # Under XLA the batch size is part of the signature (XLA compiles per
         # shape anyway, and an unknown batch size inside a switch's gradient
         # breaks its compiler); without XLA one trace serves every batch size.
@@ -192,6 +192,8 @@ class Supernet:
             "train": [images, labels, arch],
             "eval": [images, labels, arch],
             "predict": [images, arch],
+            "recalibrate": [images, arch],
+            "count": [images, labels, arch],
         }
         if self.jit_compile:
             signatures = {name: None for name in signatures}
@@ -203,6 +205,12 @@ class Supernet:
         )
         self._predict_function = tf.function(
             self._predict, input_signature=signatures["predict"], **compile_options
+        )
+        self._recalibrate_function = tf.function(
+            self._recalibrate, input_signature=signatures["recalibrate"], **compile_options
+        )
+        self._count_function = tf.function(
+            self._count_correct, input_signature=signatures["count"], **compile_options
         )
 
     @property
@@ -249,6 +257,47 @@ class Supernet:
             tf.cast(images, tf.float32), _sparse_labels(labels), self.arch_tensor(arch)
         )
 
+    def recalibrate(self, images, arch):
+        """Sets the moving batch-norm statistics to those of child `arch` on `images`.
+
+        BN recalibration (one forward pass over a calibration batch of
+        training images): afterwards inference-mode scores and `build_child`
+        copies use statistics of this child rather than the mix of every
+        child the shared weights trained.
+        """
+        self._recalibrate_function(tf.cast(images, tf.float32), self.arch_tensor(arch))
+
+    def evaluate(self, images, labels, arch, calibration_images=None, batch_size=256):
+        """Accuracy of child `arch` on all of `images` with the shared weights.
+
+        Args:
+            images, labels: the scoring examples (NumPy arrays or tensors).
+            arch: the architecture, as for `train_step`.
+            calibration_images: training images for BN recalibration
+                (`recalibrate`), after which the child is scored in inference
+                mode; when `None` every scoring batch is normalised with its
+                own statistics, as `eval_step` does.
+            batch_size: scoring batch size.
+
+        Returns:
+            The accuracy, a Python float.
+        """
+        arch = self.arch_tensor(arch)
+        total = int(len(images))
+        if total < 1:
+            raise ValueError("`images` is empty: there is nothing to score the child on.")
+        if calibration_images is not None:
+            self.recalibrate(calibration_images, arch)
+        correct = 0.0
+        for start in range(0, total, batch_size):
+            batch_images = tf.cast(images[start : start + batch_size], tf.float32)
+            batch_labels = _sparse_labels(labels[start : start + batch_size])
+            if calibration_images is None:
+                correct += float(self._eval_function(batch_images, batch_labels, arch)) * int(batch_labels.shape[0])
+            else:
+                correct += float(self._count_function(batch_images, batch_labels, arch))
+        return correct / total
+
     def predict(self, images, arch):
         """Class probabilities of the child `arch` in inference mode (moving statistics)."""
         return self._predict_function(tf.cast(images, tf.float32), self.arch_tensor(arch))
@@ -274,6 +323,17 @@ class Supernet:
         else:
             logits, _ = self.model.forward(images, arch)
         return _accuracy(labels, tf.cast(logits, tf.float32))
+
+    def _recalibrate(self, images, arch):
+        self.trace_counts["recalibrate"] += 1
+        with recalibrated_moving_statistics():
+            self.model.forward(images, arch, batch_statistics=True)
+
+    def _count_correct(self, images, labels, arch):
+        self.trace_counts["count"] += 1
+        logits, _ = self.model.forward(images, arch)
+        predictions = tf.argmax(tf.cast(logits, tf.float32), axis=-1, output_type=tf.int32)
+        return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32))
 
     def _predict(self, images, arch):
         self.trace_counts["predict"] += 1

@@ -18,6 +18,7 @@ from keras_rlnas.layers.batch_norm import (
     BN_MOMENTUM,
     fused_normalisation,
     moving_statistics_frozen,
+    moving_statistics_momentum,
 )
 from keras_rlnas.layers.ops import diagonal_phases
 
@@ -141,7 +142,11 @@ class _SourceStacked(layers.Layer):
         if training:
             mode = "batch" if moving_statistics_frozen() else "train"
         outputs, mean, variance = fused_normalisation(
-            inputs, *rows[first : first + 4], mode=mode, momentum=BN_MOMENTUM, epsilon=BN_EPSILON
+            inputs,
+            *rows[first : first + 4],
+            mode=mode,
+            momentum=moving_statistics_momentum(BN_MOMENTUM),
+            epsilon=BN_EPSILON,
         )
         if mode == "train":
             indices = tf.reshape(source, [1])
