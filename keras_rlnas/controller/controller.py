@@ -4,12 +4,14 @@ import dataclasses
 import inspect
 import json
 import math
+import re
 
+import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.experimental import numpy as tnp
 
-from keras_rlnas.controller import policy
+from keras_rlnas.controller import steps
 from keras_rlnas.controller.decisions import ANCHOR, CATEGORICAL, PICK, SKIP, Decision
 from keras_rlnas.controller.rollout import Rollout, Sample
 
@@ -28,6 +30,10 @@ PRESETS = {
         adam_beta1=0.0, adam_epsilon=1e-3,
     ),
 }
+
+
+# Saved arrays whose name starts with it are optimizer variables, by Keras path.
+OPTIMIZER_PREFIX = "optimizer/"
 
 
 def _check(name, value, ok, expected):
@@ -60,9 +66,10 @@ class Controller:
         skip_target: skip-connection rate the skip penalty pulls toward.
         skip_weight: weight of `KL(p_skip || skip_target)` in the loss (0: off).
         baseline_decay: decay of the reward moving average.
-        learning_rate: Adam learning rate.
-        adam_beta1, adam_beta2, adam_epsilon: Adam settings.
-        clip_norm: global gradient-norm clip, or `None`.
+        learning_rate: learning rate of `optimizer`, a `keras.optimizers.Adam`
+            whose variables `get_state` saves with the weights.
+        adam_beta1, adam_beta2, adam_epsilon: its `beta_1`, `beta_2`, `epsilon`.
+        clip_norm: its `global_clipnorm` (gradient-norm clip), or `None`.
         normalize_advantages: divide advantages by their running standard
             deviation, which makes the step size independent of the reward scale.
         jit_compile: compile the update with XLA: updates run about a third
@@ -115,9 +122,8 @@ class Controller:
         self.reward_variance = None
         self.num_updates = 0
         self._variables = {}
-        self._adam_slots = {}
         self._weights = {}
-        self._adam_step = tf.Variable(0.0, trainable=False)
+        self.optimizer = None
         self._train_fn = None
         units = self.config["units"]
         for layer in range(num_layers):
@@ -127,6 +133,7 @@ class Controller:
         self._add_variable("attention/w_prev", (units, units))
         self._add_variable("attention/w_curr", (units, units))
         self._add_variable("attention/v", (units,))
+        self._build_optimizer()
         self.extend(decisions)
 
     @staticmethod
@@ -185,12 +192,29 @@ class Controller:
     def _add_variable(self, name, shape):
         r = self.config["init_range"]
         value = self.rng.uniform(-r, r, size=shape).astype(np.float32)
-        self._variables[name] = tf.Variable(value, name=name.replace("#", "_"))
-        self._adam_slots[name] = (
-            tf.Variable(np.zeros(shape, np.float32), trainable=False),
-            tf.Variable(np.zeros(shape, np.float32), trainable=False),
-        )
+        # Keras names allow fewer characters than decision keys; the index keeps them unique.
+        keras_name = f"{re.sub(r'[^0-9A-Za-z_.]', '_', name)}_{len(self._variables)}"
+        self._variables[name] = keras.Variable(value, name=keras_name)
         self._weights[name] = value
+
+    def _build_optimizer(self):
+        """A Keras Adam over every weight, keeping the moments of the weights it already had."""
+        cfg = self.config
+        previous = {v.path: v.numpy() for v in self.optimizer.variables} if self.optimizer else {}
+        self.optimizer = keras.optimizers.Adam(
+            learning_rate=cfg["learning_rate"],
+            beta_1=cfg["adam_beta1"],
+            beta_2=cfg["adam_beta2"],
+            epsilon=cfg["adam_epsilon"],
+            global_clipnorm=cfg["clip_norm"],
+            # A fixed name: the variables' paths name them in saved states.
+            name="controller_adam",
+        )
+        self.optimizer.build(list(self._variables.values()))
+        for variable in self.optimizer.variables:
+            if variable.path in previous:
+                variable.assign(previous[variable.path])
+        self._train_fn = None
 
     def extend(self, decisions):
         """Appends decisions (a space that grew); heads already learned are kept.
@@ -204,6 +228,7 @@ class Controller:
         """
         decisions = list(decisions)
         names = {d.name for d in self.decisions}
+        known_variables = len(self._variables)
         for decision in decisions:
             if not isinstance(decision, Decision):
                 raise TypeError(f"Expected a Decision, got {decision!r}.")
@@ -215,6 +240,8 @@ class Controller:
                 self._add_variable(f"head/{decision.head}/kernel", (units, decision.size))
                 self._add_variable(f"head/{decision.head}/bias", (decision.size,))
                 self._add_variable(f"embedding/{decision.head}", (decision.size, units))
+        if len(self._variables) > known_variables:
+            self._build_optimizer()
         if decisions:
             self.decisions.extend(decisions)
             self._train_fn = None
@@ -335,97 +362,44 @@ class Controller:
             loss = policy_loss - self.config["entropy_weight"] * tf.reduce_mean(entropy)
             if self.config["skip_weight"]:
                 loss += self.config["skip_weight"] * tf.reduce_mean(skip_kl)
-        grads = tape.gradient(loss, variables)
-        pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(grads, variables) if g is not None]
-        grads = [g for g, _ in pairs]
-        if self.config["clip_norm"]:
-            grads, _ = tf.clip_by_global_norm(grads, self.config["clip_norm"])
-        self._apply_adam(grads, [v for _, v in pairs])
+        gradients = tape.gradient(loss, variables)
+        # Weights no decision uses (attention without skip or pick decisions) get no gradient.
+        pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
         return {"loss": loss, "entropy": tf.reduce_mean(entropy), "log_prob": tf.reduce_mean(log_prob)}
-
-    def _apply_adam(self, grads, variables):
-        beta1, beta2 = self.config["adam_beta1"], self.config["adam_beta2"]
-        step = self._adam_step.assign_add(1.0)
-        lr = self.config["learning_rate"] * tf.sqrt(1 - beta2**step) / (1 - beta1**step)
-        slots = {id(v): self._adam_slots[name] for name, v in self._variables.items()}
-        for grad, variable in zip(grads, variables):
-            m, v = slots[id(variable)]
-            m.assign(beta1 * m + (1 - beta1) * grad)
-            v.assign(beta2 * v + (1 - beta2) * tf.square(grad))
-            variable.assign_sub(lr * m / (tf.sqrt(v) + self.config["adam_epsilon"]))
 
     def _score_graph(self, actions, active):
         """Batched teacher-forced pass: log-probability, entropy and skip KL per sample."""
-        cfg = self.config
-        w = {name: tf.convert_to_tensor(v) for name, v in self._variables.items()}
-        layers = [(w[f"lstm/{i}/kernel"], w[f"lstm/{i}/bias"]) for i in range(cfg["num_layers"])]
+        weights = {name: tf.convert_to_tensor(v) for name, v in self._variables.items()}
         batch = tf.shape(actions)[0]
-        zeros = tf.zeros([batch, cfg["units"]])
-        inputs = tf.tile(w["start"], [batch, 1])
-        state = [(zeros, zeros)] * cfg["num_layers"]
-        anchors = {}
-        log_prob = entropy = skip_kl = skip_count = tf.zeros([batch])
-        for step, decision in enumerate(self.decisions):
-            on = active[:, step][:, None]
-            out, new_state = policy.lstm_step(tnp, layers, inputs, state)
-            next_inputs, lp, ent = inputs, tf.zeros([batch]), tf.zeros([batch])
-            group = anchors.setdefault(decision.group, {})
-            if decision.kind == CATEGORICAL:
-                head = decision.head
-                logits = tf.matmul(out, w[f"head/{head}/kernel"]) + w[f"head/{head}/bias"]
-                log_p = policy.log_softmax(tnp, policy.shape_logits(tnp, logits, cfg["temperature"], cfg["tanh_constant"]))
-                chosen = actions[:, step, 0]
-                lp = tf.gather(log_p, chosen, batch_dims=1)
-                ent = policy.categorical_entropy(tnp, log_p)
-                next_inputs = tf.gather(w[f"embedding/{head}"], chosen)
-            elif decision.kind in (SKIP, PICK) and decision.size:
-                hs = tf.stack([group.get(j, (zeros, zeros))[0] for j in range(decision.size)], axis=1)
-                proj = tf.stack([group.get(j, (zeros, zeros))[1] for j in range(decision.size)], axis=1)
-                scores = policy.attention_scores(tnp, proj, out, w["attention/w_curr"], w["attention/v"])
-                scores = policy.shape_logits(tnp, scores, cfg["temperature"], cfg["tanh_constant"])
-                if decision.kind == SKIP:
-                    bits = tf.cast(actions[:, step, : decision.size], tf.float32)
-                    log_on, log_off = policy.bernoulli_log_probs(tnp, scores)
-                    lp = tf.reduce_sum(bits * log_on + (1 - bits) * log_off, axis=1)
-                    ent = -tf.reduce_sum(tf.exp(log_on) * log_on + tf.exp(log_off) * log_off, axis=1)
-                    kl = policy.bernoulli_kl(tnp, log_on, log_off, cfg["skip_target"])
-                    skip_kl += tf.squeeze(on, 1) * tf.reduce_sum(kl, axis=1)
-                    skip_count += tf.squeeze(on, 1) * decision.size
-                    next_inputs = tf.einsum("bn,bnu->bu", bits, hs) / (1.0 + tf.reduce_sum(bits, 1, keepdims=True))
-                else:
-                    log_p = policy.log_softmax(tnp, scores)
-                    chosen = actions[:, step, 0]
-                    lp = tf.gather(log_p, chosen, batch_dims=1)
-                    ent = policy.categorical_entropy(tnp, log_p)
-                    next_inputs = tf.gather(hs, chosen, batch_dims=1)
-            if decision.anchor is not None:
-                old_h, old_proj = group.get(decision.anchor, (zeros, zeros))
-                proj_out = tf.matmul(out, w["attention/w_prev"])
-                group[decision.anchor] = (on * out + (1 - on) * old_h, on * proj_out + (1 - on) * old_proj)
-            log_prob += tf.squeeze(on, 1) * lp
-            entropy += tf.squeeze(on, 1) * ent
-            state = [(on * h + (1 - on) * oh, on * c + (1 - on) * oc) for (h, c), (oh, oc) in zip(new_state, state)]
-            inputs = on * next_inputs + (1 - on) * inputs
-        return log_prob, entropy, skip_kl / tf.maximum(skip_count, 1.0)
+        start = tf.tile(weights["start"], [batch, 1])
+        walk = steps.Walk(tnp, weights, self.config, start, with_skip_kl=bool(self.config["skip_weight"]))
+        log_prob = entropy = skip_kl = skip_bits = tf.zeros([batch])
+        for index, decision in enumerate(self.decisions):
+            on = active[:, index]
+            outcome = walk.step(decision, steps.Given(actions[:, index]), on[:, None])
+            log_prob += on * outcome.log_prob
+            entropy += on * outcome.entropy
+            skip_kl += on * outcome.skip_kl
+            skip_bits += on * outcome.skip_bits
+        return log_prob, entropy, skip_kl / tf.maximum(skip_bits, 1.0)
 
     # -------------------------------------------------------------------- state
     def get_state(self):
         """Complete state as `(arrays, meta)`: NumPy arrays and plain JSON.
 
-        Covers weights, Adam slots, the baseline, the decisions and the RNG, so
-        `set_state` on a fresh controller continues exactly where this one is.
+        Covers weights, optimizer variables, the baseline, the decisions and
+        the RNG, so `set_state` on a fresh controller continues exactly where
+        this one is.
         """
         arrays = dict(self._weights)
-        for name, (m, v) in self._adam_slots.items():
-            arrays[f"adam_m/{name}"] = m.numpy()
-            arrays[f"adam_v/{name}"] = v.numpy()
+        arrays.update({f"{OPTIMIZER_PREFIX}{v.path}": v.numpy() for v in self.optimizer.variables})
         meta = {
             "config": self.config,
             "decisions": [dataclasses.asdict(d) for d in self.decisions],
             "baseline": self.baseline,
             "reward_variance": self.reward_variance,
             "num_updates": self.num_updates,
-            "adam_step": float(self._adam_step.numpy()),
             "rng": self.rng.bit_generator.state,
         }
         return arrays, meta
@@ -434,17 +408,16 @@ class Controller:
         """Restores what `get_state` returned (the decisions are restored too)."""
         known = {d.name for d in self.decisions}
         self.extend([Decision(**d) for d in meta["decisions"] if d["name"] not in known])
-        for name, variable in self._variables.items():
+        variables = [(name, v) for name, v in self._variables.items()]
+        variables += [(f"{OPTIMIZER_PREFIX}{v.path}", v) for v in self.optimizer.variables]
+        for name, variable in variables:
             if name not in arrays:
-                raise ValueError(f"Controller state lacks the weight {name!r}.")
+                raise ValueError(f"Controller state lacks the array {name!r}: it comes from another controller.")
             variable.assign(arrays[name])
-            self._adam_slots[name][0].assign(arrays[f"adam_m/{name}"])
-            self._adam_slots[name][1].assign(arrays[f"adam_v/{name}"])
         self._weights = {name: v.numpy() for name, v in self._variables.items()}
         self.baseline = meta["baseline"]
         self.reward_variance = meta["reward_variance"]
         self.num_updates = meta["num_updates"]
-        self._adam_step.assign(meta["adam_step"])
         self.rng.bit_generator.state = meta["rng"]
 
     def save(self, path):

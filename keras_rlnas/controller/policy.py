@@ -41,9 +41,11 @@ def lstm_step(xp, layers, inputs, state):
     for (kernel, bias), (h, c) in zip(layers, state):
         z = xp.matmul(xp.concatenate([inputs, h], axis=1), kernel) + bias
         units = h.shape[-1]
-        i, f, g, o = (z[:, k * units : (k + 1) * units] for k in range(4))
-        c = sigmoid(xp, f) * c + sigmoid(xp, i) * xp.tanh(g)
-        h = sigmoid(xp, o) * xp.tanh(c)
+        # One sigmoid over all four gates (g's quarter unused) costs less than three calls.
+        gates = sigmoid(xp, z)
+        g = xp.tanh(z[:, 2 * units : 3 * units])
+        c = gates[:, units : 2 * units] * c + gates[:, :units] * g
+        h = gates[:, 3 * units :] * xp.tanh(c)
         new_state.append((h, c))
         inputs = h
     return inputs, new_state
