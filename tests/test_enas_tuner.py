@@ -1,5 +1,8 @@
 """ENASTuner end to end on a tiny Fashion-MNIST slice."""
 
+import os
+
+import keras
 import numpy as np
 import pytest
 
@@ -61,3 +64,132 @@ def test_bad_arguments_name_the_value(tmp_path):
         keras_rlnas.ENASTuner(keras_rlnas.VanillaNAS((28, 28, 1), 10), directory=str(tmp_path))
     with pytest.raises(ValueError, match="validation_data"):
         make_tuner(tmp_path).search(np.zeros((4, 28, 28, 1)), np.zeros(4), epochs=1)
+
+
+# ------------------------------------------------------ Keras Tuner's search()
+def tiny_tuner(directory, **kwargs):
+    space = keras_rlnas.ENASMacro((8, 8, 1), 3, num_layers=3, filters=4)
+    options = dict(seed=0, controller_steps=1, controller_batch=2, derive_samples=2, batch_size=16, verbose=0)
+    return keras_rlnas.ENASTuner(space, directory=str(directory), project_name="tiny", **{**options, **kwargs})
+
+
+def tiny_data(count=64, shape=(8, 8, 1), classes=3):
+    rng = np.random.default_rng(0)
+    return rng.random((count, *shape), dtype="float32"), rng.integers(0, classes, count)
+
+
+class Recorder(keras.callbacks.Callback):
+    def __init__(self, stop_after=None):
+        super().__init__()
+        self.calls, self.stop_after = [], stop_after
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("train_begin", self.model))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(("epoch_begin", epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", epoch, dict(logs)))
+        if self.stop_after is not None and epoch + 1 >= self.stop_after:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("train_end",))
+
+
+def test_search_takes_random_search_arguments(tmp_path, capsys):
+    x, y = tiny_data()
+    tuner = tiny_tuner(tmp_path)
+    recorder = Recorder()
+    board = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
+    tuner.search(x, y, epochs=2, validation_split=0.25, shuffle=False, verbose=2, callbacks=[recorder, board])
+    kinds = [call[0] for call in recorder.calls]
+    assert kinds == ["train_begin", "epoch_begin", "epoch_end", "epoch_begin", "epoch_end", "train_end"]
+    assert recorder.calls[0][1] is tuner.supernet.model
+    logs = recorder.calls[2][2]
+    assert {"loss", "accuracy", "val_accuracy", "controller_reward", "learning_rate"} <= set(logs)
+    assert logs["val_accuracy"] == tuner.oracle.trials[tuner.oracle.start_order[0]].score
+    printed = capsys.readouterr().out
+    assert "Epoch 1/2" in printed and "Epoch 2/2" in printed and "val_accuracy" in printed
+    assert {"epoch_accuracy", "epoch_loss", "epoch_controller_reward"} <= _scalar_tags(tmp_path / "logs" / "train")
+    assert "epoch_accuracy" in _scalar_tags(tmp_path / "logs" / "validation")
+    tuner.search(x, y, epochs=3, validation_split=0.25, verbose=0)  # More epochs: the search goes on.
+    assert tuner.epochs_done == 3 and not capsys.readouterr().out.count("Epoch")
+
+
+def test_callbacks_can_stop_the_search(tmp_path):
+    x, y = tiny_data()
+    tuner = tiny_tuner(tmp_path)
+    # No epoch can improve by 2: EarlyStopping stops after the second.
+    stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", min_delta=2.0, patience=0)
+    tuner.search(x, y, validation_data=(x[:16], y[:16]), epochs=5, callbacks=[stopper])
+    assert tuner.epochs_done == 2 and stopper.stopped_epoch == 1
+    tuner.search(x, y, validation_data=(x[:16], y[:16]), epochs=5, callbacks=[Recorder(stop_after=3)])
+    assert tuner.epochs_done == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(sample_weight=np.ones(64)), TypeError, "sample_weight.*weigh every example"),
+        (dict(class_weight={0: 1.0}), TypeError, "class_weight"),
+        (dict(steps_per_epoch=2), TypeError, "one pass over the training data"),
+        (dict(callbacks=[keras.callbacks.BackupAndRestore("/tmp/unused")]), TypeError, "resumes by itself"),
+        (dict(workers=2), TypeError, r"Unexpected arguments \['workers'\]"),
+        (dict(verbose=3), ValueError, "`verbose`.*3"),
+        (dict(validation_split=1.5), ValueError, "`validation_split`.*1.5"),
+    ],
+)
+def test_arguments_that_cannot_apply_are_refused_with_the_reason(tmp_path, kwargs, error, message):
+    x, y = tiny_data()
+    tuner = tiny_tuner(tmp_path)
+    with pytest.raises(error, match=message):
+        tuner.search(x, y, validation_data=(x, y), **kwargs)
+    assert tuner.supernet is None  # Refused before anything was built or trained.
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (lambda x, y: (x, y[:60]), "64 images but 60 labels"),
+        (lambda x, y: (x, np.where(y == 0, 3, y)), r"class indices in \[0, 3\) for a space built for 3 classes"),
+        (lambda x, y: (x, y - 1), r"\[0, 3\).*-1"),
+        (lambda x, y: (tiny_data(shape=(10, 10, 1))[0], y), "images are 10x10x1 but the space was built for 8x8x1"),
+        (lambda x, y: (tiny_data(shape=(8, 8, 3))[0], y), "images are 8x8x3 but the space was built for 8x8x1"),
+        (lambda x, y: (x, np.eye(3)[y]), r"integer class indices, one per image; got shape \(64, 3\)"),
+    ],
+)
+def test_bad_data_is_reported_in_the_space_terms_before_the_first_step(tmp_path, data, message):
+    x, y = tiny_data()
+    bad_x, bad_y = data(x, y)
+    tuner = tiny_tuner(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        tuner.search(bad_x, bad_y, validation_data=(x, y))
+    with pytest.raises(ValueError, match=message) as error:
+        tuner.search(x, y, validation_data=(bad_x, bad_y))
+    assert "validation" in str(error.value)
+    assert tuner.supernet is None
+
+
+def test_grey_images_without_a_channel_axis_are_taken(tmp_path):
+    x, y = tiny_data()
+    inputs = keras_rlnas.tuners.search_inputs.prepare(tiny_tuner(tmp_path).space, x[..., 0], y, validation_split=0.5)
+    assert inputs.train[0].shape == (32, 8, 8, 1) and inputs.validation[0].shape == (32, 8, 8, 1)
+
+
+@pytest.mark.parametrize("space", [keras_rlnas.ENASMicro, keras_rlnas.ENASMacro])
+def test_spaces_whose_reductions_do_not_fit_the_image_are_refused(space):
+    with pytest.raises(ValueError, match=r"\(4, 4, 1\) is too small.*1x1 map"):
+        space((4, 4, 1), 10)
+    assert space((5, 5, 1), 10).input_shape == (5, 5, 1)
+
+
+def _scalar_tags(directory):
+    import tensorflow as tf
+
+    tags = set()
+    for name in os.listdir(directory):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+            tags.update(value.tag for value in event.summary.value)
+    return tags

@@ -52,6 +52,16 @@ class ENASSpace(keras_tuner.HyperModel):
     ):
         super().__init__(name=name, tunable=tunable)
         self.input_shape = checks.image_shape("input_shape", input_shape)
+        # Both spaces halve the map twice. On a 1x1 map the last stage's 3x3
+        # and 5x5 convolutions and pools all act as 1x1 ones: its choices
+        # would be indistinguishable.
+        smallest = min(self.input_shape[:2])
+        if (smallest + 3) // 4 < 2:
+            raise ValueError(
+                f"`input_shape` {self.input_shape} is too small for the space's two 2x reductions, which "
+                f"leave a {(self.input_shape[0] + 3) // 4}x{(self.input_shape[1] + 3) // 4} map; "
+                "images need to be at least 5x5."
+            )
         self.num_classes = checks.positive_int("num_classes", num_classes, minimum=2)
         self.filters = checks.positive_int("filters", filters, minimum=2)
         self.dropout = checks.fraction("dropout", dropout)

@@ -12,6 +12,7 @@ from keras_rlnas.controller import Controller
 from keras_rlnas.decision_map import DecisionMap
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import MacroSupernet, MicroSupernet
+from keras_rlnas.tuners import search_inputs
 
 STATE_FILE = "enas_state.json"
 
@@ -146,48 +147,62 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         network = MacroSupernet if isinstance(self.space, ENASMacro) else MicroSupernet
         self.supernet = network(self.space, **self.supernet_options)
 
-    def search(self, x=None, y=None, validation_data=None, epochs=1, batch_size=None, time_budget=None, **unused):
+    def search(self, x=None, y=None, validation_data=None, epochs=1, batch_size=None, time_budget=None, **kwargs):
         """Runs ENAS epochs until `epochs` are done (resuming from the last finished one).
 
+        Takes `keras_tuner.RandomSearch.search`'s arguments where they have an
+        ENAS meaning and refuses the others with the reason (see
+        `keras_rlnas.tuners.search_inputs`). The data is checked against the
+        space before the first step.
+
         Args:
-            x, y: training arrays, or `x` a `tf.data.Dataset` of `(images, labels)` batches.
+            x, y: training images and integer labels, or `x` a `tf.data.Dataset`
+                of `(images, labels)` batches.
             validation_data: `(x, y)` arrays (or a batched dataset) for the controller's reward.
             epochs: total ENAS epochs.
             batch_size: minibatch size for arrays.
             time_budget: seconds; no epoch starts that would likely end after it.
+            **kwargs: `validation_split` (the last fraction of the arrays, as in
+                `fit`), `shuffle` (of the training arrays, every epoch),
+                `verbose` (0 silent, 1 or 2 a line per epoch) and `callbacks`
+                (Keras callbacks called once per ENAS epoch, bound to the
+                supernet's model; `model.stop_training`, as `EarlyStopping`
+                sets it, ends the search after the epoch).
         """
-        if validation_data is None:
-            raise ValueError("ENASTuner.search needs `validation_data` (the controller's reward).")
-        if unused:
-            raise TypeError(f"Unexpected arguments {sorted(unused)} for ENASTuner.search.")
-        batch_size = _positive("batch_size", batch_size or self.batch_size)
-        train = x if y is None else (np.asarray(x), np.asarray(y))
-        validation = validation_data if hasattr(validation_data, "as_numpy_iterator") else tuple(np.asarray(a) for a in validation_data)
+        inputs = search_inputs.prepare(
+            self.space, x, y, validation_data, epochs=epochs, batch_size=batch_size or self.batch_size,
+            **{"verbose": self.verbose, **kwargs},
+        )
+        if "verbose" in kwargs:
+            self.oracle.verbose = inputs.verbose  # As Keras Tuner's search() sets it.
+        train = inputs.training_data()
         if self.supernet is None:
             self._build_supernet()
             self._restore()
-        validation_batches = _cycle(validation, batch_size, self.rng)
+        callbacks = inputs.callback_list(self.supernet.model, self.supernet.optimizer)
+        self.supernet.model.stop_training = False
+        validation_batches = _cycle(inputs.validation, inputs.batch_size, self.rng)
         self.on_search_begin()
+        callbacks.on_train_begin()
         began = time.time()
-        for epoch in range(self.epochs_done, int(epochs)):
+        for epoch in range(self.epochs_done, inputs.epochs):
             start = time.time()
             if time_budget is not None and self.history and start - began + self.history[-1]["seconds"] > time_budget:
                 break
+            callbacks.on_epoch_begin(epoch)
             self.supernet.set_epoch(epoch)
-            omega = self._omega_phase(train, batch_size)
+            omega = self._omega_phase(train, inputs.batch_size)
             theta = self._theta_phase(validation_batches) if self.sampler == "controller" else {}
             values, score = self._derive(validation_batches)
             self._record_trial(values, score)
             self.epochs_done = epoch + 1
             self.history.append({"epoch": epoch, "seconds": time.time() - start, "derived_accuracy": score, **omega, **theta})
             self._save_state()
-            if self.verbose:
-                print(
-                    f"ENAS epoch {epoch + 1}/{epochs}: train acc {omega['train_accuracy']:.3f}, "
-                    f"controller reward {theta.get('reward', float('nan')):.3f}, derived {score:.3f} "
-                    f"({time.time() - start:.0f} s)",
-                    flush=True,
-                )
+            learning_rate = getattr(self.supernet.optimizer, "learning_rate", None)
+            callbacks.on_epoch_end(epoch, search_inputs.epoch_logs(self.history[-1], self.oracle.objective.name, learning_rate))
+            if self.supernet.model.stop_training:
+                break
+        callbacks.on_train_end()
         self.on_search_end()
 
     def _omega_phase(self, train, batch_size):
