@@ -116,6 +116,11 @@ def test_search_takes_random_search_arguments(tmp_path, capsys):
     assert "epoch_accuracy" in _scalar_tags(tmp_path / "logs" / "validation")
     tuner.search(x, y, epochs=3, validation_split=0.25, verbose=0)  # More epochs: the search goes on.
     assert tuner.epochs_done == 3 and not capsys.readouterr().out.count("Epoch")
+    tuner.search_space_summary()
+    tuner.results_summary(1)
+    summaries = capsys.readouterr().out
+    assert "Search space summary" in summaries and "layers[2].skip[1]" in summaries
+    assert "Results summary" in summaries and f"Score: {tuner.oracle.get_best_trials(1)[0].score}" in summaries
 
 
 def test_callbacks_can_stop_the_search(tmp_path):
