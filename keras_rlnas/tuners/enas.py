@@ -1,5 +1,6 @@
 """`ENASTuner`: Efficient NAS via parameter sharing (Pham et al., 2018) through `tuner.search()`."""
 
+import collections
 import json
 import os
 import time
@@ -15,6 +16,10 @@ from keras_rlnas.supernet import MacroSupernet, MicroSupernet
 from keras_rlnas.tuners import search_inputs
 
 STATE_FILE = "enas_state.json"
+# Training minibatches kept from each omega phase for BN recalibration of derived children.
+CALIBRATION_BATCHES = 4
+# Validation images on which the derivation's finalists are compared.
+FINALIST_IMAGES = 1024
 
 
 class _RecordingOracle(keras_tuner.Oracle):
@@ -52,8 +57,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
     phase (`controller_steps` REINFORCE updates, each on `controller_batch`
     architectures scored by their accuracy on one validation minibatch with
     the shared weights frozen). After each epoch `derive_samples`
-    architectures are scored on a validation minibatch and the best is
-    recorded as a Keras Tuner trial, so `get_best_hyperparameters()`,
+    architectures are scored on a validation minibatch, the
+    `derive_finalists` best again on 1,024 validation images with their own
+    recalibrated batch-norm statistics, and the best is recorded as a Keras
+    Tuner trial, so `get_best_hyperparameters()`,
     `results_summary()` and `get_best_models()` (the child holding the
     supernet's weights) work as usual. `retrain()` trains a child from scratch.
 
@@ -67,6 +74,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             reference code).
         controller_batch: architectures per update (20 macro / 10 micro).
         derive_samples: architectures scored when deriving after each epoch.
+        derive_finalists: how many of them are scored again on more
+            validation images (1: the reference code's single minibatch).
         batch_size: default minibatch size of `search`.
         controller_options: `keras_rlnas.Controller` options over the ENAS preset.
         supernet_options: options of the supernet (learning-rate schedule,
@@ -94,6 +103,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         controller_steps=None,
         controller_batch=None,
         derive_samples=100,
+        derive_finalists=5,
         batch_size=128,
         controller_options=None,
         supernet_options=None,
@@ -108,6 +118,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.controller_steps = _positive("controller_steps", controller_steps or (50 if macro else 30))
         self.controller_batch = _positive("controller_batch", controller_batch or (20 if macro else 10))
         self.derive_samples = _positive("derive_samples", derive_samples)
+        self.derive_finalists = _positive("derive_finalists", derive_finalists)
         self.batch_size = _positive("batch_size", batch_size)
         self.sampler = sampler
         self.seed = 0 if seed is None else int(seed)
@@ -207,11 +218,14 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def _omega_phase(self, train, batch_size):
         losses, accuracies = [], []
+        recent_images = collections.deque(maxlen=CALIBRATION_BATCHES)
         for images, labels in _batches(train, batch_size, self.rng):
             _, encoding, _ = self.sample_architecture()
             result = self.supernet.train_step(images, labels, encoding)
             losses.append(result["loss"])
             accuracies.append(result["accuracy"])
+            recent_images.append(images)
+        self._calibration_images = np.concatenate(list(recent_images))
         loss = float(np.mean([float(v) for v in losses]))
         if not np.isfinite(loss):
             raise FloatingPointError(f"The shared weights diverged: mean training loss {loss}.")
@@ -230,14 +244,32 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return {key: float(np.mean([s[key] for s in stats])) for key in ("reward", "baseline", "entropy", "loss")}
 
     def _derive(self, validation_batches):
-        best_values, best_score = None, -1.0
+        """The best of `derive_samples` sampled architectures, and its score.
+
+        Every candidate is scored on one validation minibatch, as in the
+        reference code; that score is noisy, so the `derive_finalists` best
+        are scored again on the same `FINALIST_IMAGES` validation images with
+        their own recalibrated batch-norm statistics, and the winner keeps
+        those statistics for the child recorded as the epoch's trial.
+        """
+        candidates = []
         for _ in range(self.derive_samples):
             images, labels = next(validation_batches)
             values, encoding, _ = self.sample_architecture()
-            score = float(self.supernet.eval_step(images, labels, encoding))
-            if score > best_score:
-                best_values, best_score = values, score
-        return best_values, best_score
+            candidates.append((float(self.supernet.eval_step(images, labels, encoding)), values, encoding))
+        candidates.sort(key=lambda candidate: -candidate[0])
+        scoring = []
+        while sum(len(labels) for _, labels in scoring) < FINALIST_IMAGES:
+            scoring.append(next(validation_batches))
+        images = np.concatenate([images for images, _ in scoring])
+        labels = np.concatenate([labels for _, labels in scoring])
+        finalists = [
+            (self.supernet.evaluate(images, labels, encoding, calibration_images=self._calibration_images), values, encoding)
+            for _, values, encoding in candidates[: self.derive_finalists]
+        ]
+        score, values, encoding = max(finalists, key=lambda finalist: finalist[0])
+        self.supernet.recalibrate(self._calibration_images, encoding)
+        return values, score
 
     def _record_trial(self, values, score):
         self.oracle.next_values = dict(values)
