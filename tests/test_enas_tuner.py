@@ -198,3 +198,23 @@ def _scalar_tags(directory):
         for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
             tags.update(value.tag for value in event.summary.value)
     return tags
+
+
+def test_derived_child_carries_its_own_recalibrated_statistics(tmp_path, data):
+    (x, y), validation, _ = data
+    tuner = make_tuner(tmp_path, derive_samples=6, derive_finalists=3)
+    assert (tuner.batch_size, tuner.validation_batch_size) == (64, 128)
+    tuner.search(x, y, validation_data=validation, epochs=1, validation_batch_size=32)
+    last = tuner.oracle.trials[tuner.oracle.start_order[-1]]
+    encoding = tuner.space.encode(last.hyperparameters.values)
+    child = tuner.load_model(last)
+    images = validation[0][:8]
+    # Statistics of another child give other predictions; the derived child's own give the recorded child's.
+    tuner.supernet.recalibrate(tuner._calibration_images, tuner.space.random_encoding(99))
+    assert not np.allclose(child.predict(images, verbose=0), tuner.supernet.predict(images, encoding).numpy(), atol=1e-3)
+    tuner.supernet.recalibrate(tuner._calibration_images, encoding)
+    np.testing.assert_allclose(child.predict(images, verbose=0), tuner.supernet.predict(images, encoding).numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="validation_batch_size.*0"):
+        tuner.search(x, y, validation_data=validation, epochs=2, validation_batch_size=0)
+    with pytest.raises(ValueError, match="derive_finalists.*0"):
+        make_tuner(tmp_path, derive_finalists=0)

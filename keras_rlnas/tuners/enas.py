@@ -20,6 +20,8 @@ STATE_FILE = "enas_state.json"
 CALIBRATION_BATCHES = 4
 # Validation images on which the derivation's finalists are compared.
 FINALIST_IMAGES = 1024
+# A child trained alone takes the reference code's minibatch size.
+RETRAIN_BATCH_SIZE = 128
 
 
 class _RecordingOracle(keras_tuner.Oracle):
@@ -76,7 +78,13 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         derive_samples: architectures scored when deriving after each epoch.
         derive_finalists: how many of them are scored again on more
             validation images (1: the reference code's single minibatch).
-        batch_size: default minibatch size of `search`.
+        batch_size: default minibatch size of the omega phase. 32, not the
+            reference code's 128: every candidate op of a layer trains on only
+            the minibatches that sample it, and four times as many updates
+            per image let the shared weights learn about as fast per second
+            and much faster per image (see the README's ENAS figures).
+        validation_batch_size: validation images per controller reward and
+            per derivation candidate (the reference code's 128).
         controller_options: `keras_rlnas.Controller` options over the ENAS preset.
         supernet_options: options of the supernet (learning-rate schedule,
             `jit_compile`, `dtype_policy`, ...).
@@ -104,7 +112,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         controller_batch=None,
         derive_samples=100,
         derive_finalists=5,
-        batch_size=128,
+        batch_size=32,
+        validation_batch_size=128,
         controller_options=None,
         supernet_options=None,
         verbose=1,
@@ -120,6 +129,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.derive_samples = _positive("derive_samples", derive_samples)
         self.derive_finalists = _positive("derive_finalists", derive_finalists)
         self.batch_size = _positive("batch_size", batch_size)
+        self.validation_batch_size = _positive("validation_batch_size", validation_batch_size)
         self.sampler = sampler
         self.seed = 0 if seed is None else int(seed)
         self.verbose = verbose
@@ -158,7 +168,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         network = MacroSupernet if isinstance(self.space, ENASMacro) else MicroSupernet
         self.supernet = network(self.space, **self.supernet_options)
 
-    def search(self, x=None, y=None, validation_data=None, epochs=1, batch_size=None, time_budget=None, **kwargs):
+    def search(
+        self, x=None, y=None, validation_data=None, epochs=1, batch_size=None, time_budget=None,
+        validation_batch_size=None, **kwargs,
+    ):
         """Runs ENAS epochs until `epochs` are done (resuming from the last finished one).
 
         Takes `keras_tuner.RandomSearch.search`'s arguments where they have an
@@ -171,8 +184,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 of `(images, labels)` batches.
             validation_data: `(x, y)` arrays (or a batched dataset) for the controller's reward.
             epochs: total ENAS epochs.
-            batch_size: minibatch size for arrays.
+            batch_size: omega-phase minibatch size for arrays (the tuner's when `None`).
             time_budget: seconds; no epoch starts that would likely end after it.
+            validation_batch_size: images per controller reward (the tuner's when `None`).
             **kwargs: `validation_split` (the last fraction of the arrays, as in
                 `fit`), `shuffle` (of the training arrays, every epoch),
                 `verbose` (0 silent, 1 or 2 a line per epoch) and `callbacks`
@@ -192,7 +206,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             self._restore()
         callbacks = inputs.callback_list(self.supernet.model, self.supernet.optimizer)
         self.supernet.model.stop_training = False
-        validation_batches = _cycle(inputs.validation, inputs.batch_size, self.rng)
+        if validation_batch_size is None:
+            validation_batch_size = self.validation_batch_size
+        validation_batch_size = _positive("validation_batch_size", validation_batch_size)
+        validation_batches = _cycle(inputs.validation, validation_batch_size, self.rng)
         self.on_search_begin()
         callbacks.on_train_begin()
         began = time.time()
@@ -317,7 +334,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             hp: a `keras_tuner.HyperParameters` (or values dict) of the space.
             x, y: training arrays, or `x` an augmented `tf.data.Dataset` of batches.
             epochs: training epochs (one cosine cycle over them).
-            batch_size: minibatch size (the search's when `None`).
+            batch_size: minibatch size (128, the reference code's, when `None`).
             validation_data: optional `(x, y)` or dataset passed to `fit`.
             filters: channels of the final network (the paper widens it:
                 36 -> 96 macro, 20 -> 36 micro); the search's when `None`.
@@ -346,7 +363,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             x,
             y,
             epochs=epochs,
-            batch_size=batch_size or self.batch_size,
+            batch_size=batch_size or RETRAIN_BATCH_SIZE,
             validation_data=validation_data,
             filters=filters,
             cutout=cutout,

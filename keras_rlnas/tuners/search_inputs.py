@@ -19,7 +19,6 @@ UNSUPPORTED = {
     "class_weight": "the shared weights and the controller's reward weigh every class equally",
     "steps_per_epoch": "an ENAS epoch is one pass over the training data; pass fewer examples instead",
     "validation_steps": "the controller draws validation minibatches as it needs them",
-    "validation_batch_size": "validation minibatches have `batch_size` examples",
     "validation_freq": "the controller is rewarded on validation data in every epoch",
     "initial_epoch": "a search resumes from its last finished epoch by itself (overwrite=False)",
 }
