@@ -88,7 +88,7 @@ def build_parser():
     data.add_argument("--limit", type=_positive_int, help="use at most this many images of each split (quick runs)")
     data.add_argument("--validation-size", type=_positive_int, default=5000, help="training images held out for the reward (default 5000)")
     data.add_argument("--data-dir", help="tensorflow-datasets data directory")
-    data.add_argument("--batch-size", type=_positive_int, help="minibatch size (vanilla 64, ENAS 128)")
+    data.add_argument("--batch-size", type=_positive_int, help="minibatch size (vanilla 64, ENAS omega phase 32)")
     options = search.add_argument_group("space and tuner")
     options.add_argument("--layers", type=_positive_int,
                          help="layers (vanilla, enas-macro) or normal cells per stage (enas-micro)")
@@ -107,7 +107,7 @@ def build_parser():
     retrain = commands.add_parser("retrain", help="train the best architecture from scratch and test it")
     retrain.add_argument("directory")
     retrain.add_argument("--epochs", type=_positive_int, help="training epochs (default 5; ENAS 10)")
-    retrain.add_argument("--batch-size", type=_positive_int, help="minibatch size (default: the search's)")
+    retrain.add_argument("--batch-size", type=_positive_int, help="minibatch size (default: ENAS 128, vanilla the search's)")
     retrain.add_argument("--limit", type=_count, help="images per split; 0 = all (default: the search's --limit)")
     retrain.add_argument("--filters", type=_positive_int, help="ENAS: channels of the final network (wider than the search's)")
     retrain.add_argument("--cutout", type=_positive_int, help="ENAS: side of the cutout square")
@@ -258,7 +258,7 @@ def cmd_retrain(args):
     tuner = project.open_tuner()
     values, trial = project.best_values(tuner)
     epochs = args.epochs or recipe.default_retrain_epochs
-    batch_size = args.batch_size or run["search"]["batch_size"]
+    batch_size = args.batch_size or recipe.retrain_batch_size or run["search"]["batch_size"]
     limit = run["data"]["limit"] if args.limit is None else (args.limit or None)
     seed = run["search"]["seed"]
     keras.utils.set_random_seed(seed)

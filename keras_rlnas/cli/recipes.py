@@ -36,6 +36,8 @@ class Recipe:
     retrain_flags = ()
     notes = {}
     default_batch_size = 64
+    # None: retrain with the search's minibatch size.
+    retrain_batch_size = None
     default_epochs = 1
     default_retrain_epochs = 5
 
@@ -169,7 +171,8 @@ class ENASRecipe(Recipe):
 
     retrain_flags = ("filters", "cutout", "drop_path", "auxiliary_weight", "max_minutes")
     notes = {"trials": "ENAS records one trial per epoch; use --epochs"}
-    default_batch_size = 128
+    default_batch_size = 32
+    retrain_batch_size = 128
     default_epochs = 10
     default_retrain_epochs = 10
 
