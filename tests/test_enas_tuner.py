@@ -218,3 +218,16 @@ def test_derived_child_carries_its_own_recalibrated_statistics(tmp_path, data):
         tuner.search(x, y, validation_data=validation, epochs=2, validation_batch_size=0)
     with pytest.raises(ValueError, match="derive_finalists.*0"):
         make_tuner(tmp_path, derive_finalists=0)
+
+
+def test_controller_defaults_and_the_reference_preset_one_argument_away(tmp_path):
+    tuner = make_tuner(tmp_path)
+    assert tuner.controller.config["temperature"] is None
+    assert tuner.controller.config["normalize_advantages"] is True
+    assert (tuner.controller_steps, tuner.controller_batch) == (2, 4)
+    reference = make_tuner(tmp_path, controller_options="enas_macro", controller_steps=None, controller_batch=None)
+    assert reference.controller.config["temperature"] == 5.0
+    assert reference.controller.config["learning_rate"] == pytest.approx(1e-3)
+    assert reference.controller.config["normalize_advantages"] is False
+    with pytest.raises(ValueError, match="controller_options.*'fast'"):
+        make_tuner(tmp_path, controller_options="fast")
