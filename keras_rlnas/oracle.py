@@ -10,9 +10,7 @@ import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
 from keras_rlnas import locking, rewards
-from keras_rlnas.controller import Controller, Sample
-from keras_rlnas.controller.controller import read_state
-from keras_rlnas.decision_map import DecisionMap
+from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.distributed import protocol, storage
 from keras_rlnas.distributed.leases import TrialLeases
 
@@ -36,10 +34,6 @@ DEFAULT_CONTROLLER_OPTIONS = dict(
     normalize_advantages=True,
     clip_norm=5.0,
 )
-CONTROLLER_FILE = "controller.npz"
-# The controller state oracle.json committed before the current one: a crash
-# between writing the controller and writing oracle.json falls back to it.
-PREVIOUS_CONTROLLER_FILE = "controller.prev.npz"
 
 
 class ControllerOracle(TrialLeases, keras_tuner.Oracle):
@@ -138,8 +132,6 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         if seed == 0:
             # Oracle takes `seed or random` and would draw a random seed for 0.
             self.seed = self._seed_state = 0
-        if not isinstance(update_every, int) or update_every < 1:
-            raise ValueError(f"`update_every` must be an int >= 1, got {update_every!r}.")
         if failure_reward is not None and not math.isfinite(failure_reward):
             raise ValueError(f"`failure_reward` must be finite or None, got {failure_reward!r}.")
         if not isinstance(max_collisions, int) or max_collisions < 0:
@@ -151,22 +143,17 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         self.reward_fn = rewards.get(reward)
         self.failure_reward = failure_reward
         self.controller_options = {**DEFAULT_CONTROLLER_OPTIONS, **(controller_options or {})}
-        Controller.check_options(**self.controller_options)
         self.max_collisions = max_collisions
         self.max_staleness = max_staleness
-        self.decision_map = DecisionMap(num_bins=num_bins)
-        self._controller = None
-        self._controller_state = None
-        self._controller_changed = False
-        self._controller_digest = None
+        # The controller, its decision map, the queued rewards and the update history.
+        self.learner = PolicyLearner(
+            update_every, {"seed": self.seed, **self.controller_options}, num_bins=num_bins
+        )
         # While set, save() waits: end_trial commits the end and its reward at once.
         self._deferred_save = False
         # trial_id -> the controller actions that produced the trial.
         self.trial_actions = {}
-        # Rewards waiting for the next update: [actions, reward, trial_id or None].
-        self.pending = []
         self.rewarded = set()
-        self.updates = []
         self.abort_message = None
         # The error end_trial raises once the oracle's lock is released.
         self._end_error = None
@@ -178,17 +165,32 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
     @property
     def controller(self):
         """The controller, built on first use (only the process that samples needs it)."""
-        if self._controller is None:
-            self._controller = Controller(seed=self.seed, **self.controller_options)
-            if self._controller_state is not None:
-                self._controller.set_state(*self._controller_state)
-                self._controller_state = None
-        new = self.decision_map.sync(self.hyperparameters)
-        known = len(self._controller.decisions)
-        self._controller.extend(self.decision_map.decisions[known:])
+        known = len(self.learner.decision_map.decisions)
+        new = self.learner.sync(self.hyperparameters)
         if new and known and logger.isEnabledFor(logging.INFO):
             logger.info("Search space grew by %d decisions.", len(new))
-        return self._controller
+        return self.learner.controller
+
+    @property
+    def decision_map(self):
+        """How the space maps onto the controller's decisions (`keras_rlnas.DecisionMap`)."""
+        return self.learner.decision_map
+
+    @property
+    def updates(self):
+        """One dict per REINFORCE update (read-only; see `PolicyLearner.history`)."""
+        return self.learner.history
+
+    def controller_view(self):
+        """What reports read: trials, objective, controller history, policy and space."""
+        return ControllerView(
+            trials=[self.trials[k] for k in sorted(self.trials, key=lambda t: (len(t), t))],
+            objective=self.objective.name,
+            history=self.learner.history,
+            controller=self.controller,
+            decision_map=self.decision_map,
+            hyperparameters=self.hyperparameters,
+        )
 
     # --------------------------------------------------------------- Oracle API
     def populate_space(self, trial_id):
@@ -210,12 +212,11 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         controller = self.controller
         known = self._known_rewards()
         for _ in range(self.max_collisions + 1):
-            values, actions = self.decision_map.sample(self.hyperparameters, controller)
+            values, actions = self.learner.sample(self.hyperparameters)
             key = self._values_key(values)
             if key not in self._tried_so_far:
                 self.trial_actions[trial_id] = actions
                 self.sampled_at[trial_id] = controller.num_updates
-                self._controller_changed = True
                 return values
             if key in known:
                 # Already trained: learn from the known reward, sample again.
@@ -224,7 +225,6 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         values = self._random_values()
         if values is not None:
             self.sampled_at[trial_id] = controller.num_updates
-        self._controller_changed = True  # Its sampling state moved on.
         return values
 
     def _values_key(self, values):
@@ -318,41 +318,26 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         """Controller updates made between sampling `trial_id` and now."""
         if trial_id not in self.sampled_at:
             return 0
-        return self.controller.num_updates - self.sampled_at[trial_id]
+        return self.learner.num_updates - self.sampled_at[trial_id]
 
     def _lowest_reward(self):
-        seen = [r for _, r, _ in self.pending] + [u["min_reward"] for u in self.updates]
+        seen = [p["reward"] for p in self.learner.pending] + [u["min_reward"] for u in self.learner.history]
         return min(seen) if seen else 0.0
 
     def _add_reward(self, actions, reward, trial_id):
-        self.pending.append([list(actions), float(reward), trial_id])
-        if len(self.pending) >= self.update_every:
-            batch, self.pending = self.pending, []
-            staleness = [self._staleness(t) for _, _, t in batch]
-            stats = self.controller.update([Sample(tuple(_tuples(a))) for a, _, _ in batch], [r for _, r, _ in batch])
-            stats.update(
-                step=len(self.updates),
-                trials=[t for _, _, t in batch],
-                rewards=[r for _, r, _ in batch],
-                min_reward=min(r for _, r, _ in batch),
-                max_reward=max(r for _, r, _ in batch),
-                staleness=staleness,
-            )
-            self.updates.append(stats)
-            self._controller_changed = True
+        self.controller  # noqa: B018 - the space may have grown since the last update.
+        self.learner.add_reward(actions, reward, trial_id, sampled_at=self.sampled_at.get(trial_id))
 
     # --------------------------------------------------------------------- state
     def get_state(self):
         state = super().get_state()
         state["controller"] = {
+            **self.learner.get_state(),
             "trial_actions": self.trial_actions,
-            "pending": self.pending,
             "rewarded": sorted(self.rewarded),
-            "updates": self.updates,
             "abort_message": self.abort_message,
             "sampled_at": self.sampled_at,
             "stale_rewards": self.stale_rewards,
-            "digest": self._controller_digest,
         }
         return state
 
@@ -360,17 +345,14 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         super().set_state(state)
         saved = state.get("controller", {})
         self.trial_actions = {k: _tuples(v) for k, v in saved.get("trial_actions", {}).items()}
-        self.pending = [[_tuples(a), r, t] for a, r, t in saved.get("pending", [])]
         self.rewarded = set(saved.get("rewarded", []))
-        self.updates = saved.get("updates", [])
         self.abort_message = saved.get("abort_message")
         self.sampled_at = saved.get("sampled_at", {})
         self.stale_rewards = saved.get("stale_rewards", [])
-        # States written before digests existed name no file: take controller.npz.
-        self._controller_digest = saved.get("digest", _ANY)
-
-    def _controller_path(self, name=CONTROLLER_FILE):
-        return os.path.join(self._project_dir, name)
+        self.learner.controller_options["seed"] = self.seed
+        if "generation" in saved:
+            # The controller's arrays: the file this oracle.json committed.
+            self.learner.set_state(saved, self._project_dir)
 
     def _save_trial(self, trial):
         path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
@@ -379,39 +361,10 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
     def save(self):
         if self._deferred_save:
             return
-        if self._controller is not None and self._controller_changed:
-            self._controller_changed = False
-            path = self._controller_path()
-            self._controller.save(path + ".tmp")
-            if os.path.exists(path):
-                os.replace(path, self._controller_path(PREVIOUS_CONTROLLER_FILE))
-            os.replace(path + ".tmp", path)
-            self._controller_digest = storage.digest(path)
+        self.learner.write_arrays(self._project_dir)
         # oracle.json last, atomically: it commits the trials, the rewards and
-        # (by digest) the controller state that goes with them.
+        # (by name) the controller arrays that go with them.
         storage.write_json_atomic(self._get_oracle_fname(), self.get_state())
-
-    def reload(self):
-        super().reload()
-        self._controller = None
-        self._controller_state = None
-        wanted = self._controller_digest
-        if wanted is None:
-            return  # No controller state was committed yet.
-        for name in (CONTROLLER_FILE, PREVIOUS_CONTROLLER_FILE):
-            path = self._controller_path(name)
-            if os.path.exists(path) and (wanted is _ANY or storage.digest(path) == wanted):
-                self._controller_state = read_state(path)
-                self._controller_digest = storage.digest(path)
-                return
-        path = self._controller_path()
-        if wanted is not _ANY and os.path.exists(path):
-            logger.error("No controller file matches oracle.json; using %s as it is.", path)
-            self._controller_state = read_state(path)
-        self._controller_digest = storage.digest(path)
-
-
-_ANY = object()
 
 
 def _check_oracle_arguments(max_trials, seed, hyperparameters, max_retries_per_trial, max_consecutive_failed_trials):

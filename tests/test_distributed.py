@@ -88,7 +88,7 @@ def _search(workdir):
     )
     tuner.search(verbose=0)
     oracle = tuner.oracle if role == "chief" else tuner.oracle._oracle
-    built = oracle._controller is not None or oracle._controller_state is not None
+    built = oracle.learner.has_controller
     _mark(workdir, f"end-{role}-{os.getpid()}", {"controller_built": built})
     os._exit(0)  # TensorFlow's own clean-up takes seconds on a busy machine.
 
@@ -161,7 +161,7 @@ def faults(tmp_path_factory):
 
         def learned():
             state = _oracle_json(workdir)
-            return state if state and len(state["end_order"]) >= 3 and state["controller"]["updates"] else None
+            return state if state and len(state["end_order"]) >= 3 and state["controller"]["history"] else None
 
         at_kill = _wait_for(learned, 120, run, "three trials and an update")
         os.kill(next(iter(_marks(workdir, "start-chief").values()))["pid"], signal.SIGKILL)
@@ -182,7 +182,7 @@ def _records(workdir):
     for trial_id in oracle["start_order"]:
         with open(os.path.join(project, f"trial_{trial_id}", "trial.json")) as f:
             trials[trial_id] = json.load(f)
-    with np.load(os.path.join(project, "controller.npz")) as data:
+    with np.load(os.path.join(project, oracle["controller"]["file"])) as data:
         meta = json.loads(str(data["__meta__"]))
     return oracle, trials, meta
 
@@ -218,7 +218,7 @@ def test_a_restarted_chief_loses_no_trial_and_no_update(faults):
     assert len(_marks(workdir, "start-chief")) == 2 and len(at_kill["end_order"]) < MAX_TRIALS
     # What the killed chief had recorded is still there, as it was.
     assert oracle["end_order"][: len(at_kill["end_order"])] == at_kill["end_order"]
-    assert oracle["controller"]["updates"][: len(at_kill["controller"]["updates"])] == at_kill["controller"]["updates"]
+    assert oracle["controller"]["history"][: len(at_kill["controller"]["history"])] == at_kill["controller"]["history"]
     # The workers carried on: no trial ran twice (but the one lost with worker1)...
     runs = _marks(workdir, "run-")
     assert sorted(n.split("-")[1] for n in runs) == sorted([*trials, hold["trial"]])
@@ -228,9 +228,9 @@ def test_a_restarted_chief_loses_no_trial_and_no_update(faults):
     # ...every trial was learned from once, and the controller holds every update.
     state = oracle["controller"]
     assert sorted(state["rewarded"]) == sorted(trials)
-    learned = [t for u in state["updates"] for t in u["trials"]] + [t for _, _, t in state["pending"]]
+    learned = [t for u in state["history"] for t in u["trials"]] + [p["trial"] for p in state["pending"]]
     assert sorted(t for t in learned if t is not None) == sorted(trials)
-    assert meta["num_updates"] == len(state["updates"]) >= MAX_TRIALS // 2
+    assert meta["num_updates"] == len(state["history"]) >= MAX_TRIALS // 2
 
 
 # ------------------------------------------------------ a chief in this process
