@@ -40,6 +40,11 @@ def test_search_records_a_trial_per_epoch_and_resumes(tmp_path, data):
     expected = tuner.supernet.predict(validation[0][:8], tuner.space.encode(last.hyperparameters.values))
     np.testing.assert_allclose(child.predict(validation[0][:8], verbose=0), expected.numpy(), atol=1e-4)
     resumed = make_tuner(tmp_path, overwrite=False)
+    # Restored by the constructor, as every Keras Tuner tuner is.
+    assert resumed.epochs_done == 2 and resumed.controller.num_updates == 4
+    view = resumed.controller_view()
+    assert [step["step"] for step in view.history] == [0, 1, 2, 3] and len(view.trials) == 2
+    np.testing.assert_array_equal(resumed.controller.weights()["attention/v"], tuner.controller.weights()["attention/v"])
     resumed.search(x, y, validation_data=validation, epochs=3)
     assert resumed.epochs_done == 3 and len(resumed.oracle.trials) == 3
     assert resumed.controller.num_updates == 6

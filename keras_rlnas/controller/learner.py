@@ -121,11 +121,10 @@ class PolicyLearner:
         self._changed = True  # The controller's random state moves on.
         return self.decision_map.sample(space, self.controller, greedy=greedy)
 
-    def sample_all(self, greedy=False):
-        """`(values, sample)` making every decision: the fast path for spaces without conditions."""
-        sample = self.controller.sample(greedy=greedy)
+    def sample_actions(self, greedy=False):
+        """A `Sample` making every decision: the fast path for spaces without conditions."""
         self._changed = True
-        return self.decision_map.values_from_actions(sample.actions, self.controller.rng), sample
+        return self.controller.sample(greedy=greedy)
 
     @property
     def num_updates(self):

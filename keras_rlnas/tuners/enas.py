@@ -1,7 +1,7 @@
 """`ENASTuner`: Efficient NAS via parameter sharing (Pham et al., 2018) through `tuner.search()`."""
 
 import collections
-import json
+import glob
 import os
 import time
 
@@ -10,12 +10,14 @@ import numpy as np
 
 from keras_rlnas import retrain
 from keras_rlnas.controller import PRESETS, Controller
-from keras_rlnas.decision_map import DecisionMap
+from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import MacroSupernet, MicroSupernet
 from keras_rlnas.tuners import search_inputs
 
 STATE_FILE = "enas_state.json"
+# The supernet's arrays after epoch N; STATE_FILE names the one it commits.
+SUPERNET_FILE = "supernet-{:06d}.npz"
 # Training minibatches kept from each omega phase for BN recalibration of derived children.
 CALIBRATION_BATCHES = 4
 # Validation images on which the derivation's finalists are compared.
@@ -163,20 +165,44 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         Controller.check_options(**{**self.controller_options, "seed": self.seed})
         self.supernet_options = dict(supernet_options or {})
         self._preset = preset
-        oracle = _RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
-        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-        self.oracle.verbose = verbose  # Keras Tuner's per-trial table follows the tuner's verbosity.
         self.space = hypermodel
         self.hyperparameters = keras_tuner.HyperParameters()
         self.space.declare_hyperparameters(self.hyperparameters)
-        self.decision_map = DecisionMap()
-        self.controller = Controller.from_preset(
-            preset, self.decision_map.sync(self.hyperparameters), seed=self.seed, **self.controller_options
+        # One REINFORCE update per `controller_batch` rewarded architectures.
+        self.learner = PolicyLearner(
+            self.controller_batch, {**self.controller_options, "seed": self.seed}, preset=preset
         )
+        self.learner.sync(self.hyperparameters)
         self.rng = np.random.default_rng(self.seed)
         self.supernet = None
         self.history = []
         self.epochs_done = 0
+        oracle = _RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
+        # With overwrite=False and a saved search, this calls reload(), which restores it.
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.oracle.verbose = verbose  # Keras Tuner's per-trial table follows the tuner's verbosity.
+
+    @property
+    def controller(self):
+        """The `keras_rlnas.Controller` (see `learner`)."""
+        return self.learner.controller
+
+    @property
+    def decision_map(self):
+        """How the space maps onto the controller's decisions."""
+        return self.learner.decision_map
+
+    def controller_view(self):
+        """What reports read: trials, objective, one history step per REINFORCE update, policy and space."""
+        trials = self.oracle.trials
+        return ControllerView(
+            trials=[trials[k] for k in sorted(trials, key=lambda t: (len(t), t))],
+            objective=self.oracle.objective.name,
+            history=self.learner.history,
+            controller=self.controller,
+            decision_map=self.decision_map,
+            hyperparameters=self.hyperparameters,
+        )
 
     # ------------------------------------------------------------------ sampling
     def sample_architecture(self, greedy=False):
@@ -184,7 +210,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         if self.sampler == "uniform":
             encoding = self.space.random_encoding(int(self.rng.integers(2**31)))
             return self.space.decode(encoding), encoding, None
-        sample = self.controller.sample(greedy=greedy)
+        sample = self.learner.sample_actions(greedy=greedy)
         encoding = self.space.encoding_from_actions(sample.actions)
         return self.space.decode(encoding), encoding, sample
 
@@ -228,7 +254,6 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         train = inputs.training_data()
         if self.supernet is None:
             self._build_supernet()
-            self._restore()
         callbacks = inputs.callback_list(self.supernet.model, self.supernet.optimizer)
         self.supernet.model.stop_training = False
         if validation_batch_size is None:
@@ -275,14 +300,12 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def _theta_phase(self, validation_batches):
         stats = []
-        for _ in range(self.controller_steps):
-            samples, rewards = [], []
-            for _ in range(self.controller_batch):
-                images, labels = next(validation_batches)
-                _, encoding, sample = self.sample_architecture()
-                samples.append(sample)
-                rewards.append(float(self.supernet.eval_step(images, labels, encoding)))
-            stats.append(self.controller.update(samples, rewards))
+        for _ in range(self.controller_steps * self.controller_batch):
+            images, labels = next(validation_batches)
+            _, encoding, sample = self.sample_architecture()
+            step = self.learner.add_reward(sample.actions, float(self.supernet.eval_step(images, labels, encoding)))
+            if step is not None:  # Every `controller_batch` rewards.
+                stats.append(step)
         return {key: float(np.mean([s[key] for s in stats])) for key in ("reward", "baseline", "entropy", "loss")}
 
     def _derive(self, validation_batches):
@@ -401,30 +424,27 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         )
 
     # ---------------------------------------------------------------- resume
-    def _state_paths(self):
-        root = self.project_dir
-        return os.path.join(root, STATE_FILE), os.path.join(root, "supernet.npz"), os.path.join(root, "controller.npz")
-
     def _save_state(self):
-        state_path, supernet_path, controller_path = self._state_paths()
-        self.supernet.save(supernet_path + ".tmp")
-        self.controller.save(controller_path + ".tmp")
+        root = self.project_dir
+        supernet_file = SUPERNET_FILE.format(self.epochs_done)
+        path = os.path.join(root, supernet_file)
+        self.supernet.save(path + ".tmp")
+        os.replace(path + ".tmp", path)
+        # STATE_FILE goes last: it commits the epoch, its supernet file and the controller's.
         state = {"epochs_done": self.epochs_done, "history": self.history, "rng": self.rng.bit_generator.state}
-        with open(state_path + ".tmp", "w") as f:
-            json.dump(state, f)
-        # The JSON goes last: it names a finished epoch only once its arrays are in place.
-        os.replace(supernet_path + ".tmp", supernet_path)
-        os.replace(controller_path + ".tmp", controller_path)
-        os.replace(state_path + ".tmp", state_path)
+        self.learner.save(root, STATE_FILE, extra={**state, "supernet_file": supernet_file})
+        for old in glob.glob(os.path.join(root, SUPERNET_FILE.replace("{:06d}", "*"))):
+            if os.path.basename(old) != supernet_file:
+                os.remove(old)
 
-    def _restore(self):
-        state_path, supernet_path, controller_path = self._state_paths()
-        if not os.path.exists(state_path):
+    def reload(self):
+        """Reloads the search: trials, supernet, controller, epochs and data order."""
+        super().reload()
+        state = self.learner.load(self.project_dir, STATE_FILE)
+        if state is None:
             return
-        with open(state_path) as f:
-            state = json.load(f)
-        self.supernet.load(supernet_path)
-        self.controller.load(controller_path)
+        self._build_supernet()
+        self.supernet.load(os.path.join(self.project_dir, state["supernet_file"]))
         self.epochs_done = state["epochs_done"]
         self.history = state["history"]
         self.rng.bit_generator.state = state["rng"]
