@@ -186,3 +186,35 @@ def test_presets_carry_the_papers_settings():
     assert Controller.from_preset("nas").config["units"] == 35
     enas = Controller.from_preset("enas_macro").config
     assert (enas["temperature"], enas["tanh_constant"], enas["skip_weight"], enas["baseline_decay"]) == (5.0, 1.5, 0.8, 0.99)
+
+
+def test_policy_learner_batches_rewards_and_its_saved_state_resumes_exactly(tmp_path):
+    import keras_tuner
+
+    from keras_rlnas.controller.learner import PolicyLearner
+
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("units", [16, 32, 64])
+    hp.Boolean("dropout")
+
+    def run(learner, rewards):
+        for reward in rewards:
+            values, actions = learner.sample(hp)
+            learner.add_reward(actions, reward + float(values["units"] == 64), trial=str(reward))
+        return learner
+
+    first = run(PolicyLearner(update_every=3, controller_options={"seed": 4}), range(7))
+    assert [step["step"] for step in first.history] == [0, 1] and len(first.pending) == 1
+    first.save(tmp_path, extra={"epoch": 7})
+    second = PolicyLearner(update_every=3, controller_options={"seed": 99})
+    assert second.load(tmp_path) == {"epoch": 7}
+    run(first, range(5))
+    run(second, range(5))
+    assert first.history == second.history and first.pending == second.pending
+    np.testing.assert_array_equal(first.controller.weights()["attention/v"], second.controller.weights()["attention/v"])
+    # Only the committed array file and the one before it are kept.
+    first.save(tmp_path)
+    first.save(tmp_path)
+    assert len(list(tmp_path.glob("controller-*.npz"))) <= 2
+    with pytest.raises(ValueError, match="update_every.*0"):
+        PolicyLearner(update_every=0)
