@@ -135,8 +135,10 @@ def main(argv=None):
     parser.add_argument("--stock", action="store_true", help="run the tests unchanged, on RandomSearch")
     parser.add_argument("--tests", nargs="+", default=list(DEFAULT_TESTS), help="test files under keras_tuner/")
     parser.add_argument("--keep", metavar="DIR", help="prepare in DIR (kept) instead of a temporary folder")
-    parser.add_argument("pytest_args", nargs="*", help="after `--`: more pytest arguments")
-    args = parser.parse_args(argv)
+    parser.epilog = "Arguments after `--` go to pytest."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     checkout = os.path.abspath(args.checkout)
     workdir = args.keep or tempfile.mkdtemp(prefix="kt-suite-")
     os.makedirs(workdir, exist_ok=True)
@@ -146,7 +148,7 @@ def main(argv=None):
         paths = prepare(checkout, workdir, args.tests, stock=args.stock)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([workdir, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         command = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--rootdir", workdir]
-        return subprocess.call(command + paths + args.pytest_args, cwd=workdir, env=env)
+        return subprocess.call(command + paths + pytest_args, cwd=workdir, env=env)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

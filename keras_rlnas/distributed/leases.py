@@ -68,12 +68,14 @@ class TrialLeases:
             trial = super().create_trial(tuner_id)
             if trial.status == TrialStatus.RUNNING:
                 self._trial_seen[trial.trial_id] = now
-            elif trial.status == TrialStatus.STOPPED and protocol.is_chief():
-                if self._may_need_workers():
+            elif trial.status == TrialStatus.STOPPED:
+                if protocol.is_chief() and self._may_need_workers():
                     # A running trial may yet be lost and need this worker.
                     self.tuner_ids.add(tuner_id)
                     self.idle_answers += 1
                     return trial_module.Trial(self.get_space(), status=TrialStatus.IDLE)
+                # Not only on the chief: the server's threads may not see its
+                # environment (Keras Tuner's tests give each thread its own).
                 if getattr(self, "abort_message", None) is None and not self._all_created():
                     self._exhausted = True
             return trial
