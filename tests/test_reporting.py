@@ -1,5 +1,6 @@
 """Reports, figures, TensorBoard summaries and the progress line, on a controller that trains nothing."""
 
+import dataclasses
 import io
 import os
 import struct
@@ -88,7 +89,7 @@ def test_report_writes_real_pngs_and_tables(tmp_path):
 
 def test_empty_search_still_gives_figures(tmp_path):
     view, _ = make_view(num_trials=0)
-    view.controller = None
+    view = dataclasses.replace(view, controller=None)
     result = write_report(view, str(tmp_path))
     assert sorted(os.path.basename(p) for p in result["files"]) == ["best_so_far.png", "controller.png", "report.md"]
     for path in result["files"][:2]:
@@ -218,4 +219,13 @@ def test_controller_view_asks_the_tuner_first_and_knows_plain_tuners():
 
     plain = controller_view(PlainTuner())
     assert plain.trials == ["first", "second", "third"] and plain.objective == "val_loss"
-    assert plain.history == [] and plain.controller is None
+    assert plain.history == () and plain.controller is None
+
+    class OracleShowsItself(PlainOracle):
+        def controller_view(self):
+            return view
+
+    class TunerOfAControllerOracle:
+        oracle = OracleShowsItself()
+
+    assert controller_view(TunerOfAControllerOracle()) is view
