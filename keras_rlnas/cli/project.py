@@ -2,7 +2,7 @@
 
 ```
 DIR/run.json        what was searched: space and its options, data set, budget, seed
-DIR/search/         the Keras Tuner project (oracle.json, controller.npz, trial_*/)
+DIR/search/         the Keras Tuner project (oracle.json, controller-NNNNNN.npz, trial_*/)
 DIR/logs/           TensorBoard: logs/controller and logs/<trial>/execution0
 DIR/report/         report.md, trials.md and the PNG figures
 DIR/best/           the retrained best child: model.keras, architecture.json, retrain.json
