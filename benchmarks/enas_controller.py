@@ -87,7 +87,7 @@ def main():
     def score(encoding):
         return supernet.evaluate(score_x, score_y, encoding, calibration_images=calibration)
 
-    controller = [score(tuner.sample_architecture()[1]) for _ in range(args.samples)]
+    controller = [score(tuner.sample_architecture()[0]) for _ in range(args.samples)]
     uniform = [score(space.random_encoding(int(rng.integers(2**31)))) for _ in range(args.samples)]
     low, high = bootstrap_interval(controller, uniform, rng)
     entropies = [record["entropy"] for record in tuner.history if "entropy" in record]

@@ -206,13 +206,16 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     # ------------------------------------------------------------------ sampling
     def sample_architecture(self, greedy=False):
-        """`(values, encoding, sample)` of one architecture from the sampler."""
+        """`(encoding, sample)` of one architecture from the sampler.
+
+        The encoding is the int32 vector the supernet takes (`space.decode`
+        gives its hyperparameter values); `sample` holds the controller's
+        actions, or is `None` for the uniform sampler.
+        """
         if self.sampler == "uniform":
-            encoding = self.space.random_encoding(int(self.rng.integers(2**31)))
-            return self.space.decode(encoding), encoding, None
+            return self.space.random_encoding(int(self.rng.integers(2**31))), None
         sample = self.learner.sample_actions(greedy=greedy)
-        encoding = self.space.encoding_from_actions(sample.actions)
-        return self.space.decode(encoding), encoding, sample
+        return self.space.encoding_from_actions(sample.actions), sample
 
     # -------------------------------------------------------------------- search
     def _build_supernet(self):
@@ -287,7 +290,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         losses, accuracies = [], []
         recent_images = collections.deque(maxlen=CALIBRATION_BATCHES)
         for images, labels in _batches(train, batch_size, self.rng):
-            _, encoding, _ = self.sample_architecture()
+            encoding, _ = self.sample_architecture()
             result = self.supernet.train_step(images, labels, encoding)
             losses.append(result["loss"])
             accuracies.append(result["accuracy"])
@@ -302,7 +305,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         stats = []
         for _ in range(self.controller_steps * self.controller_batch):
             images, labels = next(validation_batches)
-            _, encoding, sample = self.sample_architecture()
+            encoding, sample = self.sample_architecture()
             step = self.learner.add_reward(sample.actions, float(self.supernet.eval_step(images, labels, encoding)))
             if step is not None:  # Every `controller_batch` rewards.
                 stats.append(step)
@@ -320,8 +323,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         candidates = []
         for _ in range(self.derive_samples):
             images, labels = next(validation_batches)
-            values, encoding, _ = self.sample_architecture()
-            candidates.append((float(self.supernet.eval_step(images, labels, encoding)), values, encoding))
+            encoding, _ = self.sample_architecture()
+            candidates.append((float(self.supernet.eval_step(images, labels, encoding)), encoding))
         candidates.sort(key=lambda candidate: -candidate[0])
         scoring = []
         while sum(len(labels) for _, labels in scoring) < FINALIST_IMAGES:
@@ -329,12 +332,12 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         images = np.concatenate([images for images, _ in scoring])
         labels = np.concatenate([labels for _, labels in scoring])
         finalists = [
-            (self.supernet.evaluate(images, labels, encoding, calibration_images=self._calibration_images), values, encoding)
-            for _, values, encoding in candidates[: self.derive_finalists]
+            (self.supernet.evaluate(images, labels, encoding, calibration_images=self._calibration_images), encoding)
+            for _, encoding in candidates[: self.derive_finalists]
         ]
-        score, values, encoding = max(finalists, key=lambda finalist: finalist[0])
+        score, encoding = max(finalists, key=lambda finalist: finalist[0])
         self.supernet.recalibrate(self._calibration_images, encoding)
-        return values, score
+        return self.space.decode(encoding), score
 
     def _record_trial(self, values, score):
         self.oracle.next_values = dict(values)
