@@ -9,7 +9,17 @@ from keras import layers, ops
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
-_frozen_statistics = threading.local()
+_statistics_flags = threading.local()
+
+
+@contextlib.contextmanager
+def _flag_set(name):
+    previous = getattr(_statistics_flags, name, False)
+    setattr(_statistics_flags, name, True)
+    try:
+        yield
+    finally:
+        setattr(_statistics_flags, name, previous)
 
 
 @contextlib.contextmanager
@@ -31,17 +41,13 @@ def frozen_moving_statistics():
     >>> float(bn.moving_mean.numpy().sum())
     0.0
     """
-    previous = getattr(_frozen_statistics, "active", False)
-    _frozen_statistics.active = True
-    try:
+    with _flag_set("frozen"):
         yield
-    finally:
-        _frozen_statistics.active = previous
 
 
 def moving_statistics_frozen():
     """Whether the innermost `frozen_moving_statistics()` context is active."""
-    return getattr(_frozen_statistics, "active", False)
+    return getattr(_statistics_flags, "frozen", False)
 
 
 @contextlib.contextmanager
@@ -64,17 +70,13 @@ def recalibrated_moving_statistics():
     >>> bool(np.allclose(bn.moving_mean.numpy(), x.mean(axis=0), atol=1e-5))
     True
     """
-    previous = getattr(_frozen_statistics, "recalibrating", False)
-    _frozen_statistics.recalibrating = True
-    try:
+    with _flag_set("recalibrating"):
         yield
-    finally:
-        _frozen_statistics.recalibrating = previous
 
 
 def moving_statistics_momentum(momentum):
     """`momentum`, or 0 (the batch's statistics replace the moving ones) while recalibrating."""
-    return 0.0 if getattr(_frozen_statistics, "recalibrating", False) else momentum
+    return 0.0 if getattr(_statistics_flags, "recalibrating", False) else momentum
 
 
 def fused_normalisation(inputs, gamma, beta, mean, variance, mode, momentum, epsilon):
