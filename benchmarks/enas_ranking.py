@@ -242,7 +242,11 @@ def feature_names(space):
 
 
 def summary(space, encoding):
-    """A short description of a child's ops, e.g. `c3 s5 mp c5 ap s3`."""
+    """A short description of a child's ops.
+
+    Macro: the layer ops in order, e.g. `c3 s5 mp c5 ap s3`; micro: op counts
+    per cell, e.g. `N:5id,2s3,1s5,2mp R:...`.
+    """
     short = {
         "conv3x3": "c3",
         "conv5x5": "c5",
@@ -262,7 +266,7 @@ def summary(space, encoding):
         parts.append(
             group[0].upper()
             + ":"
-            + ",".join(f"{short[name]}{count}" for name, count in counts.items())
+            + ",".join(f"{count}{short[name]}" for name, count in counts.items())
         )
     return " ".join(parts)
 
