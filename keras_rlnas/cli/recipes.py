@@ -144,25 +144,12 @@ class VanillaRecipe(Recipe):
         return [("best architecture", nodes)]
 
     def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose, options):
-        import keras
-
-        from keras_rlnas import data
+        from keras_rlnas import data, retrain
 
         train, validation, test, info = data.load(dataset, validation_size=validation_size, batch_size=batch_size, limit=limit, seed=seed)
-        model = self.build(space, self.architecture(space, values))
-        # The children's SGD with the learning rate annealed to zero; weight
-        # decay stays in the layers' L2 terms.
-        steps = max(1, epochs * max(int(train.cardinality()), 1))
-        model.compile(
-            optimizer=keras.optimizers.SGD(
-                keras.optimizers.schedules.CosineDecay(space.learning_rate, steps),
-                momentum=space.momentum, nesterov=space.nesterov,
-            ),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+        model = retrain.retrain(
+            space, values, train, epochs=epochs, validation_data=validation, callbacks=callbacks, seed=seed, verbose=verbose
         )
-        # shuffle=False: the pipeline reshuffles itself every epoch.
-        model.fit(train, validation_data=validation, epochs=epochs, shuffle=False, verbose=verbose, callbacks=callbacks)
         return model, test, {}, info
 
 
