@@ -119,16 +119,7 @@ def _callbacks():
     """The Keras callbacks of this file (defined once Keras is imported)."""
     import keras
 
-    class StopAtDeadline(keras.callbacks.Callback):
-        """Ends `fit` after the batch that passes `deadline`."""
-
-        def __init__(self, deadline):
-            super().__init__()
-            self.deadline = deadline
-
-        def on_train_batch_end(self, batch, logs=None):
-            if time.time() > self.deadline:
-                self.model.stop_training = True
+    from keras_rlnas.retrain import StopAtDeadline
 
     class WallClockCosine(keras.callbacks.Callback):
         """Anneals the optimizer's learning rate on a cosine of wall-clock time from `fit`'s start to `deadline`."""

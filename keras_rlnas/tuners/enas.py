@@ -175,6 +175,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.learner.sync(self.hyperparameters)
         self.rng = np.random.default_rng(self.seed)
         self.supernet = None
+        # The last training minibatches of the omega phase: BN recalibration of derived children.
+        self._calibration_images = None
         self.history = []
         self.epochs_done = 0
         oracle = _RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
