@@ -9,9 +9,11 @@ copy into a child by layer name.
 - `pooling`: 3x3 pooling with a memory-light max-pool gradient.
 - `projection`: the concatenation and projection of a micro cell's loose ends.
 - `final_training`: scheduled drop-path and the auxiliary head of final training.
+- `choice`: `LayerChoice` / `InputChoice`, a user's own search space for any tuner.
 """
 
 from keras_rlnas.layers.batch_norm import BatchNorm, frozen_moving_statistics
+from keras_rlnas.layers.choice import InputChoice, LayerChoice
 from keras_rlnas.layers.final_training import ScheduledDropPath, auxiliary_head
 from keras_rlnas.layers.ops import ConvBN, FactorizedReduction, MacroConv, MacroPool, SepConvStack
 from keras_rlnas.layers.pooling import Pool3x3
@@ -21,6 +23,8 @@ __all__ = [
     "BatchNorm",
     "ConvBN",
     "FactorizedReduction",
+    "InputChoice",
+    "LayerChoice",
     "LooseEndProjection",
     "MacroConv",
     "MacroPool",

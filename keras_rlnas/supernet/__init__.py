@@ -1,6 +1,7 @@
 """ENAS shared-weight supernets.
 
-A supernet trains every child of an `ENASMacro` / `ENASMicro` space at once.
+A supernet trains every child of an `ENASMacro` / `ENASMicro` space, or of a
+model built with `LayerChoice` / `InputChoice` (`ChoiceSupernet`), at once.
 The architecture is an int32 tensor (`space.encode(values)`), so one traced
 train step and one traced eval step serve every architecture.
 
@@ -23,6 +24,8 @@ Example:
 from keras_rlnas.layers.batch_norm import BatchNorm, frozen_moving_statistics
 from keras_rlnas.spaces import ENASMacro
 from keras_rlnas.supernet.base import Supernet, SupernetModel
+from keras_rlnas.supernet.custom import ChoiceSupernet, ChoiceSupernetModel
+from keras_rlnas.supernet.custom_space import ChoiceSpace
 from keras_rlnas.supernet.macro import MacroSupernet, MacroSupernetModel
 from keras_rlnas.supernet.micro import MicroSupernet, MicroSupernetModel
 from keras_rlnas.training import (
@@ -34,13 +37,18 @@ from keras_rlnas.training import (
 
 
 def build_supernet(space, **kwargs):
-    """The supernet of `space` (`ENASMacro` or `ENASMicro`), with `Supernet` options."""
+    """The supernet of `space` (`ENASMacro`, `ENASMicro` or `ChoiceSpace`), with `Supernet` options."""
+    if isinstance(space, ChoiceSpace):
+        return ChoiceSupernet(space, **kwargs)
     supernet_class = MacroSupernet if isinstance(space, ENASMacro) else MicroSupernet
     return supernet_class(space, **kwargs)
 
 
 __all__ = [
     "BatchNorm",
+    "ChoiceSpace",
+    "ChoiceSupernet",
+    "ChoiceSupernetModel",
     "CosineWarmRestarts",
     "MacroSupernet",
     "MacroSupernetModel",

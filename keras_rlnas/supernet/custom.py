@@ -1,0 +1,178 @@
+"""The shared-weight supernet of any model built with `LayerChoice` / `InputChoice`.
+
+The network is the user's model built once with every candidate
+(`ChoiceSpace`). A step runs it inside an `architecture_scope`: each choice
+layer reads its decision from the int32 architecture tensor and computes
+only the chosen candidate, so one traced step serves every architecture, as
+in the macro and micro supernets.
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+from keras_rlnas.layers.batch_norm import BatchNorm, moving_statistics_frozen, moving_statistics_momentum
+from keras_rlnas.layers.choice import LayerChoice, architecture_scope
+from keras_rlnas.supernet.base import Supernet, SupernetModel
+from keras_rlnas.supernet.custom_space import ChoiceSpace
+
+# Probabilities are clipped before the log, as Keras's cross-entropy on probabilities does.
+PROBABILITY_FLOOR = 1e-7
+
+
+def _layers(model):
+    """Every layer of `model`: nested models and the candidates of choices included."""
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        if isinstance(layer, LayerChoice):
+            for candidate in layer.candidates:
+                yield candidate
+                yield from _layers(candidate)
+        else:
+            yield from _layers(layer)
+
+
+@contextlib.contextmanager
+def _scoring_modes(network, training):
+    """Keras layers of `network` behave as in a step of the base supernet while it is traced.
+
+    A supernet scores with batch statistics (`training=True`) but must not
+    drop units then, nor move Keras `BatchNormalization` statistics inside
+    `frozen_moving_statistics()`; inside `recalibrated_moving_statistics()`
+    they take the batch's. The layers read these attributes when a step is
+    traced, so setting them around the trace bakes them into it.
+    """
+    saved = []
+    for layer in _layers(network):
+        if isinstance(layer, keras.layers.Dropout) and not training:
+            saved.append((layer, "rate", layer.rate))
+            layer.rate = 0.0
+        elif isinstance(layer, keras.layers.BatchNormalization) and not isinstance(layer, BatchNorm):
+            momentum = 1.0 if moving_statistics_frozen() else moving_statistics_momentum(layer.momentum)
+            saved.append((layer, "momentum", layer.momentum))
+            layer.momentum = momentum
+    try:
+        yield
+    finally:
+        for layer, attribute, value in saved:
+            setattr(layer, attribute, value)
+
+
+class ChoiceSupernetModel(SupernetModel):
+    """The network of a `ChoiceSpace`, run on an architecture tensor.
+
+    Args:
+        space: a `ChoiceSpace`.
+        l2: unused: the network's own regularizers apply, to the chosen candidates only.
+        dtype: unused: the build function sets its layers' dtypes.
+    """
+
+    def __init__(self, space, l2=0.0, dtype=None, **kwargs):
+        if not isinstance(space, ChoiceSpace):
+            raise TypeError(f"ChoiceSupernet needs a ChoiceSpace, got {space!r}.")
+        super().__init__(space, l2=0.0, name=f"{space.name}_supernet", **kwargs)
+        self.network = space.network
+        candidate_weights = {
+            id(weight)
+            for layer in _layers(space.network)
+            if isinstance(layer, LayerChoice)
+            for candidate in layer.candidates
+            for weight in candidate.trainable_weights
+        }
+        # Regularised weights outside the choices: their penalty applies to every child.
+        self._always_regularised = [
+            weight
+            for weight in space.network.trainable_weights
+            if getattr(weight, "regularizer", None) is not None and id(weight) not in candidate_weights
+        ]
+
+    def forward(self, images, arch, training=False, batch_statistics=None):
+        normalise_with_batch = training if batch_statistics is None else batch_statistics
+        with architecture_scope(arch, self.space.offsets, building=self._building) as scope:
+            with _scoring_modes(self.network, training):
+                outputs = self.network(images, training=normalise_with_batch)
+        outputs = tf.cast(outputs, tf.float32)
+        logits = tf.math.log(tf.clip_by_value(outputs, PROBABILITY_FLOOR, 1.0)) if self.space.outputs_probabilities else outputs
+        penalties = [tf.cast(w.regularizer(w), tf.float32) for w in self._always_regularised]
+        return logits, tf.add_n([scope.penalty, *penalties])
+
+    def layer_index(self):
+        """`{name: layer}` of every layer of the network, the candidates of choices included."""
+        return {layer.name: layer for layer in _layers(self.network) if not isinstance(layer, LayerChoice)}
+
+
+class ChoiceSupernet(Supernet):
+    """Shared weights of every child of a model built with `LayerChoice` / `InputChoice`.
+
+    `train_step(x, y, arch)` trains the child `arch` (one int per decision
+    of `space.slots`): each choice computes only its chosen candidate
+    (`tf.switch_case`), so a step costs what the child costs, and one trace
+    serves every architecture. `build_child(arch)` calls the build function
+    with the architecture's values and copies the shared weights into the
+    plain model it returns, layer by layer name.
+
+    Args:
+        space: a `ChoiceSpace`, or the build function / HyperModel to make one of.
+        **kwargs: options of `keras_rlnas.supernet.base.Supernet`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_rlnas.layers import LayerChoice
+    >>> def build(hp):
+    ...     images = keras.Input((8, 8, 1))
+    ...     x = LayerChoice([keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+    ...                      keras.layers.Conv2D(4, 5, padding="same", activation="relu")], name="conv", hp=hp)(images)
+    ...     x = keras.layers.GlobalAveragePooling2D()(x)
+    ...     return keras.Model(images, keras.layers.Dense(3, activation="softmax")(x))
+    >>> net = ChoiceSupernet(build)
+    >>> images, labels = np.random.rand(4, 8, 8, 1), np.array([0, 1, 2, 0])
+    >>> for seed in range(3):
+    ...     _ = net.train_step(images, labels, net.space.random_encoding(seed))
+    >>> net.trace_counts["train"]
+    1
+    >>> child = net.build_child([1])
+    >>> bool(np.allclose(child.predict(images, verbose=0), net.predict(images, [1]), atol=1e-5))
+    True
+    """
+
+    model_class = ChoiceSupernetModel
+
+    def __init__(self, space, **kwargs):
+        super().__init__(space if isinstance(space, ChoiceSpace) else ChoiceSpace(space), **kwargs)
+
+    def copy_weights_to(self, child, values=None):
+        """Copies the shared weights into `child`, a model built by `space.build_child`.
+
+        Layers match by name, nested models layer by layer.
+
+        Raises:
+            ValueError: naming a layer of `child` the supernet has no weights for.
+        """
+        if values is not None:
+            self.space.as_encoding(values)
+        index = self.model.layer_index()
+        for layer in child.layers:
+            self._copy_layer(layer, index)
+        return child
+
+    def _copy_layer(self, layer, index):
+        if not layer.weights:
+            return
+        source = index.get(layer.name)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if source is not None and [tuple(w.shape) for w in source.weights] == shapes:
+            layer.set_weights(source.get_weights())
+        elif isinstance(layer, keras.Model):
+            for inner in layer.layers:
+                self._copy_layer(inner, index)
+        else:
+            raise ValueError(
+                f"The supernet of {self.space.name!r} has no weights for the child's layer {layer.name!r} "
+                f"(weights {shapes}): the build function must create the same layers, in the same order, "
+                "whatever the choices."
+            )
+
+
+__all__ = ["ChoiceSupernet", "ChoiceSupernetModel"]
