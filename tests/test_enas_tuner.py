@@ -65,8 +65,11 @@ def test_bad_arguments_name_the_value(tmp_path):
         make_tuner(tmp_path, sampler="greedy")
     with pytest.raises(ValueError, match="controller_steps.*-2"):
         make_tuner(tmp_path, controller_steps=-2)
-    with pytest.raises(TypeError, match="ENASMacro or ENASMicro"):
+    # A HyperModel is searched through its choice layers; VanillaNAS has none.
+    with pytest.raises(ValueError, match="no LayerChoice or InputChoice"):
         keras_rlnas.ENASTuner(keras_rlnas.VanillaNAS((28, 28, 1), 10), directory=str(tmp_path))
+    with pytest.raises(TypeError, match="function build"):
+        keras_rlnas.ENASTuner(42, directory=str(tmp_path))
     with pytest.raises(ValueError, match="validation_data"):
         make_tuner(tmp_path).search(np.zeros((4, 28, 28, 1)), np.zeros(4), epochs=1)
 

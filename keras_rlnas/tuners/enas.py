@@ -1,4 +1,8 @@
-"""`ENASTuner`: Efficient NAS via parameter sharing (Pham et al., 2018) through `tuner.search()`."""
+"""`ENASTuner`: Efficient NAS via parameter sharing (Pham et al., 2018) through `tuner.search()`.
+
+It searches the ENAS macro and micro spaces, and any model a user builds with
+`LayerChoice` / `InputChoice` (`keras_rlnas.supernet.ChoiceSpace`).
+"""
 
 import collections
 import glob
@@ -12,7 +16,7 @@ from keras_rlnas import retrain
 from keras_rlnas.controller import PRESETS, Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
-from keras_rlnas.supernet import MacroSupernet, MicroSupernet
+from keras_rlnas.supernet import ChoiceSpace, build_supernet
 from keras_rlnas.tuners import search_inputs
 
 STATE_FILE = "enas_state.json"
@@ -79,7 +83,12 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
     supernet's weights) work as usual. `retrain()` trains a child from scratch.
 
     Args:
-        hypermodel: an `ENASMacro` or `ENASMicro` space.
+        hypermodel: an `ENASMacro` or `ENASMicro` space, or a function
+            `build(hp) -> keras.Model` / a `keras_tuner.HyperModel` whose model
+            uses `keras_rlnas.layers.LayerChoice` / `InputChoice` (passed
+            `hp=hp`); its supernet is built once, each choice is a controller
+            decision, and each recorded trial's model is the plain model the
+            function builds for the derived values.
         objective: name of the recorded score (validation accuracy with shared weights).
         seed: seed of the controller, the data order and the derivation.
         sampler: `"controller"` (ENAS) or `"uniform"` (random search with weight
@@ -107,6 +116,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             unscaled rewards need hundreds (see the README).
         supernet_options: options of the supernet (learning-rate schedule,
             `jit_compile`, `dtype_policy`, ...).
+        distribution_strategy: a `tf.distribute.Strategy` (e.g.
+            `MirroredStrategy()` over one machine's GPUs) under which the
+            supernet's variables live and its steps run, each minibatch split
+            across the replicas; as Keras Tuner's argument of that name.
         verbose: print one line per epoch.
         **kwargs: `directory`, `project_name`, `overwrite`, ... of Keras Tuner.
 
@@ -118,6 +131,15 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=10, batch_size=128)
     best_hp = tuner.get_best_hyperparameters(1)[0]
     model = tuner.retrain(best_hp, x, y, epochs=20)
+    ```
+
+    Over a user's own model (`build` declares `LayerChoice` / `InputChoice`
+    layers with `hp=hp`, and compiles the model as for `RandomSearch`):
+
+    ```python
+    tuner = keras_rlnas.ENASTuner(build, seed=0, directory="results", project_name="custom")
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=10)
+    model = tuner.get_best_models(1)[0]  # a plain Keras model: no choice layer left
     ```
     """
 
@@ -135,11 +157,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         validation_batch_size=128,
         controller_options=None,
         supernet_options=None,
+        distribution_strategy=None,
         verbose=1,
         **kwargs,
     ):
-        if not isinstance(hypermodel, (ENASMacro, ENASMicro)):
-            raise TypeError(f"ENASTuner needs an ENASMacro or ENASMicro space, got {hypermodel!r}.")
         if sampler not in ("controller", "uniform"):
             raise ValueError(f"`sampler` must be 'controller' or 'uniform', got {sampler!r}.")
         macro = isinstance(hypermodel, ENASMacro)
@@ -152,6 +173,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.sampler = sampler
         self.seed = 0 if seed is None else int(seed)
         self.verbose = verbose
+        # A user's choices pick inputs by attention, as the micro cells do.
         preset = "enas_macro" if macro else "enas_micro"
         if isinstance(controller_options, str):
             if controller_options not in PRESETS:
@@ -164,8 +186,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             self.controller_options = {**DEFAULT_CONTROLLER_OPTIONS, **(controller_options or {})}
         Controller.check_options(**{**self.controller_options, "seed": self.seed})
         self.supernet_options = dict(supernet_options or {})
+        if distribution_strategy is not None:
+            self.supernet_options["distribution_strategy"] = distribution_strategy
         self._preset = preset
-        self.space = hypermodel
+        self.space = hypermodel if isinstance(hypermodel, (ENASMacro, ENASMicro)) else ChoiceSpace(hypermodel)
         self.hyperparameters = keras_tuner.HyperParameters()
         self.space.declare_hyperparameters(self.hyperparameters)
         # One REINFORCE update per `controller_batch` rewarded architectures.
@@ -221,8 +245,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     # -------------------------------------------------------------------- search
     def _build_supernet(self):
-        network = MacroSupernet if isinstance(self.space, ENASMacro) else MicroSupernet
-        self.supernet = network(self.space, **self.supernet_options)
+        self.supernet = build_supernet(self.space, **self.supernet_options)
 
     def search(
         self, x=None, y=None, validation_data=None, epochs=1, batch_size=None, time_budget=None,
@@ -359,7 +382,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return os.path.join(self.get_trial_dir(trial_id), "checkpoint.weights.h5")
 
     def load_model(self, trial):
-        """The derived child of `trial`, holding the supernet's weights of that epoch."""
+        """The derived child of `trial`, holding the supernet's weights of that epoch (a plain Keras model)."""
         model = self.space.build_child(self.space.encode(trial.hyperparameters.values))
         model.load_weights(self._get_checkpoint_fname(trial.trial_id))
         return model
@@ -408,8 +431,16 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             The trained `keras.Model` (class probabilities only: the auxiliary
             head is left out); `model.history` is `fit`'s history.
 
-        See `keras_rlnas.retrain.retrain`, which serves every space.
+        See `keras_rlnas.retrain.retrain`, which serves every space. A
+        user's own model (`ChoiceSpace`) is built afresh by its function and
+        trained with its own compile settings; `filters`, `drop_path` and
+        `auxiliary_weight` are options of the ENAS spaces only.
         """
+        if isinstance(self.space, ChoiceSpace):
+            return self._retrain_own_model(
+                hp, x, y, epochs, batch_size, validation_data, dict(filters=filters, drop_path=drop_path,
+                auxiliary_weight=auxiliary_weight), cutout, time_budget, callbacks, verbose,
+            )
         return retrain.retrain(
             self.space,
             hp,
@@ -427,6 +458,24 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             seed=self.seed,
             verbose=verbose,
         )
+
+    def _retrain_own_model(self, hp, x, y, epochs, batch_size, validation_data, space_options, cutout,
+                           time_budget, callbacks, verbose):
+        given = sorted(name for name, value in space_options.items() if value)
+        if given:
+            raise ValueError(
+                f"{given} configure the ENAS spaces' final networks; a model built with choice layers is trained as "
+                f"its build function makes it, got {({name: space_options[name] for name in given})}."
+            )
+        model = self.space.build_child(self.space.as_encoding(hp))
+        if getattr(model, "optimizer", None) is None:
+            raise ValueError(f"The build function of {self.space.name!r} returns an uncompiled model; compile it to retrain it.")
+        train, _ = retrain._training_batches(x, y, batch_size or RETRAIN_BATCH_SIZE, cutout, self.seed)
+        callbacks = list(callbacks or [])
+        if time_budget is not None:
+            callbacks.append(retrain.StopAtDeadline(time.time() + time_budget))
+        model.fit(train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose)
+        return model
 
     # ---------------------------------------------------------------- resume
     def _save_state(self):

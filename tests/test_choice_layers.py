@@ -1,0 +1,156 @@
+"""LayerChoice / InputChoice: one space definition for plain Keras Tuner search and for weight sharing."""
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+from choice_models import build, conv, data
+
+import keras_rlnas
+from keras_rlnas.layers import InputChoice, LayerChoice
+from keras_rlnas.supernet import ChoiceSpace, ChoiceSupernet
+
+
+def no_choice_layers(model):
+    return not [layer for layer in model.layers if isinstance(layer, (LayerChoice, InputChoice))]
+
+
+def test_with_an_ordinary_hp_the_model_holds_only_the_chosen_candidates():
+    hp = keras_tuner.HyperParameters()
+    hp.values.update({"op1": "pool", "op2": 1, "skip[3].input[0]": 2})
+    model = build(hp)
+    assert no_choice_layers(model)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert "MaxPooling2D" in kinds and "SeparableConv2D" in kinds and kinds.count("Conv2D") == 1
+    assert [h.name for h in hp.space] == ["op1", "op2", "skip[3].input[0]"]
+    assert hp.get("op1") == "pool" and model.predict(data(4)[0], verbose=0).shape == (4, 3)
+    # Defaults: the first candidate, the latest input.
+    defaults = keras_tuner.HyperParameters()
+    build(defaults)
+    assert defaults.values == {"op1": "conv3", "op2": 0, "skip[3].input[0]": 2}
+
+
+def test_input_choice_slots_are_structured_choices_and_their_picks_are_reduced():
+    a, b = keras.Input((4,)), keras.Input((4,))
+    hp = keras_tuner.HyperParameters()
+    hp.values.update({"merge[2].input[0]": 0, "merge[2].input[1]": 1})
+    summed = InputChoice(n_chosen=2, reduction="mean", name="merge", hp=hp)([a, b])
+    model = keras.Model([a, b], summed)
+    assert sorted(hp.values) == ["merge[2].input[0]", "merge[2].input[1]"]
+    assert hp.space[0].values == [0, 1]
+    out = model.predict([np.ones((1, 4)), 3 * np.ones((1, 4))], verbose=0)
+    np.testing.assert_allclose(out, 2 * np.ones((1, 4)))
+    decisions = keras_rlnas.DecisionMap().sync(hp)
+    assert [d.kind for d in decisions][-1] == "pick"
+
+
+def test_layer_choice_serialises():
+    layer = LayerChoice({"a": keras.layers.Dense(2), "b": keras.layers.Dense(2, activation="relu")}, name="head")
+    layer(keras.Input((3,)))
+    copy = LayerChoice.from_config(layer.get_config())
+    assert copy.labels == ["a", "b"] and copy.name == "head"
+    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer)).labels == ["a", "b"]
+    picker = InputChoice(n_chosen=2, name="pick")
+    assert InputChoice.from_config(picker.get_config()).n_chosen == 2
+
+
+def test_random_search_and_rl_search_search_the_same_function(tmp_path):
+    x, y = data()
+    for tuner_class in (keras_tuner.RandomSearch, keras_rlnas.RLSearch):
+        tuner = tuner_class(build, objective="val_accuracy", max_trials=2, seed=1, directory=str(tmp_path),
+                            project_name=tuner_class.__name__)
+        tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+        best = tuner.get_best_models(1)[0]
+        assert no_choice_layers(best)
+        assert set(tuner.get_best_hyperparameters(1)[0].values) == {"op1", "op2", "skip[3].input[0]"}
+
+
+def test_the_weight_sharing_space_decides_what_the_plain_search_declares():
+    space = ChoiceSpace(build)
+    declared = keras_tuner.HyperParameters()
+    build(declared)
+    mine = keras_tuner.HyperParameters()
+    space.declare_hyperparameters(mine)
+    assert [h.get_config() for h in mine.space] == [h.get_config() for h in declared.space]
+    assert space.input_shape == (8, 8, 1) and space.num_classes == 3 and space.outputs_probabilities
+    controller_actions = [2, 1, 0, 0, 0, 1]  # op1, op2, three anchors for the input's attention, skip
+    assert sorted(space.anchor_steps) == [2, 3, 4]
+    np.testing.assert_array_equal(space.encoding_from_actions(controller_actions), [2, 1, 1])
+
+
+def test_one_trace_serves_every_architecture_and_children_hold_the_shared_weights():
+    net = ChoiceSupernet(build)
+    x, y = data(16)
+    for seed in range(4):
+        net.train_step(x, y, net.space.random_encoding(seed))
+        net.eval_step(x, y, net.space.random_encoding(seed + 10))
+    assert net.trace_counts["train"] == 1 and net.trace_counts["eval"] == 1
+    for values in ({"op1": "conv5", "op2": 1, "skip[3].input[0]": 2}, {"op1": "pool", "op2": 0, "skip[3].input[0]": 0}):
+        child = net.build_child(values)
+        assert no_choice_layers(child)
+        expected = net.predict(x, values).numpy()
+        np.testing.assert_allclose(child.predict(x, verbose=0), expected, atol=1e-5)
+    assert net.trace_counts["predict"] == 1
+
+
+def test_a_step_trains_only_the_chosen_candidate():
+    net = ChoiceSupernet(build)
+    choice = net.space.network.get_layer("op2")
+    before = [w.numpy().copy() for w in choice.candidates[1].trainable_weights]
+    chosen_before = [w.numpy().copy() for w in choice.candidates[0].trainable_weights]
+    x, y = data(16)
+    net.train_step(x, y, {"op1": "conv3", "op2": 0, "skip[3].input[0]": 2})
+    for weight, old in zip(choice.candidates[1].trainable_weights, before):
+        np.testing.assert_array_equal(weight.numpy(), old)
+    assert any(not np.array_equal(w.numpy(), old) for w, old in zip(choice.candidates[0].trainable_weights, chosen_before))
+
+
+# ------------------------------------------------------------------- errors
+def test_two_choices_with_one_name_are_refused():
+    def twice(hp):
+        images = keras.Input((8, 8, 1))
+        x = LayerChoice([conv(4, 3), conv(4, 5)], name="op", hp=hp)(images)
+        x = LayerChoice([conv(4, 3), conv(4, 5)], name="op", hp=hp)(x)
+        return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+    with pytest.raises(ValueError, match="Two choices are named 'op'"):
+        ChoiceSpace(twice)
+
+
+def test_candidates_whose_shapes_differ_are_refused_with_each_shape():
+    def mismatched(hp):
+        images = keras.Input((8, 8, 1))
+        x = LayerChoice({"same": conv(4, 3), "strided": keras.layers.Conv2D(4, 3, strides=2)}, name="op", hp=hp)(images)
+        return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+    with pytest.raises(ValueError, match=r"LayerChoice 'op'.*'same' -> \(None, 8, 8, 4\); 'strided' -> \(None, 3, 3, 4\)"):
+        ChoiceSpace(mismatched)
+
+
+def test_choices_whose_number_depends_on_another_hyperparameter_are_refused():
+    def looped(hp):
+        images = keras.Input((8, 8, 1))
+        x = images
+        for i in range(hp.Int("depth", 1, 3)):
+            x = LayerChoice([conv(4, 3), conv(4, 5)], name=f"op{i}", hp=hp)(x)
+        return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+    with pytest.raises(ValueError, match=r"depend on other hyperparameters.*\['op0'\].*'depth': 3.*\['op0', 'op1', 'op2'\]"):
+        ChoiceSpace(looped)
+
+
+def test_a_model_without_choices_and_bad_arguments_are_refused(tmp_path):
+    def plain(hp):
+        images = keras.Input((8, 8, 1))
+        return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(images)))
+
+    with pytest.raises(ValueError, match="no LayerChoice or InputChoice"):
+        keras_rlnas.ENASTuner(plain, directory=str(tmp_path))
+    with pytest.raises(ValueError, match="name=None"):
+        LayerChoice([keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="name='bad name'"):
+        InputChoice(name="bad name")
+    with pytest.raises(ValueError, match="n_chosen.*0"):
+        InputChoice(n_chosen=0, name="skip")
+    with pytest.raises(TypeError, match="Candidate 1 must be a Keras layer"):
+        LayerChoice([keras.layers.Dense(2), "dense"], name="op")

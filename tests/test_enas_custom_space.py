@@ -1,0 +1,71 @@
+"""ENASTuner over a user's own model built with LayerChoice / InputChoice."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from choice_models import build, data
+
+import keras_rlnas
+from keras_rlnas import export
+from keras_rlnas.layers import InputChoice, LayerChoice
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_tuner(directory, overwrite=True, **kwargs):
+    options = dict(seed=0, controller_steps=2, controller_batch=2, derive_samples=3, derive_finalists=2,
+                   batch_size=16, validation_batch_size=16, verbose=0)
+    return keras_rlnas.ENASTuner(build, directory=str(directory), project_name="custom", overwrite=overwrite,
+                                 **{**options, **kwargs})
+
+
+def test_search_records_plain_children_exports_them_and_resumes(tmp_path):
+    x, y = data(64)
+    tuner = make_tuner(tmp_path)
+    tuner.search(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=2)
+    assert len(tuner.oracle.trials) == 2 and tuner.controller.num_updates == 4
+    assert tuner.supernet.trace_counts["train"] == 1 and tuner.supernet.trace_counts["eval"] == 1
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    assert set(best_hp.values) == {"op1", "op2", "skip[3].input[0]"}
+    model = tuner.get_best_models(1)[0]
+    assert not [layer for layer in model.layers if isinstance(layer, (LayerChoice, InputChoice))]
+    assert all(type(layer).__module__.startswith("keras.") for layer in model.layers)
+    # The last derived child holds the supernet's current weights.
+    last = tuner.oracle.trials[tuner.oracle.start_order[-1]]
+    child = tuner.load_model(last)
+    expected = tuner.supernet.predict(x[:8], last.hyperparameters.values).numpy()
+    np.testing.assert_allclose(child.predict(x[:8], verbose=0), expected, atol=1e-5)
+    # A SavedModel that TensorFlow serves without this package.
+    path = export.export_model(child, str(tmp_path / "served"), format="saved_model")
+    served = tf.saved_model.load(path)
+    np.testing.assert_allclose(served.serve(tf.constant(x[:8])).numpy(), expected, atol=1e-5)
+
+    resumed = make_tuner(tmp_path, overwrite=False)
+    assert resumed.epochs_done == 2 and resumed.controller.num_updates == 4
+    np.testing.assert_allclose(resumed.supernet.predict(x[:8], last.hyperparameters.values).numpy(), expected, atol=1e-6)
+    resumed.search(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=3)
+    assert resumed.epochs_done == 3 and len(resumed.oracle.trials) == 3
+
+
+def test_retrain_trains_the_plain_child_with_its_own_compile_settings(tmp_path):
+    x, y = data(48)
+    tuner = make_tuner(tmp_path, sampler="uniform")
+    tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=1)
+    model = tuner.retrain(tuner.get_best_hyperparameters(1)[0], x, y, epochs=1, batch_size=16)
+    assert model.optimizer.__class__.__name__ == "Adam" and len(model.history.epoch) == 1
+    with pytest.raises(ValueError, match=r"\['filters'\].*'filters': 8"):
+        tuner.retrain(tuner.get_best_hyperparameters(1)[0], x, y, epochs=1, filters=8)
+
+
+def test_two_replicas_give_the_architectures_and_scores_of_one_device():
+    # Logical devices must be set before TensorFlow starts, so this runs in a fresh process.
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "distributed_choice_check.py")],
+        capture_output=True, text=True, timeout=300, cwd=HERE,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "replicas 2" in result.stdout and "same" in result.stdout
