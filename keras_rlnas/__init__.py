@@ -6,6 +6,8 @@ Public API:
     - `Controller`, `Decision`, `Sample`: the REINFORCE-trained LSTM policy.
     - `DecisionMap`: how a Keras Tuner space becomes controller decisions.
     - `ENASTuner`: ENAS, one shared-weight supernet trained while the controller learns.
+    - `LayerChoice`, `InputChoice`: a search space in a user's own Keras model,
+      searched with weight sharing (`ENASTuner`) or by any Keras Tuner tuner.
     - `VanillaNAS`, `ENASMacro`, `ENASMicro`: NAS search spaces (HyperModels).
     - `datasets` (also `data`): image data sets with the papers' preprocessing.
     - `rewards`: reward presets.
@@ -33,6 +35,8 @@ _LAZY = {
     "ENASMacro": "keras_rlnas.spaces",
     "ENASMicro": "keras_rlnas.spaces",
     "ENASTuner": "keras_rlnas.tuners",
+    "InputChoice": "keras_rlnas.layers",
+    "LayerChoice": "keras_rlnas.layers",
     "RLSearch": "keras_rlnas.tuners",
     "Sample": "keras_rlnas.controller",
     "VanillaNAS": "keras_rlnas.spaces",
@@ -47,6 +51,8 @@ __all__ = [
     "ENASMacro",
     "ENASMicro",
     "ENASTuner",
+    "InputChoice",
+    "LayerChoice",
     "RLSearch",
     "Sample",
     "VanillaNAS",

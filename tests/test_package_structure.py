@@ -157,3 +157,9 @@ def test_export_does_not_import_the_command():
 
 def test_spaces_do_not_import_supernet():
     assert edges_into(GRAPH, [f"{PACKAGE}.spaces"], [f"{PACKAGE}.supernet"]) == []
+
+
+def test_layers_import_no_space_supernet_or_tuner():
+    # Choice layers are what a user's own model is made of: they stand below everything that searches.
+    above = [f"{PACKAGE}.{name}" for name in ("spaces", "supernet", "tuners", "oracle", "controller")]
+    assert edges_into(GRAPH, [f"{PACKAGE}.layers"], above) == []
