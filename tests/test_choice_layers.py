@@ -95,7 +95,7 @@ def test_one_trace_serves_every_architecture_and_children_hold_the_shared_weight
 
 def test_a_step_trains_only_the_chosen_candidate():
     net = ChoiceSupernet(build)
-    choice = net.space.network.get_layer("op2")
+    choice = net.model.network.get_layer("op2")
     before = [w.numpy().copy() for w in choice.candidates[1].trainable_weights]
     chosen_before = [w.numpy().copy() for w in choice.candidates[0].trainable_weights]
     x, y = data(16)

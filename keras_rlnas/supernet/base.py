@@ -4,8 +4,12 @@ A supernet holds the weights of every candidate op of a space in one Keras
 model. The architecture is an int32 tensor input (the space's `encode`), and
 the model picks the sampled ops with `tf.switch_case` / `tf.cond`, so one
 traced train step and one traced eval step serve every architecture, and a
-step computes only the sampled child.
+step computes only the sampled child. Under a `tf.distribute` strategy the
+variables are mirrored and each step splits its minibatch across the
+replicas (`keras_rlnas.supernet.replicas`).
 """
+
+import contextlib
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +18,7 @@ from keras import Model
 from keras_rlnas import _checks as checks
 from keras_rlnas.layers.batch_norm import frozen_moving_statistics, recalibrated_moving_statistics
 from keras_rlnas.layers.pooling import max_pool_gradient_recomputed
+from keras_rlnas.supernet import replicas
 from keras_rlnas.training import cosine_restart_learning_rate, nesterov_sgd
 
 
@@ -114,9 +119,9 @@ def _sparse_labels(labels):
     return tf.reshape(tf.cast(labels, tf.int32), [-1])
 
 
-def _accuracy(labels, logits):
+def _correct(labels, logits):
     predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    return tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
+    return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32))
 
 
 class Supernet:
@@ -139,6 +144,12 @@ class Supernet:
             own trace (architectures still share it).
         dtype_policy: e.g. `"mixed_float16"` or `"mixed_bfloat16"`; float16 adds
             dynamic loss scaling.
+        distribution_strategy: a `tf.distribute.Strategy` (e.g.
+            `tf.distribute.MirroredStrategy()` over one machine's GPUs): the
+            variables are created in its scope and every step splits its
+            minibatch across the replicas, summing their gradients, so a
+            step computes what one device computes on the whole minibatch
+            (batch statistics are each replica's own, as in Keras's `fit`).
     """
 
     model_class = None
@@ -156,6 +167,7 @@ class Supernet:
         eval_batch_statistics=True,
         jit_compile=False,
         dtype_policy=None,
+        distribution_strategy=None,
     ):
         self.space = space
         self.schedule = dict(
@@ -168,16 +180,20 @@ class Supernet:
         self.eval_batch_statistics = bool(eval_batch_statistics)
         self.jit_compile = bool(jit_compile)
         self.dtype_policy = dtype_policy
-        self.model = self.model_class(space, l2=self.l2, dtype=dtype_policy)
-        self.model.build_all()
-        if optimizer is None:
-            optimizer = nesterov_sgd(learning_rate, checks.fraction("momentum", momentum))
-        if dtype_policy == "mixed_float16" and not hasattr(optimizer, "inner_optimizer"):
-            from keras.mixed_precision import LossScaleOptimizer
+        if distribution_strategy is not None and not isinstance(distribution_strategy, tf.distribute.Strategy):
+            raise TypeError(f"`distribution_strategy` must be a tf.distribute.Strategy, got {distribution_strategy!r}.")
+        self.strategy = distribution_strategy
+        with self.strategy.scope() if self.strategy else contextlib.nullcontext():
+            self.model = self.model_class(space, l2=self.l2, dtype=dtype_policy)
+            self.model.build_all()
+            if optimizer is None:
+                optimizer = nesterov_sgd(learning_rate, checks.fraction("momentum", momentum))
+            if dtype_policy == "mixed_float16" and not hasattr(optimizer, "inner_optimizer"):
+                from keras.mixed_precision import LossScaleOptimizer
 
-            optimizer = LossScaleOptimizer(optimizer)
-        self.optimizer = optimizer
-        self.optimizer.build(self.model.trainable_variables)
+                optimizer = LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(self.model.trainable_variables)
         self.epoch = 0
         self.set_epoch(0)
         self.trace_counts = {"train": 0, "eval": 0, "predict": 0, "recalibrate": 0, "count": 0}
@@ -302,41 +318,63 @@ class Supernet:
         """Class probabilities of the child `arch` in inference mode (moving statistics)."""
         return self._predict_function(tf.cast(images, tf.float32), self.arch_tensor(arch))
 
+    # Each step is traced once (trace_counts) and runs its replica function
+    # on every replica; a replica's sums are divided by the whole minibatch's
+    # size, so they add up across replicas.
     def _train(self, images, labels, arch):
         self.trace_counts["train"] += 1
+        return replicas.summed(self.strategy, replicas.run(self.strategy, self._train_replica, images, labels, arch))
+
+    def _train_replica(self, images, labels, arch):
+        (images, labels), size = replicas.share(images, labels)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape, max_pool_gradient_recomputed():
             logits, l2 = self.model.forward(images, arch, training=True)
             logits = tf.cast(logits, tf.float32)
             cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-            loss = tf.reduce_mean(cross_entropy) + l2
+            loss = tf.reduce_sum(cross_entropy) / size + l2 / replicas.replicas_in_sync()
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)
-        return {"loss": loss, "accuracy": _accuracy(labels, logits)}
+        return {"loss": loss, "accuracy": _correct(labels, logits) / size}
 
     def _eval(self, images, labels, arch):
         self.trace_counts["eval"] += 1
+        return replicas.summed(self.strategy, replicas.run(self.strategy, self._eval_replica, images, labels, arch))
+
+    def _eval_replica(self, images, labels, arch):
+        (images, labels), size = replicas.share(images, labels)
         if self.eval_batch_statistics:
             with frozen_moving_statistics():
                 logits, _ = self.model.forward(images, arch, batch_statistics=True)
         else:
             logits, _ = self.model.forward(images, arch)
-        return _accuracy(labels, tf.cast(logits, tf.float32))
+        return _correct(labels, tf.cast(logits, tf.float32)) / size
 
     def _recalibrate(self, images, arch):
         self.trace_counts["recalibrate"] += 1
+        # Every replica sees the whole calibration batch: its statistics are the batch's, as on one device.
+        replicas.run(self.strategy, self._recalibrate_replica, images, arch)
+
+    def _recalibrate_replica(self, images, arch):
         with recalibrated_moving_statistics():
             self.model.forward(images, arch, batch_statistics=True)
 
     def _count_correct(self, images, labels, arch):
         self.trace_counts["count"] += 1
+        return replicas.summed(self.strategy, replicas.run(self.strategy, self._count_replica, images, labels, arch))
+
+    def _count_replica(self, images, labels, arch):
+        (images, labels), _ = replicas.share(images, labels)
         logits, _ = self.model.forward(images, arch)
-        predictions = tf.argmax(tf.cast(logits, tf.float32), axis=-1, output_type=tf.int32)
-        return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32))
+        return _correct(labels, tf.cast(logits, tf.float32))
 
     def _predict(self, images, arch):
         self.trace_counts["predict"] += 1
+        return replicas.gathered(self.strategy, replicas.run(self.strategy, self._predict_replica, images, arch))
+
+    def _predict_replica(self, images, arch):
+        (images,), _ = replicas.share(images)
         logits, _ = self.model.forward(images, arch)
         return tf.nn.softmax(tf.cast(logits, tf.float32))
 

@@ -72,10 +72,11 @@ class ChoiceSupernetModel(SupernetModel):
         if not isinstance(space, ChoiceSpace):
             raise TypeError(f"ChoiceSupernet needs a ChoiceSpace, got {space!r}.")
         super().__init__(space, l2=0.0, name=f"{space.name}_supernet", **kwargs)
-        self.network = space.network
+        # Its own network: the variables are created in the supernet's distribution scope.
+        self.network = space.build_network()
         candidate_weights = {
             id(weight)
-            for layer in _layers(space.network)
+            for layer in _layers(self.network)
             if isinstance(layer, LayerChoice)
             for candidate in layer.candidates
             for weight in candidate.trainable_weights
@@ -83,7 +84,7 @@ class ChoiceSupernetModel(SupernetModel):
         # Regularised weights outside the choices: their penalty applies to every child.
         self._always_regularised = [
             weight
-            for weight in space.network.trainable_weights
+            for weight in self.network.trainable_weights
             if getattr(weight, "regularizer", None) is not None and id(weight) not in candidate_weights
         ]
 

@@ -167,6 +167,14 @@ class ChoiceSpace:
         self.anchor_steps = frozenset(i for i, d in enumerate(decisions.decisions) if d.kind == ANCHOR)
 
     # ----------------------------------------------------------------- building
+    def build_network(self):
+        """A fresh model with every candidate (built in the current `tf.distribute` scope), for a supernet."""
+        hp = SupernetHyperParameters()
+        network = self._build_network(hp)
+        if self._signature(self._recorded_choices(hp, network)) != self._signature(self.choices):
+            raise ValueError(f"The build function of {self.name!r} gave other choices on a second call.")
+        return network
+
     def _build_network(self, hp):
         with fresh_layer_names():
             model = self._build(hp)

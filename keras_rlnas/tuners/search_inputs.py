@@ -176,7 +176,8 @@ def epoch_logs(record, objective, learning_rate=None):
     if "reward" in record:  # The controller's statistics; none with sampler="uniform".
         logs.update({f"controller_{k}": record[k] for k in ("reward", "baseline", "entropy", "loss") if k in record})
     if learning_rate is not None:
-        logs["learning_rate"] = float(learning_rate)
+        # A mirrored variable (under a distribution strategy) converts through numpy(), not float().
+        logs["learning_rate"] = float(np.asarray(learning_rate.numpy() if hasattr(learning_rate, "numpy") else learning_rate))
     return {k: float(v) for k, v in logs.items()}
 
 
