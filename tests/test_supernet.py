@@ -94,7 +94,7 @@ def test_eval_and_predict_leave_every_weight_alone(macro_net):
 
 
 def test_a_step_changes_exactly_the_weights_of_the_sampled_child(macro_net):
-    net = macro_net
+    net = MacroSupernet(macro_net.space, entangled=False)
     reset_momentum(net)
     encoding = net.space.random_encoding(5)
     child = net.space.build_child(encoding, compile=False)
@@ -102,6 +102,40 @@ def test_a_step_changes_exactly_the_weights_of_the_sampled_child(macro_net):
     net.train_step(IMAGES, LABELS, encoding)
     sampled = {layer.name for layer in child.layers if layer.weights}
     assert changed_blocks(before, snapshot(net)) == sampled
+
+
+def test_entangled_ops_train_the_projection_and_the_sampled_kernel_window(macro_net):
+    net = macro_net
+    reset_momentum(net)
+    encoding = net.space.random_encoding(6)
+    encoding[net.space.layer_offset(0)] = net.space.OPS.index("conv3x3")
+    block = net.model.blocks[net.space.block_name("layer_ops", layer=0)]
+    assert net.model.blocks[net.space.block_name("op", layer=0, op="maxpool3x3")] is block
+    before = {weight.path: np.array(weight) for weight in block.weights}
+    net.train_step(IMAGES, LABELS, encoding)
+    after = {weight.path: np.array(weight) for weight in block.weights}
+    moved = {path for path in before if not np.array_equal(before[path], after[path])}
+    name = block.name
+    assert f"{name}/project/conv/kernel" in moved
+    assert {f"{name}/conv_kernel", f"{name}/conv3x3_bn/gamma"} <= moved
+    assert not moved & {f"{name}/depthwise_kernel", f"{name}/pointwise_kernel", f"{name}/conv5x5_bn/gamma"}
+    kernel_change = after[f"{name}/conv_kernel"] != before[f"{name}/conv_kernel"]
+    assert kernel_change[1:4, 1:4].any() and not kernel_change[[0, 4]].any()
+    assert not kernel_change[:, [0, 4]].any()
+
+
+def test_the_reference_supernet_gives_every_op_its_own_weights(macro_net):
+    space = macro_net.space
+    separate = MacroSupernet(space, entangled=False)
+    entangled_count = sum(int(np.prod(w.shape)) for w in macro_net.model.trainable_weights)
+    separate_count = sum(int(np.prod(w.shape)) for w in separate.model.trainable_weights)
+    assert separate_count > entangled_count
+    for arch in architectures(space, 2):
+        separate.train_step(IMAGES, LABELS, arch)
+        child = separate.build_child(arch)
+        np.testing.assert_allclose(
+            child.predict(IMAGES, verbose=0), separate.predict(IMAGES, arch), atol=1e-5
+        )
 
 
 def test_state_round_trip_and_learning_rate(macro_net, tmp_path):

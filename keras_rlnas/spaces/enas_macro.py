@@ -16,6 +16,7 @@ MACRO_BLOCK_NAMES = BlockNames(
     MACRO_OPS,
     stem="stem",
     op="layer{layer}_{op}",
+    layer_ops="layer{layer}_ops",
     skip_sum="layer{layer}_skip_sum",
     skip_norm="layer{layer}_bn",
     reduction="reduction{reduction}_layer{source}",

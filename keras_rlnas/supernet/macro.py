@@ -1,9 +1,12 @@
 """The shared-weight supernet of the ENAS macro space."""
 
+import functools
+
 import tensorflow as tf
 
 from keras_rlnas.spaces.enas_macro import ENASMacro
 from keras_rlnas.supernet.base import Supernet, SupernetModel, regularization
+from keras_rlnas.supernet.entangled import EntangledMacroOps
 
 
 class MacroSupernetModel(SupernetModel):
@@ -13,22 +16,42 @@ class MacroSupernetModel(SupernetModel):
         space: an `ENASMacro`.
         l2: L2 factor on the kernels of the sampled ops.
         dtype: dtype policy of the layers.
+        entangled: the ops of a layer share their projection and kernels
+            (`EntangledMacroOps`); otherwise each op has its own weights, as in
+            the reference code.
     """
 
-    def __init__(self, space, l2=0.0, dtype=None, **kwargs):
+    def __init__(self, space, l2=0.0, dtype=None, entangled=True, **kwargs):
         if not isinstance(space, ENASMacro):
             raise TypeError(f"MacroSupernet needs an ENASMacro space, got {space!r}.")
         super().__init__(space, l2=l2, name="macro_supernet", dtype=dtype, **kwargs)
+        self.entangled = bool(entangled)
         self.add_block(space.make_stem(dtype))
+        self.layer_ops = []
         for layer in range(space.num_layers):
-            for op_index in range(len(space.OPS)):
-                self.add_block(space.make_op(layer, op_index, dtype))
+            if self.entangled:
+                name = space.block_name("layer_ops", layer=layer)
+                block = self.add_block(
+                    EntangledMacroOps(space.filters, space.OPS, l2=l2, dtype=dtype, name=name)
+                )
+                for op in space.OPS:  # a child's op layer copies its weights from the block
+                    self.blocks[space.block_name("op", layer=layer, op=op)] = block
+                self.layer_ops.append(block.branches)
+            else:
+                candidates = [
+                    self.add_block(space.make_op(layer, op_index, dtype))
+                    for op_index in range(len(space.OPS))
+                ]
+                self.layer_ops.append(functools.partial(self._separate_branches, candidates))
             if layer > 0:
                 self.add_block(space.make_skip_norm(layer, dtype))
         for reduction, position in enumerate(space.reduction_positions):
             for source in range(position + 1):
                 self.add_block(space.make_reduction(reduction, source, dtype))
         self.head_names = tuple(self.add_block(layer).name for layer in space.make_head(dtype))
+
+    def _separate_branches(self, candidates, inputs, training):
+        return [self.branch(block, inputs, training) for block in candidates]
 
     def _read_later(self, arch, reduction, source):
         """Whether a layer after reduction `reduction` adds layer `source`'s output."""
@@ -60,8 +83,7 @@ class MacroSupernetModel(SupernetModel):
         stored = []
         for layer in range(space.num_layers):
             offset = space.layer_offset(layer)
-            candidates = [self.blocks[space.block_name("op", layer=layer, op=op)] for op in space.OPS]
-            branches = [self.branch(block, x, normalise_with_batch) for block in candidates]
+            branches = self.layer_ops[layer](x, normalise_with_batch)
             y, op_l2 = self.switch(arch[offset], branches)
             l2 += op_l2
             if layer > 0:
@@ -98,6 +120,10 @@ class MacroSupernet(Supernet):
 
     Args:
         space: an `ENASMacro`.
+        entangled: the six ops of a layer share one 1x1 projection, the 3x3
+            convolutions are the centres of the 5x5 ones (`EntangledMacroOps`),
+            so the shared weights train on every minibatch; `False` gives every
+            op its own weights, as the reference code does.
         **kwargs: options of `keras_rlnas.supernet.base.Supernet`.
 
     Example:
@@ -115,4 +141,7 @@ class MacroSupernet(Supernet):
     >>> child = net.build_child(space.random_encoding(0))
     """
 
-    model_class = MacroSupernetModel
+    def __init__(self, space, entangled=True, **kwargs):
+        self.entangled = bool(entangled)
+        self.model_class = functools.partial(MacroSupernetModel, entangled=self.entangled)
+        super().__init__(space, **kwargs)
