@@ -52,6 +52,11 @@ Commands
     python benchmarks/enas_ranking.py --quick         # a few minutes: smoke run
     python benchmarks/enas_ranking.py --space micro --children 20
     python benchmarks/enas_ranking.py --json /tmp/ranking.json   # also save every figure
+    python benchmarks/enas_ranking.py --standalone-from /tmp/ranking.json   # new supernet, same standalone runs
+
+`--standalone-from` reuses the standalone scores of a saved run (the same
+children and standalone settings are checked), so another supernet is
+ranked in minutes instead of the hour of standalone training.
 """
 
 import argparse
@@ -130,7 +135,20 @@ def parse_arguments():
         "--bootstrap", type=int, default=2000, help="bootstrap resamples of the children"
     )
     parser.add_argument("--permutations", type=int, default=10000)
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=128, help="standalone training minibatch")
+    parser.add_argument(
+        "--supernet-batch", type=int, default=32, help="omega-phase minibatch (the tuner's default)"
+    )
+    parser.add_argument(
+        "--separate-op-weights",
+        action="store_true",
+        help="macro: every op its own weights (the reference supernet), not entangled ones",
+    )
+    parser.add_argument(
+        "--standalone-from",
+        default=None,
+        help="a --json file of an earlier run: reuse its standalone scores for the same children",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     parser.add_argument(
@@ -370,6 +388,30 @@ def standalone_score(space, encoding, x, y, x_val, y_val, epochs, batch, seed):
     return accuracy, params
 
 
+STANDALONE_SETTINGS = ("space", "layers", "filters", "limit", "validation", "standalone_epochs", "standalone_seeds", "batch")
+
+
+def saved_standalone(args, encodings):
+    """`[(scores, params)]` per child from `--standalone-from`, or `None` without it.
+
+    Raises `ValueError` when the saved run trained other children or trained
+    them otherwise.
+    """
+    if not args.standalone_from:
+        return None
+    with open(args.standalone_from) as file:
+        saved = json.load(file)
+    for key in STANDALONE_SETTINGS:
+        mine, theirs = vars(args)[key], saved["arguments"][key]
+        if (list(mine) if isinstance(mine, (list, tuple)) else mine) != theirs:
+            raise ValueError(f"--standalone-from ran with {key}={theirs!r}, this run has {mine!r}.")
+    children = saved["children"]
+    if [child["encoding"] for child in children] != [encoding.tolist() for encoding in encodings]:
+        raise ValueError("--standalone-from scored other children (its --seed, --pool or --children differ).")
+    print(f"standalone scores reused from {args.standalone_from} ({saved['code']})", flush=True)
+    return [(np.array(child["standalone"]), child["params"]) for child in children]
+
+
 # ----------------------------------------------------------------- reporting
 def source_state():
     """The commit and the uncommitted files under keras_rlnas/ the figures come from."""
@@ -443,7 +485,8 @@ def main():
         space,
         sampler="uniform",
         seed=args.seed,
-        batch_size=args.batch,
+        batch_size=args.supernet_batch,
+        supernet_options={"entangled": False} if args.separate_op_weights else None,
         derive_samples=10,
         directory=directory,
         project_name="ranking",
@@ -496,7 +539,12 @@ def main():
     # 4. Standalone training.
     start = time.time()
     standalone, params = np.zeros((len(encodings), 2)), []
+    saved = saved_standalone(args, encodings)
     for index, encoding in enumerate(encodings):
+        if saved is not None:
+            standalone[index], child_params = saved[index]
+            params.append(child_params)
+            continue
         child_start = time.time()
         for run, seed in enumerate(args.standalone_seeds):
             standalone[index, run], child_params = standalone_score(
