@@ -4,6 +4,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+import tensorflow as tf
 from choice_models import build, conv, data
 
 import keras_rlnas
@@ -154,3 +155,20 @@ def test_a_model_without_choices_and_bad_arguments_are_refused(tmp_path):
         InputChoice(n_chosen=0, name="skip")
     with pytest.raises(TypeError, match="Candidate 1 must be a Keras layer"):
         LayerChoice([keras.layers.Dense(2), "dense"], name="op")
+
+
+def test_a_choice_the_architecture_does_not_read_computes_nothing():
+    from keras_rlnas.supernet.custom import live_choices
+
+    net = ChoiceSupernet(build)
+    model = net.model
+    for skip, expected in ((0, (False, False)), (1, (True, False)), (2, (True, True))):
+        arch = tf.constant(net.space.encode({"op1": "conv5", "op2": 1, "skip[3].input[0]": skip}))
+        live = live_choices(model._plan, model.network.outputs, arch, net.space.offsets)
+        assert (bool(live["op1"]), bool(live["op2"])) == expected
+    # The child of skip=0 holds neither choice; the supernet's step costs what it costs.
+    x, _ = data(8)
+    values = {"op1": "conv5", "op2": 1, "skip[3].input[0]": 0}
+    child = net.build_child(values)
+    assert [type(layer).__name__ for layer in child.layers].count("Conv2D") == 1
+    np.testing.assert_allclose(child.predict(x, verbose=0), net.predict(x, values).numpy(), atol=1e-5)

@@ -74,12 +74,17 @@ class ArchitectureScope:
         offsets: `{(choice name, slot): index into arch}`.
         building: run every candidate (to create all variables) and return
             the first.
+        live: `{LayerChoice name: bool scalar tensor}`: whether the choice's
+            output reaches the model's output in this architecture; a choice
+            that is not live computes nothing (zeros), as the child, which
+            does not hold it, computes nothing. Absent names are live.
     """
 
-    def __init__(self, arch, offsets, building=False):
+    def __init__(self, arch, offsets, building=False, live=None):
         self.arch = arch
         self.offsets = offsets
         self.building = building
+        self.live = dict(live or {})
         self.penalties = []
 
     def index(self, name, slot=0):
@@ -101,14 +106,14 @@ class ArchitectureScope:
 
 
 @contextlib.contextmanager
-def architecture_scope(arch, offsets, building=False):
+def architecture_scope(arch, offsets, building=False, live=None):
     """Context in which choice layers apply the candidates that `arch` chooses.
 
-    Yields the `ArchitectureScope`, whose `penalty` holds the regulariser
-    penalties of the candidates applied.
+    Yields the `ArchitectureScope` (see its arguments), whose `penalty` holds
+    the regulariser penalties of the candidates applied.
     """
     previous = getattr(_scope, "current", None)
-    _scope.current = ArchitectureScope(arch, offsets, building)
+    _scope.current = ArchitectureScope(arch, offsets, building, live)
     try:
         yield _scope.current
     finally:
@@ -128,6 +133,35 @@ def regularization_penalty(layer):
         if getattr(variable, "regularizer", None) is not None
     ]
     return ops.sum(ops.stack(penalties)) if penalties else ops.zeros((), "float32")
+
+
+_MAX_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.MaxPooling3D)
+
+
+def apply_candidate(candidate, inputs, training=None):
+    """`candidate(inputs)` inside a supernet's branch.
+
+    A max-pooling candidate recomputes its output for its gradient: in a
+    branch of a switch the pooling and its gradient sit in different
+    functions, where oneDNN cannot pair them, and the unpaired gradient
+    kernel costs several times the whole child's step (see
+    `keras_rlnas.layers.pooling.max_pool_gradient_recomputed`).
+    """
+    if not isinstance(candidate, _MAX_POOLING) or keras.backend.backend() != "tensorflow":
+        return candidate(inputs, training=training)
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def pool(x):
+        def gradient(upstream):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                again = candidate(x)
+            return tape.gradient(again, x, upstream)
+
+        return candidate(x), gradient
+
+    return pool(inputs)
 
 
 def check_choice_name(kind, name):
@@ -232,6 +266,7 @@ class LayerChoice(keras.layers.Layer):
         self.labels, self.candidates = candidate_labels(candidates)
         self._keyed = isinstance(candidates, dict)
         self._output_shape = None
+        self._output_dtype = None
         if hp is not None:
             hp.register(self)
 
@@ -246,6 +281,7 @@ class LayerChoice(keras.layers.Layer):
         for candidate in self.candidates:
             output = candidate(keras.KerasTensor(input_shape, dtype=self.compute_dtype))
             shapes.append(tuple(output.shape))
+            self._output_dtype = output.dtype
         if len(set(shapes)) > 1:
             listing = "; ".join(f"{label!r} -> {_shape_text(s)}" for label, s in zip(self.labels, shapes))
             raise ValueError(
@@ -268,9 +304,20 @@ class LayerChoice(keras.layers.Layer):
             return [candidate(inputs, training=training) for candidate in self.candidates][0]
 
         def branch(candidate):
-            return lambda x: (candidate(x, training=training), regularization_penalty(candidate))
+            return lambda x: (apply_candidate(candidate, x, training), regularization_penalty(candidate))
 
-        output, penalty = ops.switch(scope.index(self.name), [branch(c) for c in self.candidates], inputs)
+        def nothing(x):
+            shape = (ops.shape(x)[0],) + tuple(self._output_shape[1:])
+            return ops.zeros(shape, self._output_dtype), ops.zeros((), "float32")
+
+        branches = [branch(c) for c in self.candidates]
+        index = scope.index(self.name)
+        live = scope.live.get(self.name, True)
+        if live is not True:
+            # An extra branch for an architecture whose output does not read this choice.
+            branches.append(nothing)
+            index = ops.where(live, index, len(self.candidates))
+        output, penalty = ops.switch(index, branches, inputs)
         scope.penalties.append(penalty)
         return output
 

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from keras_rlnas.layers.batch_norm import BatchNorm, moving_statistics_frozen, moving_statistics_momentum
-from keras_rlnas.layers.choice import LayerChoice, architecture_scope
+from keras_rlnas.layers.choice import InputChoice, LayerChoice, architecture_scope
 from keras_rlnas.supernet.base import Supernet, SupernetModel
 from keras_rlnas.supernet.custom_space import ChoiceSpace
 
@@ -31,6 +31,57 @@ def _layers(model):
                 yield from _layers(candidate)
         else:
             yield from _layers(layer)
+
+
+def _any(flags):
+    """The OR of Python booleans and bool scalar tensors, kept a Python bool when it can be."""
+    flags = [flag for flag in flags if flag is not False]
+    if not flags:
+        return False
+    if any(flag is True for flag in flags):
+        return True
+    return flags[0] if len(flags) == 1 else tf.reduce_any(tf.stack(flags))
+
+
+def liveness_plan(network):
+    """The nodes of a functional `network` from its outputs back: `(operation, input ids, output ids)`.
+
+    `None` for a model that is not a graph of layers (a subclassed model):
+    then every choice is computed on every step.
+    """
+    nodes_by_depth = getattr(network, "_nodes_by_depth", None)
+    if not nodes_by_depth:
+        return None
+    plan = []
+    for depth in sorted(nodes_by_depth):  # depth 0 holds the output nodes; consumers come first
+        for node in nodes_by_depth[depth]:
+            if node.operation is not None and not node.is_input:
+                plan.append((node.operation, [id(t) for t in node.input_tensors], [id(t) for t in node.outputs]))
+    return plan
+
+
+def live_choices(plan, outputs, arch, offsets):
+    """`{LayerChoice name: bool}`: whether its output reaches `outputs` in architecture `arch`.
+
+    A tensor is live when a live node reads it; an `InputChoice` node reads
+    only the candidates its slots pick. Values are Python booleans where the
+    graph decides alone, bool scalar tensors where the architecture does.
+    """
+    live = {id(t): True for t in outputs}
+    choices = {}
+    for operation, inputs, node_outputs in plan:
+        node_live = _any([live.get(t, False) for t in node_outputs])
+        if isinstance(operation, LayerChoice):
+            choices[operation.name] = node_live
+        if node_live is False:
+            continue
+        for position, tensor in enumerate(inputs):
+            read = node_live
+            if isinstance(operation, InputChoice):
+                picked = _any([tf.equal(arch[offsets[(operation.name, slot)]], position) for slot in range(operation.n_chosen)])
+                read = picked if node_live is True else tf.logical_and(node_live, picked)
+            live[tensor] = _any([live.get(tensor, False), read])
+    return choices
 
 
 @contextlib.contextmanager
@@ -74,6 +125,7 @@ class ChoiceSupernetModel(SupernetModel):
         super().__init__(space, l2=0.0, name=f"{space.name}_supernet", **kwargs)
         # Its own network: the variables are created in the supernet's distribution scope.
         self.network = space.build_network()
+        self._plan = liveness_plan(self.network)
         candidate_weights = {
             id(weight)
             for layer in _layers(self.network)
@@ -90,7 +142,10 @@ class ChoiceSupernetModel(SupernetModel):
 
     def forward(self, images, arch, training=False, batch_statistics=None):
         normalise_with_batch = training if batch_statistics is None else batch_statistics
-        with architecture_scope(arch, self.space.offsets, building=self._building) as scope:
+        live = None
+        if self._plan is not None and not self._building:
+            live = live_choices(self._plan, self.network.outputs, arch, self.space.offsets)
+        with architecture_scope(arch, self.space.offsets, building=self._building, live=live) as scope:
             with _scoring_modes(self.network, training):
                 outputs = self.network(images, training=normalise_with_batch)
         outputs = tf.cast(outputs, tf.float32)
