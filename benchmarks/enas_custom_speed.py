@@ -61,10 +61,13 @@ def standalone_step(space, encoding):
     return tf.function(step, autograph=False), child.count_params()
 
 
-def timed(fn):
-    start = time.perf_counter()
+def timed(fn, cpu_times=None):
+    """Wall-clock seconds of `fn()`; its process CPU seconds go to `cpu_times`."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = fn()
     float(result if not isinstance(result, dict) else result["loss"])  # waits for the device
+    if cpu_times is not None:
+        cpu_times.append(time.process_time() - start_cpu)
     return time.perf_counter() - start
 
 
@@ -94,15 +97,15 @@ def main():
     for encoding in encodings[1:]:
         net.train_step(images, labels, encoding)
 
-    supernet_times, child_times = [], []
+    supernet_times, child_times, supernet_cpu, child_cpu = [], [], [], []
     for round_index in range(args.rounds):
         for k, (encoding, step) in enumerate(zip(encodings, children)):
             pair = [
-                (supernet_times, lambda encoding=encoding: net.train_step(images, labels, encoding)),
-                (child_times, lambda step=step: step(images, labels)),
+                (supernet_times, supernet_cpu, lambda encoding=encoding: net.train_step(images, labels, encoding)),
+                (child_times, child_cpu, lambda step=step: step(images, labels)),
             ]
-            for times, fn in pair[:: 1 if (round_index + k) % 2 == 0 else -1]:
-                times.append(timed(fn))
+            for times, cpu_times, fn in pair[:: 1 if (round_index + k) % 2 == 0 else -1]:
+                times.append(timed(fn, cpu_times))
     supernet_rate = args.batch * len(supernet_times) / sum(supernet_times)
     child_rate = args.batch * len(child_times) / sum(child_times)
     print(
@@ -111,6 +114,9 @@ def main():
         f"ratio {supernet_rate / child_rate:.3f} (target >= 0.9); median step supernet "
         f"{1000 * statistics.median(supernet_times):.0f} ms, children {1000 * statistics.median(child_times):.0f} ms"
     )
+    print(f"  process CPU time per step: supernet {1000 * statistics.mean(supernet_cpu):.0f} ms, children "
+          f"{1000 * statistics.mean(child_cpu):.0f} ms, ratio {sum(child_cpu) / sum(supernet_cpu):.3f} "
+          "(less sensitive to other processes)")
     samples = [space.random_encoding(args.seed + 1000 + i) for i in range(args.eval_samples + 1)]
     timed(lambda: net.eval_step(images, labels, samples[0]))
     eval_times = [timed(lambda s=s: net.eval_step(images, labels, s)) for s in samples[1:]]

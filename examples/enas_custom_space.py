@@ -2,7 +2,7 @@
 
 `build(hp)` is written as for any Keras Tuner tuner, with three
 `LayerChoice`s (the op of each residual block) and two `InputChoice`s (the
-shortcut of the third block, and the two feature maps the head sums). The
+shortcut of the third block, and the two feature maps the head averages). The
 same function is searched with ENAS (`ENASTuner`: one supernet, a controller
 learning from shared-weight scores) and with `RLSearch` (every trial trained
 on its own); the ENAS winner is retrained from scratch, scored on the test
@@ -31,7 +31,7 @@ def conv_bn(filters, size, separable=False):
     conv = keras.layers.SeparableConv2D if separable else keras.layers.Conv2D
     return keras.Sequential([
         conv(filters, size, padding="same", use_bias=False),
-        keras.layers.BatchNormalization(),
+        keras.layers.BatchNormalization(momentum=0.9),
         keras.layers.ReLU(),
     ])
 
@@ -46,15 +46,21 @@ def block_op(name, hp):
     }, name=name, hp=hp)
 
 
+def residual(shortcut, x):
+    # Normalised after the sum: the candidates' outputs differ in scale (a
+    # pooling is not normalised), and a shared head sees every architecture.
+    return keras.layers.BatchNormalization(momentum=0.9)(keras.layers.Add()([shortcut, x]))
+
+
 def build(hp):
     images = keras.Input((28, 28, 1))
     stem = conv_bn(FILTERS, 3)(images)
-    x1 = keras.layers.Add()([stem, block_op("block1", hp)(stem)])
+    x1 = residual(stem, block_op("block1", hp)(stem))
     x1 = keras.layers.MaxPooling2D()(x1)  # 14x14
-    x2 = keras.layers.Add()([x1, block_op("block2", hp)(x1)])
+    x2 = residual(x1, block_op("block2", hp)(x1))
     shortcut = InputChoice(name="shortcut3", hp=hp)([x1, x2])
-    x3 = keras.layers.Add()([shortcut, block_op("block3", hp)(x2)])
-    features = InputChoice(n_chosen=2, name="head", hp=hp)([x1, x2, x3])
+    x3 = residual(shortcut, block_op("block3", hp)(x2))
+    features = InputChoice(n_chosen=2, reduction="mean", name="head", hp=hp)([x1, x2, x3])
     x = keras.layers.GlobalAveragePooling2D()(features)
     outputs = keras.layers.Dense(10, activation="softmax")(x)
     model = keras.Model(images, outputs)
