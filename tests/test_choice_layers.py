@@ -172,3 +172,20 @@ def test_a_choice_the_architecture_does_not_read_computes_nothing():
     child = net.build_child(values)
     assert [type(layer).__name__ for layer in child.layers].count("Conv2D") == 1
     np.testing.assert_allclose(child.predict(x, verbose=0), net.predict(x, values).numpy(), atol=1e-5)
+
+
+def test_a_choice_called_twice_shares_its_candidates_in_the_supernet_and_the_child():
+    def shared(hp):
+        images = keras.Input((8, 8, 1))
+        stem = conv(4, 3)(images)
+        op = LayerChoice([conv(4, 3), keras.layers.MaxPooling2D(3, 1, "same")], name="op", hp=hp)
+        x = InputChoice(name="skip", hp=hp)([stem, op(stem)])
+        x = op(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(images, keras.layers.Dense(3, activation="softmax")(x))
+
+    net = ChoiceSupernet(shared)
+    x, y = data(8)
+    for values in ({"op": 0, "skip[2].input[0]": 0}, {"op": 0, "skip[2].input[0]": 1}, {"op": 1, "skip[2].input[0]": 1}):
+        net.train_step(x, y, values)
+        np.testing.assert_allclose(net.build_child(values).predict(x, verbose=0), net.predict(x, values).numpy(), atol=1e-5)

@@ -71,8 +71,8 @@ def live_choices(plan, outputs, arch, offsets):
     choices = {}
     for operation, inputs, node_outputs in plan:
         node_live = _any([live.get(t, False) for t in node_outputs])
-        if isinstance(operation, LayerChoice):
-            choices[operation.name] = node_live
+        if isinstance(operation, LayerChoice):  # a choice called twice is live if either call is
+            choices[operation.name] = _any([choices.get(operation.name, False), node_live])
         if node_live is False:
             continue
         for position, tensor in enumerate(inputs):

@@ -152,6 +152,11 @@ class ChoiceSpace:
         self.offsets = {(slot.layer, slot.index): i for i, slot in enumerate(self.slots)}
         self.plain_hyperparameters = [h for h in hp.space if h.name not in self.offsets_by_name]
         self._check_choices_do_not_vary()
+        if not getattr(self.network, "inputs", None):
+            raise TypeError(
+                f"The model of {self.name!r} has no symbolic inputs: ENAS needs a functional or Sequential model "
+                "(built from keras.Input), whose layers a child can be built and copied from."
+            )
         if len(self.network.inputs) != 1 or len(self.network.outputs) != 1:
             raise ValueError(
                 f"The model of {self.name!r} has {len(self.network.inputs)} inputs and {len(self.network.outputs)} "
