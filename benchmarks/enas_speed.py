@@ -11,6 +11,7 @@ least 0.9), the cost of scoring one architecture on a validation minibatch
     python benchmarks/enas_speed.py                  # macro space, 12 layers x 36 filters
     python benchmarks/enas_speed.py --space micro    # micro space, N=2, B=5, C=20
     python benchmarks/enas_speed.py --jit --dtype-policy mixed_float16   # on a GPU
+    python benchmarks/enas_speed.py --separate-op-weights   # macro: the reference supernet's layout
 """
 
 import argparse
@@ -44,6 +45,11 @@ def parse_arguments():
     parser.add_argument("--eval-samples", type=int, default=20, help="architectures scored")
     parser.add_argument("--jit", action="store_true", help="XLA-compile both sides")
     parser.add_argument("--dtype-policy", default=None, help="e.g. mixed_float16")
+    parser.add_argument(
+        "--separate-op-weights",
+        action="store_true",
+        help="macro: every op its own weights (the reference supernet), not entangled ones",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -111,7 +117,8 @@ def main():
     labels = tf.constant(rng.integers(0, args.classes, args.batch), tf.int32)
 
     start = time.perf_counter()
-    net = build_supernet(space, jit_compile=args.jit, dtype_policy=args.dtype_policy)
+    options = {"entangled": False} if args.separate_op_weights else {}
+    net = build_supernet(space, jit_compile=args.jit, dtype_policy=args.dtype_policy, **options)
     built = time.perf_counter() - start
     encodings = [space.random_encoding(args.seed + k) for k in range(args.archs)]
     first_step = timed(lambda: net.train_step(images, labels, encodings[0]))

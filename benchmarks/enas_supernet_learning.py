@@ -10,6 +10,8 @@ optimizer for `--standalone-epochs` epochs at minibatch 128.
 
     python benchmarks/enas_supernet_learning.py                    # omega minibatch 32 (the tuner's)
     python benchmarks/enas_supernet_learning.py --batch-size 128   # the reference code's
+    python benchmarks/enas_supernet_learning.py --separate-op-weights   # every op its own weights
+    python benchmarks/enas_supernet_learning.py --space micro [--share-sources]   # 1 cell per stage x 12 filters
 """
 
 import argparse
@@ -18,23 +20,39 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_rlnas  # noqa: E402
-from keras_rlnas.supernet import MacroSupernet  # noqa: E402
+from keras_rlnas.supernet import build_supernet  # noqa: E402
 
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--filters", type=int, default=16)
+    parser.add_argument("--space", choices=("macro", "micro"), default="macro")
+    parser.add_argument("--layers", type=int, default=None, help="macro layers (6) / micro cells per stage (1)")
+    parser.add_argument("--filters", type=int, default=None, help="macro 16 / micro 12")
     parser.add_argument("--limit", type=int, default=12000, help="training images")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32, help="omega-phase minibatch")
     parser.add_argument("--children", type=int, default=8, help="uniform children scored after every epoch")
     parser.add_argument("--standalone-epochs", type=int, default=2, help="0: no standalone reference")
+    parser.add_argument(
+        "--separate-op-weights",
+        action="store_true",
+        help="macro: every op its own weights (the reference supernet), not entangled ones",
+    )
+    parser.add_argument(
+        "--share-sources",
+        action="store_true",
+        help="micro: one weight set per op and input slot, not one per position read",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    args = parser.parse_args()
+    macro = args.space == "macro"
+    args.layers = args.layers or (6 if macro else 1)
+    args.filters = args.filters or (16 if macro else 12)
+    return args
 
 
 def main():
@@ -42,12 +60,19 @@ def main():
     began, load_at_start = time.time(), os.getloadavg()
     (x, y), (x_val, y_val), _, info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=args.limit)
     x_val, y_val = x_val[:2000], y_val[:2000]
-    space = keras_rlnas.ENASMacro(info.input_shape, info.num_classes, num_layers=args.layers, filters=args.filters)
+    if args.space == "macro":
+        space = keras_rlnas.ENASMacro(info.input_shape, info.num_classes, num_layers=args.layers, filters=args.filters)
+        options = {"entangled": not args.separate_op_weights}
+        layout = "separate" if args.separate_op_weights else "entangled"
+    else:
+        space = keras_rlnas.ENASMicro(info.input_shape, info.num_classes, num_cells=args.layers, filters=args.filters)
+        options = {"share_sources": args.share_sources}
+        layout = "per-slot" if args.share_sources else "per-position"
     rng = np.random.default_rng(args.seed)
     children = [space.random_encoding(int(rng.integers(2**31))) for _ in range(args.children)]
     calibration = x[rng.choice(len(x), 512, replace=False)]
-    supernet = MacroSupernet(space)
-    print(f"omega minibatch {args.batch_size}, {len(x)} images, {args.children} uniform children scored per epoch")
+    supernet = build_supernet(space, **options)
+    print(f"{args.space} {args.layers} x {args.filters}, {layout} op weights, omega minibatch {args.batch_size}, {len(x)} images, {args.children} uniform children scored per epoch")
     for epoch in range(args.epochs):
         start = time.time()
         supernet.set_epoch(epoch)
@@ -63,6 +88,7 @@ def main():
               f"{np.mean(scores):.3f} +- {np.std(scores):.3f} (min {np.min(scores):.3f}, max {np.max(scores):.3f})  "
               f"omega {seconds:.0f} s", flush=True)
     if args.standalone_epochs:
+        keras.utils.set_random_seed(args.seed)
         model = space.with_options(steps_per_epoch=len(x) // 128).build_child(children[0])
         history = model.fit(x, y, batch_size=128, epochs=args.standalone_epochs, validation_data=(x_val, y_val), verbose=0)
         shared = supernet.evaluate(x_val, y_val, children[0], calibration_images=calibration)

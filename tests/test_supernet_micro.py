@@ -94,3 +94,20 @@ def test_the_space_must_be_a_micro_space():
     micro = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=2, filters=4)
     with pytest.raises(TypeError, match="ENASMacro"):
         MacroSupernet(micro)
+
+
+def test_shared_sources_keep_one_weight_set_per_slot_and_copy_it_to_children():
+    space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=3, filters=4, dropout=0.0)
+    shared = MicroSupernet(space, share_sources=True)
+    stacked = MicroSupernet(space)
+    count = lambda supernet: sum(int(np.prod(w.shape)) for w in supernet.model.trainable_weights)
+    assert count(shared) < count(stacked)
+    for seed in range(4):
+        shared.train_step(IMAGES, LABELS, space.random_encoding(seed))
+    assert shared.trace_counts["train"] == 1
+    for seed in (1, 3):
+        arch = space.random_encoding(seed)
+        child = shared.copy_weights_to(space.build_child(arch), space.decode(arch))
+        np.testing.assert_allclose(
+            child.predict(IMAGES, verbose=0), shared.predict(IMAGES, arch), atol=1e-5
+        )

@@ -1,5 +1,7 @@
 """The shared-weight supernet of the ENAS micro space."""
 
+import functools
+
 import tensorflow as tf
 
 from keras_rlnas.layers import ops
@@ -59,12 +61,15 @@ class MicroSupernetModel(SupernetModel):
         space: an `ENASMicro`.
         l2: L2 factor on the kernels of the sampled ops.
         dtype: dtype policy of the layers.
+        share_sources: the separable convolutions of an input slot keep one
+            weight set whatever position they read, not one per position.
     """
 
-    def __init__(self, space, l2=0.0, dtype=None, **kwargs):
+    def __init__(self, space, l2=0.0, dtype=None, share_sources=False, **kwargs):
         if not isinstance(space, ENASMicro):
             raise TypeError(f"MicroSupernet needs an ENASMicro space, got {space!r}.")
         super().__init__(space, l2=l2, name="micro_supernet", dtype=dtype, **kwargs)
+        self.share_sources = bool(share_sources)
         self.add_block(space.make_stem(dtype))
         self.calibrations = []
         for cell, plan in enumerate(space.cell_plan):
@@ -78,7 +83,7 @@ class MicroSupernetModel(SupernetModel):
                         SourceStackedSepConv(
                             width,
                             size,
-                            node,
+                            1 if self.share_sources else node,
                             l2=l2,
                             dtype=dtype,
                             name=space.block_name("shared_node_op", op=f"sepconv{size}x{size}", **position),
@@ -113,22 +118,27 @@ class MicroSupernetModel(SupernetModel):
             return super().shared_weights(child_layer)
         position = dict(parsed[1])
         source, op = position.pop("source"), position.pop("op")
+        if self.share_sources and op != "identity":
+            source = 0
         return self._shared_node_op(position, op).weights_for_source(source)
 
     def _shared_node_op(self, position, op):
         """The supernet's layer of `op` at `position` (`cell`, `node`, `slot`)."""
         return self.blocks[self.space.block_name("shared_node_op", op=op, **position)]
 
-    def _op_branches(self, position, inputs, source, rows, strides, training):
-        """The 5 op branches on `inputs` (read from `source`) at `strides`.
+    def _op_branches(self, position, inputs, row_source, rows, strides, training):
+        """The 5 op branches on `inputs` at `strides`.
 
-        `rows` maps the names of the stacked ops to their weights for `source`,
-        sliced outside the switch.
+        `rows` maps the names of the stacked ops to their weights for the
+        source the input is read from (`row_source[name]`, the row of the
+        stacks), sliced outside the switch.
         """
 
         def stacked(name, **options):
             block = self._shared_node_op(position, name)
-            return lambda: block.apply(inputs, rows[name], source, training=training, **options)
+            return lambda: block.apply(
+                inputs, rows[name], row_source[name], training=training, **options
+            )
 
         def pooling(name):
             return lambda: self.blocks[_pooling_name(name, strides)](inputs)
@@ -150,6 +160,8 @@ class MicroSupernetModel(SupernetModel):
         names = ["sepconv3x3", "sepconv5x5"] + (["identity"] if reduction else [])
         # The identity's factorised reduction only exists for the cell inputs.
         row_source = {name: source for name in names}
+        if self.share_sources:
+            row_source["sepconv3x3"] = row_source["sepconv5x5"] = tf.zeros_like(source)
         if reduction:
             row_source["identity"] = tf.minimum(source, 1)
         blocks = {name: self._shared_node_op(position, name) for name in names}
@@ -170,14 +182,14 @@ class MicroSupernetModel(SupernetModel):
 
         if not reduction:
             inputs = lists["states"].get(source)
-            return switch(op, self._op_branches(position, inputs, source, rows, 1, training))
+            return switch(op, self._op_branches(position, inputs, row_source, rows, 1, training))
         # Reduction cell: the cell inputs (larger) are read at stride 2, computed nodes at 1.
         wide = lists["inputs"].get(tf.minimum(source, 1))
-        wide_branches = self._op_branches(position, wide, source, rows, 2, training)
+        wide_branches = self._op_branches(position, wide, row_source, rows, 2, training)
         if node == 2:
             return switch(op, wide_branches)
         narrow = lists["nodes"].get(tf.clip_by_value(source - 2, 0, node - 3))
-        narrow_branches = self._op_branches(position, narrow, source, rows, 1, training)
+        narrow_branches = self._op_branches(position, narrow, row_source, rows, 1, training)
         branches = [branch for pair in zip(wide_branches, narrow_branches) for branch in pair]
         return switch(op * 2 + tf.cast(source >= 2, tf.int32), branches)
 
@@ -275,6 +287,10 @@ class MicroSupernet(Supernet):
 
     Args:
         space: an `ENASMicro`.
+        share_sources: a node's separable convolutions keep one weight set
+            for every earlier position they may read (so they train whenever
+            sampled); `False` stacks one set per position, as the reference
+            code does.
         **kwargs: options of `keras_rlnas.supernet.base.Supernet`.
 
     Example:
@@ -290,4 +306,7 @@ class MicroSupernet(Supernet):
     1
     """
 
-    model_class = MicroSupernetModel
+    def __init__(self, space, share_sources=False, **kwargs):
+        self.share_sources = bool(share_sources)
+        self.model_class = functools.partial(MicroSupernetModel, share_sources=self.share_sources)
+        super().__init__(space, **kwargs)

@@ -1,0 +1,164 @@
+"""Does the search pay? The ENAS child against random children, same retraining.
+
+Method
+------
+1. Two searches on the same data, supernet seed and epochs: `ENASTuner` with
+   its defaults (the controller), and `ENASTuner(sampler="uniform")` (random
+   search with weight sharing: the same supernet training and the same
+   derivation, the children drawn uniformly). Each yields its derived child.
+2. `--random` children drawn uniformly from the space.
+3. Every child is retrained from scratch with one recipe
+   (`keras_rlnas.retrain.retrain`, the same epochs, minibatch and seeds) and
+   scored once on the test images; the derived children are retrained with
+   `--seeds` seeds each, the random ones with the first seed.
+4. The ENAS child's margin over the random children's mean, in units of their
+   spread, with a 90 % bootstrap interval of the margin (random children and
+   the derived child's seed runs resampled).
+
+    python benchmarks/enas_vs_random.py                       # macro 6 x 16, 12,000 images (~30 min, 2 cores)
+    python benchmarks/enas_vs_random.py --space micro --layers 1 --filters 12
+    python benchmarks/enas_vs_random.py --quick               # a smoke run of a few minutes
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_rlnas  # noqa: E402
+from keras_rlnas.retrain import retrain  # noqa: E402
+
+QUICK = dict(limit=2000, validation=500, test=1000, search_epochs=2, retrain_epochs=1, random=3, seeds=1)
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--space", choices=("macro", "micro"), default="macro")
+    parser.add_argument("--layers", type=int, default=None, help="macro layers (6) / micro cells per stage (1)")
+    parser.add_argument("--filters", type=int, default=16)
+    parser.add_argument("--limit", type=int, default=12000, help="training images")
+    parser.add_argument("--validation", type=int, default=2000, help="validation images for the search")
+    parser.add_argument("--test", type=int, default=10000, help="test images, scored once per child")
+    parser.add_argument("--search-epochs", type=int, default=10)
+    parser.add_argument("--retrain-epochs", type=int, default=3)
+    parser.add_argument("--random", type=int, default=6, help="uniformly random children (>= 5)")
+    parser.add_argument("--seeds", type=int, default=2, help="retraining seeds of each derived child")
+    parser.add_argument("--batch", type=int, default=128, help="retraining minibatch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
+    args = parser.parse_args()
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    if args.layers is None:
+        args.layers = 6 if args.space == "macro" else 1
+    if args.random < 2:
+        parser.error(f"--random must be at least 2 for a spread, got {args.random}.")
+    return args
+
+
+def make_space(args, info):
+    if args.space == "macro":
+        return keras_rlnas.ENASMacro(info.input_shape, info.num_classes, num_layers=args.layers, filters=args.filters)
+    return keras_rlnas.ENASMicro(info.input_shape, info.num_classes, num_cells=args.layers, filters=args.filters)
+
+
+def search(space, sampler, data, args):
+    """`(derived values, shared-weight score, seconds, final policy entropy or None)` of one search."""
+    (x, y), validation = data
+    keras.utils.set_random_seed(args.seed)  # both searches start from the same supernet weights
+    tuner = keras_rlnas.ENASTuner(
+        space,
+        sampler=sampler,
+        seed=args.seed,
+        directory=tempfile.mkdtemp(prefix="enas_vs_random_"),
+        project_name=sampler,
+        verbose=0,
+    )
+    start = time.time()
+    tuner.search(x, y, validation_data=validation, epochs=args.search_epochs)
+    seconds = time.time() - start
+    trial = tuner.oracle.get_best_trials(1)[0]
+    history = tuner.learner.history
+    entropy = float(history[-1]["entropy"]) if history and "entropy" in history[-1] else None
+    return dict(trial.hyperparameters.values), float(trial.score), seconds, entropy
+
+
+def test_accuracy(space, values, train, test, args, seed):
+    keras.utils.set_random_seed(seed)
+    model = retrain(space, values, *train, epochs=args.retrain_epochs, batch_size=args.batch, seed=seed)
+    accuracy = float(model.evaluate(*test, batch_size=256, verbose=0)[1])
+    keras.backend.clear_session()
+    return accuracy
+
+
+def main():
+    args = parse_arguments()
+    began, load_at_start = time.time(), os.getloadavg()
+    print(f"ENAS vs random children: {vars(args)}", flush=True)
+    (x, y), (x_val, y_val), (x_test, y_test), info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=args.limit)
+    validation = (x_val[: args.validation], y_val[: args.validation])
+    test = (x_test[: args.test], y_test[: args.test])
+    space = make_space(args, info)
+    rng = np.random.default_rng(args.seed + 1)
+    seeds = [args.seed + 1 + run for run in range(args.seeds)]
+
+    rows = {}
+    for label, sampler in (("ENAS (controller)", "controller"), ("weight-sharing random search", "uniform")):
+        values, shared, seconds, entropy = search(space, sampler, ((x, y), validation), args)
+        scores = [test_accuracy(space, values, (x, y), test, args, seed) for seed in seeds]
+        rows[label] = dict(values=values, shared=shared, search_seconds=seconds, entropy=entropy, test=scores)
+        print(
+            f"{label}: searched {seconds:.0f} s, shared-weight score {shared:.4f}"
+            + (f", final entropy {entropy:.2f}" if entropy is not None else "")
+            + f"; retrained test accuracy {', '.join(f'{s:.4f}' for s in scores)}",
+            flush=True,
+        )
+    random_scores = []
+    for index in range(args.random):
+        values = space.decode(space.random_encoding(int(rng.integers(2**31))))
+        random_scores.append(test_accuracy(space, values, (x, y), test, args, seeds[0]))
+        print(f"random child {index}: test accuracy {random_scores[-1]:.4f}", flush=True)
+
+    random_scores = np.array(random_scores)
+    mean, sd = float(random_scores.mean()), float(random_scores.std(ddof=1))
+    print(f"\n{'child':<32} {'test accuracy':>22}")
+    for label, row in rows.items():
+        scores = np.array(row["test"])
+        print(f"{label:<32} {scores.mean():>12.4f} +- {scores.std(ddof=1) if len(scores) > 1 else 0.0:.4f} (n={len(scores)})")
+    print(f"{'uniformly random children':<32} {mean:>12.4f} +- {sd:.4f} (n={len(random_scores)})")
+    figures = {}
+    for label, row in rows.items():
+        scores = np.array(row["test"])
+        draws = [
+            rng.choice(scores, len(scores)).mean() - rng.choice(random_scores, len(random_scores)).mean()
+            for _ in range(args.bootstrap)
+        ]
+        low, high = np.percentile(draws, [5, 95])
+        margin = float(scores.mean() - mean)
+        figures[label] = dict(margin=margin, interval=[float(low), float(high)], margin_in_sd=margin / sd if sd else None)
+        print(
+            f"{label} - random mean: {margin:+.4f} (90% bootstrap [{low:+.4f}, {high:+.4f}]), "
+            f"{margin / sd if sd else float('nan'):+.2f} random-child sd"
+        )
+    print(f"wall time {time.time() - began:.0f} s; load average {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(
+                dict(arguments=vars(args), rows=rows, random=random_scores.tolist(), figures=figures),
+                file,
+                indent=1,
+                default=str,
+            )
+
+
+if __name__ == "__main__":
+    main()
