@@ -7,6 +7,7 @@ import pytest
 
 import keras_rlnas
 from keras_rlnas.data import load_fashion_mnist
+from keras_rlnas.tuners import MedianStoppingRule
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +81,49 @@ def test_nan_loss_is_a_failed_trial_with_a_penalty(tmp_path, fashion_slice):
 def test_bad_tuner_arguments_name_the_value(tmp_path):
     with pytest.raises(ValueError, match="update_every.*-1"):
         keras_rlnas.RLSearch(build_model, objective="val_accuracy", update_every=-1, directory=str(tmp_path))
+
+
+def build_with_learning_rate(hp):
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    optimizer = keras.optimizers.Adam(hp.Choice("learning_rate", [1e-2, 1e-7]))
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_median_stopping_ends_hopeless_trials_early_and_still_rewards_them(tmp_path, fashion_slice):
+    (x, y), (x_val, y_val) = fashion_slice
+    rule = MedianStoppingRule(min_trials=1, grace_epochs=1)
+    tuner = keras_rlnas.RLSearch(
+        build_with_learning_rate,
+        objective="val_accuracy",
+        max_trials=6,
+        seed=1,
+        update_every=10,  # no update: the samples depend on the seed alone
+        trial_stopping=rule,
+        directory=str(tmp_path),
+    )
+    tuner.search(x, y, epochs=3, validation_data=(x_val, y_val), batch_size=64, verbose=0)
+    trials = tuner.oracle.trials
+    rates = {trial_id: trial.hyperparameters.get("learning_rate") for trial_id, trial in trials.items()}
+    assert sorted(set(rates.values())) == [1e-7, 1e-2]
+    assert tuner.stopped_trials, "no trial was stopped"
+    for trial_id, epochs in tuner.stopped_trials.items():
+        assert rates[trial_id] == 1e-7 and epochs == 2
+        assert len(tuner.objective_curves[trial_id]) == 2
+        assert trials[trial_id].status == "COMPLETED"
+        assert trials[trial_id].score == pytest.approx(max(tuner.objective_curves[trial_id]))
+        assert trial_id in tuner.oracle.rewarded
+    for trial_id, rate in rates.items():
+        if rate == 1e-2:
+            assert trial_id not in tuner.stopped_trials and len(tuner.objective_curves[trial_id]) == 3
+
+
+def test_median_stopping_rule_arguments():
+    rule = MedianStoppingRule(min_trials=2, grace_epochs=0)
+    finished = [[0.3, 0.4], [0.5, 0.6]]
+    assert rule.should_stop([1.0], finished, "min") and not rule.should_stop([0.2], finished, "min")
+    assert not rule.should_stop([0.1], finished[:1], "max")  # too few finished trials
+    with pytest.raises(ValueError, match="min_trials.*0"):
+        MedianStoppingRule(min_trials=0)
+    with pytest.raises(TypeError, match="trial_stopping"):
+        keras_rlnas.RLSearch(build_with_learning_rate, objective="val_accuracy", trial_stopping="median")

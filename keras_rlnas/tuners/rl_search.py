@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_rlnas.distributed import DistributedSearch
 from keras_rlnas.oracle import ControllerOracle
+from keras_rlnas.tuners.trial_stopping import TrialStoppingCallback
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,9 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
     `search()`, `results_summary()`, `get_best_models()`, plus the controller's
     options. A trial whose loss turns NaN or that runs out of memory is marked
     FAILED and costs the controller a penalty reward; the search goes on.
+    With `trial_stopping` (e.g. `MedianStoppingRule()`) a trial falling behind
+    the finished ones at the same epoch stops early; it is scored and
+    rewarded with the best objective it reached.
     It runs as chief or worker in Keras Tuner's distributed mode, started by
     `python -m keras_rlnas.distributed` (see `docs/distributed.md`).
 
@@ -34,6 +38,10 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
         update_every, reward, failure_reward, controller_options, num_bins,
         max_collisions, max_staleness, trial_timeout, lost_trial_retries: see
             `keras_rlnas.ControllerOracle`.
+        trial_stopping: `None`, or a rule such as
+            `keras_rlnas.tuners.MedianStoppingRule()` that stops hopeless
+            trials after an epoch. The rule compares with the trials this
+            tuner finished in this process (`objective_curves`).
         **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`,
             `overwrite`, `executions_per_trial`, `distribution_strategy`, ...).
 
@@ -76,6 +84,7 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
         max_staleness=None,
         trial_timeout=300.0,
         lost_trial_retries=1,
+        trial_stopping=None,
         **kwargs,
     ):
         if hypermodel is None and type(self).run_trial is RLSearch.run_trial:
@@ -103,14 +112,39 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
             trial_timeout=trial_timeout,
             lost_trial_retries=lost_trial_retries,
         )
+        if trial_stopping is not None and not callable(getattr(trial_stopping, "should_stop", None)):
+            raise TypeError(
+                f"`trial_stopping` must have a `should_stop(curve, finished_curves, direction)` "
+                f"method, like MedianStoppingRule, got {trial_stopping!r}."
+            )
+        self.trial_stopping = trial_stopping
+        #: trial id -> the objective after each epoch (last execution), for trial stopping.
+        self.objective_curves = {}
+        #: trial id -> the epoch after which trial stopping ended it.
+        self.stopped_trials = {}
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
         callbacks = list(kwargs.pop("callbacks", [])) + [keras.callbacks.TerminateOnNaN()]
+        stopping = None
+        if self.trial_stopping is not None:
+            finished = [self.objective_curves[key] for key in sorted(self.objective_curves)]
+            stopping = TrialStoppingCallback(self.trial_stopping, self.oracle.objective, finished)
+            callbacks.append(stopping)
         try:
             results = super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
         except tf.errors.ResourceExhaustedError as error:
             raise keras_tuner.errors.FailedTrialError(f"Out of memory: {error.message}") from error
+        finally:
+            if stopping is not None and stopping.curve:
+                self.objective_curves[trial.trial_id] = list(stopping.curve)
+        if stopping is not None and stopping.stopped_after is not None:
+            self.stopped_trials[trial.trial_id] = stopping.stopped_after
+            logger.info(
+                "Trial %s stopped after epoch %d: behind the median trial.",
+                trial.trial_id,
+                stopping.stopped_after,
+            )
         for result in results:
             history = getattr(result, "history", None) or {}
             losses = history.get("loss", [])
