@@ -136,8 +136,18 @@ def test_choices_whose_number_depends_on_another_hyperparameter_are_refused():
             x = LayerChoice([conv(4, 3), conv(4, 5)], name=f"op{i}", hp=hp)(x)
         return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
 
-    with pytest.raises(ValueError, match=r"depend on other hyperparameters.*\['op0'\].*'depth': 3.*\['op0', 'op1', 'op2'\]"):
+    with pytest.raises(ValueError, match=r"depend on hyperparameter values.*\['op0'\].*'depth': 3.*\['op0', 'op1', 'op2'\]"):
         ChoiceSpace(looped)
+
+    def looped_over_a_choice(hp):
+        images = keras.Input((8, 8, 1))
+        x = LayerChoice({"one": conv(4, 3), "two": conv(4, 5)}, name="op", hp=hp)(images)
+        for i in range(1 if hp.get("op") == "one" else 2):
+            x = LayerChoice([conv(4, 3), conv(4, 5)], name=f"extra{i}", hp=hp)(x)
+        return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+    with pytest.raises(ValueError, match=r"\['op', 'extra0'\].*'op': 'two'.*\['op', 'extra0', 'extra1'\]"):
+        ChoiceSpace(looped_over_a_choice)
 
 
 def test_a_model_without_choices_and_bad_arguments_are_refused(tmp_path):

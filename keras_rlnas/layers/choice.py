@@ -40,8 +40,11 @@ class SupernetHyperParameters(keras_tuner.HyperParameters):
     """The `hp` of a weight-sharing build: choice layers keep every candidate.
 
     Every choice layer constructed with it is recorded in `choices`, in
-    construction order; a name used twice is refused. Other hyperparameters
-    take their defaults.
+    construction order; a name used twice is refused. Choices declare their
+    hyperparameters in it too (a `LayerChoice` when constructed, an
+    `InputChoice` when called), so the build function can read them; they
+    and the other hyperparameters take their defaults or the values set in
+    `values`.
 
     Example:
 
@@ -269,6 +272,7 @@ class LayerChoice(keras.layers.Layer):
         self._output_dtype = None
         if hp is not None:
             hp.register(self)
+            self.declare(hp)
 
     def declare(self, hp):
         """Declares this choice's hyperparameter in `hp`; returns the chosen label."""
@@ -411,6 +415,8 @@ class InputChoice(keras.layers.Layer):
         self.n_chosen = n_chosen
         self.reduction = reduction
         self.num_candidates = None
+        # Its hyperparameters' names depend on the number of candidates: declared when first called.
+        self._supernet_hp = hp
         if hp is not None:
             hp.register(self)
 
@@ -437,6 +443,8 @@ class InputChoice(keras.layers.Layer):
                 "each choice chooses among one list."
             )
         self.num_candidates = len(shapes)
+        if self._supernet_hp is not None:
+            self.declare(self._supernet_hp)
         self.built = True
 
     def compute_output_shape(self, input_shape):

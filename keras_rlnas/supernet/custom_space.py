@@ -151,7 +151,7 @@ class ChoiceSpace:
         self.slots = self._slots(self.choices)
         self.offsets = {(slot.layer, slot.index): i for i, slot in enumerate(self.slots)}
         self.plain_hyperparameters = [h for h in hp.space if h.name not in self.offsets_by_name]
-        self._check_choices_do_not_vary()
+        self._check_choices_do_not_vary(hp)
         if not getattr(self.network, "inputs", None):
             raise TypeError(
                 f"The model of {self.name!r} has no symbolic inputs: ENAS needs a functional or Sequential model "
@@ -227,9 +227,9 @@ class ChoiceSpace:
     def _signature(self, choices):
         return [(type(c).__name__, c.name, tuple(getattr(c, "labels", ())), getattr(c, "num_candidates", None)) for c in choices]
 
-    def _check_choices_do_not_vary(self):
-        """Refuses a model whose choices change with another hyperparameter's value."""
-        others = {h.name: _other_value(h) for h in self.plain_hyperparameters}
+    def _check_choices_do_not_vary(self, declared):
+        """Refuses a model whose choices change with another hyperparameter's or choice's value."""
+        others = {h.name: _other_value(h) for h in declared.space}
         others = {name: value for name, value in others.items() if value is not None}
         if not others:
             return
@@ -241,7 +241,7 @@ class ChoiceSpace:
             names = [c.name for c in self.choices]
             varied_names = [c.name for c in varied]
             raise ValueError(
-                f"The choices of {self.name!r} depend on other hyperparameters: with their defaults the model has "
+                f"The choices of {self.name!r} depend on hyperparameter values: with the defaults the model has "
                 f"{names}, with {others} it has {varied_names}. Weight sharing needs one fixed set of choices; "
                 "declare every choice whatever the other values (e.g. a LayerChoice including keras.layers.Identity() "
                 "instead of a loop whose length is a hyperparameter)."
@@ -269,11 +269,14 @@ class ChoiceSpace:
                 f"{type(left[0]).__name__} {left[0].name!r} of {self.name!r} was created without hp=hp, so the "
                 "child still holds every candidate; pass the build function's hp to every choice layer."
             )
-        missing = [slot.name for slot in self.slots if slot.name not in {h.name for h in hp.space}]
-        if missing:
+        declared = {h.name for h in hp.space}
+        known = {slot.name for slot in self.slots} | {h.name for h in self.plain_hyperparameters}
+        missing = sorted({slot.name for slot in self.slots} - declared)
+        extra = sorted(declared - known)
+        if missing or extra:
             raise ValueError(
-                f"The child of {self.decode(self.as_encoding(architecture))} does not declare {missing}, which the "
-                f"supernet of {self.name!r} has: the choices depend on the values of other choices."
+                f"The child of {self.decode(self.as_encoding(architecture))} declares {extra} and not {missing}, "
+                f"unlike the supernet of {self.name!r}: its choices depend on the values of other choices."
             )
         return model
 
