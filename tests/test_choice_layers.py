@@ -199,3 +199,26 @@ def test_a_choice_called_twice_shares_its_candidates_in_the_supernet_and_the_chi
     for values in ({"op": 0, "skip[2].input[0]": 0}, {"op": 0, "skip[2].input[0]": 1}, {"op": 1, "skip[2].input[0]": 1}):
         net.train_step(x, y, values)
         np.testing.assert_allclose(net.build_child(values).predict(x, verbose=0), net.predict(x, values).numpy(), atol=1e-5)
+
+
+def test_layers_named_alike_in_nested_blocks_copy_their_own_weights():
+    def block(name, hp):
+        inputs = keras.Input((8, 8, 4))
+        x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+        x = LayerChoice([conv(4, 3), keras.layers.Identity()], name=f"{name}_op", hp=hp)(x)
+        return keras.Model(inputs, x, name=name)
+
+    def nested(hp):
+        images = keras.Input((8, 8, 1))
+        x = conv(4, 3)(images)
+        x = block("first", hp)(x)
+        x = block("second", hp)(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(images, keras.layers.Dense(3, activation="softmax")(x))
+
+    net = ChoiceSupernet(nested)
+    x, y = data(8)
+    values = {"first_op": 0, "second_op": 1}
+    net.train_step(x, y, values)
+    child = net.build_child(values)
+    np.testing.assert_allclose(child.predict(x, verbose=0), net.predict(x, values).numpy(), atol=1e-5)

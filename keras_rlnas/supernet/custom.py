@@ -21,16 +21,25 @@ from keras_rlnas.supernet.custom_space import ChoiceSpace
 PROBABILITY_FLOOR = 1e-7
 
 
-def _layers(model):
-    """Every layer of `model`: nested models and the candidates of choices included."""
+def _located_layers(model, path=()):
+    """`(path, layer)` for every layer of `model`, nested models and the candidates of choices included.
+
+    A path names the nested models around a layer, as in a child: the
+    candidates of a choice sit where the choice does.
+    """
     for layer in getattr(model, "layers", ()):
-        yield layer
+        yield path, layer
         if isinstance(layer, LayerChoice):
             for candidate in layer.candidates:
-                yield candidate
-                yield from _layers(candidate)
+                yield path, candidate
+                yield from _located_layers(candidate, path + (candidate.name,))
         else:
-            yield from _layers(layer)
+            yield from _located_layers(layer, path + (layer.name,))
+
+
+def _layers(model):
+    """Every layer of `model`: nested models and the candidates of choices included."""
+    return [layer for _, layer in _located_layers(model)]
 
 
 def _any(flags):
@@ -154,8 +163,16 @@ class ChoiceSupernetModel(SupernetModel):
         return logits, tf.add_n([scope.penalty, *penalties])
 
     def layer_index(self):
-        """`{name: layer}` of every layer of the network, the candidates of choices included."""
-        return {layer.name: layer for layer in _layers(self.network) if not isinstance(layer, LayerChoice)}
+        """`{path: layer}` of every layer of the network, the candidates of choices included.
+
+        A path is the names of the nested models around the layer, then its
+        own name, as in a child of the network.
+        """
+        return {
+            path + (layer.name,): layer
+            for path, layer in _located_layers(self.network)
+            if not isinstance(layer, LayerChoice)
+        }
 
 
 class ChoiceSupernet(Supernet):
@@ -201,7 +218,7 @@ class ChoiceSupernet(Supernet):
     def copy_weights_to(self, child, values=None):
         """Copies the shared weights into `child`, a model built by `space.build_child`.
 
-        Layers match by name, nested models layer by layer.
+        Layers match by name within the nested models around them.
 
         Raises:
             ValueError: naming a layer of `child` the supernet has no weights for.
@@ -210,22 +227,23 @@ class ChoiceSupernet(Supernet):
             self.space.as_encoding(values)
         index = self.model.layer_index()
         for layer in child.layers:
-            self._copy_layer(layer, index)
+            self._copy_layer(layer, index, ())
         return child
 
-    def _copy_layer(self, layer, index):
+    def _copy_layer(self, layer, index, path):
         if not layer.weights:
             return
-        source = index.get(layer.name)
+        source = index.get(path + (layer.name,))
         shapes = [tuple(w.shape) for w in layer.weights]
         if source is not None and [tuple(w.shape) for w in source.weights] == shapes:
             layer.set_weights(source.get_weights())
         elif isinstance(layer, keras.Model):
             for inner in layer.layers:
-                self._copy_layer(inner, index)
+                self._copy_layer(inner, index, path + (layer.name,))
         else:
             raise ValueError(
-                f"The supernet of {self.space.name!r} has no weights for the child's layer {layer.name!r} "
+                f"The supernet of {self.space.name!r} has no weights for the child's layer "
+                f"{'/'.join(path + (layer.name,))!r} "
                 f"(weights {shapes}): the build function must create the same layers, in the same order, "
                 "whatever the choices."
             )
