@@ -10,6 +10,7 @@ copy into a child by layer name.
 - `projection`: the concatenation and projection of a micro cell's loose ends.
 - `final_training`: scheduled drop-path and the auxiliary head of final training.
 - `choice`: `LayerChoice` / `InputChoice`, a user's own search space for any tuner.
+- `choice_context`: what choice layers read: the `hp` of a supernet build, the architecture of its step.
 """
 
 from keras_rlnas.layers.batch_norm import BatchNorm, frozen_moving_statistics

@@ -26,7 +26,8 @@ import numpy as np
 from keras_rlnas import _checks as checks
 from keras_rlnas.controller.decisions import ANCHOR
 from keras_rlnas.decision_map import DecisionMap
-from keras_rlnas.layers.choice import InputChoice, LayerChoice, SupernetHyperParameters
+from keras_rlnas.layers.choice import InputChoice, LayerChoice
+from keras_rlnas.layers.choice_context import SupernetHyperParameters
 
 HP = keras_tuner.engine.hyperparameters
 
