@@ -222,3 +222,14 @@ def test_layers_named_alike_in_nested_blocks_copy_their_own_weights():
     net.train_step(x, y, values)
     child = net.build_child(values)
     np.testing.assert_allclose(child.predict(x, verbose=0), net.predict(x, values).numpy(), atol=1e-5)
+
+
+def test_a_hypermodel_subclass_is_a_space_too():
+    class Residual(keras_tuner.HyperModel):
+        def build(self, hp):
+            return build(hp)
+
+    space = ChoiceSpace(Residual(name="residual"))
+    assert space.name == "residual" and [slot.name for slot in space.slots] == ["op1", "op2", "skip[3].input[0]"]
+    with pytest.raises(TypeError, match="function build"):
+        ChoiceSpace("build")

@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from choice_models import build, data
 
 import keras_rlnas

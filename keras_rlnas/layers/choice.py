@@ -25,7 +25,11 @@ import re
 import keras
 from keras import ops
 
-from keras_rlnas.layers.choice_context import SupernetHyperParameters, current_scope, regularization_penalty
+from keras_rlnas.layers.choice_context import (
+    SupernetHyperParameters,
+    current_scope,
+    regularization_penalty,
+)
 
 # A choice's name is a hyperparameter name and, for InputChoice, the group of
 # a structured name: letters, digits, underscores and slashes.

@@ -12,7 +12,11 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from keras_rlnas.layers.batch_norm import BatchNorm, moving_statistics_frozen, moving_statistics_momentum
+from keras_rlnas.layers.batch_norm import (
+    BatchNorm,
+    moving_statistics_frozen,
+    moving_statistics_momentum,
+)
 from keras_rlnas.layers.choice import InputChoice, LayerChoice
 from keras_rlnas.layers.choice_context import architecture_scope
 from keras_rlnas.supernet.base import Supernet, SupernetModel
