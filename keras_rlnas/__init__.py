@@ -2,6 +2,7 @@
 
 Public API:
     - `RLSearch`: a `keras_tuner.RandomSearch` replacement driven by a controller.
+    - `MedianStoppingRule`: stops an `RLSearch` trial that falls behind the finished ones.
     - `ControllerOracle`: the oracle behind it, usable with any Keras Tuner tuner.
     - `Controller`, `Decision`, `Sample`: the REINFORCE-trained LSTM policy.
     - `DecisionMap`: how a Keras Tuner space becomes controller decisions.
@@ -37,6 +38,7 @@ _LAZY = {
     "ENASTuner": "keras_rlnas.tuners",
     "InputChoice": "keras_rlnas.layers",
     "LayerChoice": "keras_rlnas.layers",
+    "MedianStoppingRule": "keras_rlnas.tuners",
     "RLSearch": "keras_rlnas.tuners",
     "Sample": "keras_rlnas.controller",
     "VanillaNAS": "keras_rlnas.spaces",
@@ -53,6 +55,7 @@ __all__ = [
     "ENASTuner",
     "InputChoice",
     "LayerChoice",
+    "MedianStoppingRule",
     "RLSearch",
     "Sample",
     "VanillaNAS",

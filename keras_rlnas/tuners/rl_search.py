@@ -39,7 +39,7 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
         max_collisions, max_staleness, trial_timeout, lost_trial_retries: see
             `keras_rlnas.ControllerOracle`.
         trial_stopping: `None`, or a rule such as
-            `keras_rlnas.tuners.MedianStoppingRule()` that stops hopeless
+            `keras_rlnas.MedianStoppingRule()` that stops hopeless
             trials after an epoch. The rule compares with the trials this
             tuner finished in this process (`objective_curves`).
         **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`,
