@@ -102,10 +102,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         derive_finalists: how many of them are scored again on more
             validation images (1: the reference code's single minibatch).
         batch_size: default minibatch size of the omega phase. 32, not the
-            reference code's 128: every candidate op of a layer trains on only
-            the minibatches that sample it, and four times as many updates
-            per image let the shared weights learn about as fast per second
-            and much faster per image (see the README's ENAS figures).
+            reference code's 128: a candidate op trains only on the
+            minibatches that sample it, and four times as many updates per
+            image let the shared weights learn about as fast per second and
+            much faster per image (see the README's ENAS figures).
         validation_batch_size: validation images per controller reward and
             per derivation candidate (the reference code's 128).
         controller_options: `keras_rlnas.Controller` options over
@@ -115,7 +115,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             policy within ten epochs; the reference's temperature 5 and
             unscaled rewards need hundreds (see the README).
         supernet_options: options of the supernet (learning-rate schedule,
-            `jit_compile`, `dtype_policy`, ...).
+            `jit_compile`, `dtype_policy`, ...; macro `entangled=False` for
+            the reference code's separate op weights).
         distribution_strategy: a `tf.distribute.Strategy` (e.g.
             `MirroredStrategy()` over one machine's GPUs) under which the
             supernet's variables live and its steps run, each minibatch split
