@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
 from enas_custom_space import build  # noqa: E402
+from enas_speed import timed  # noqa: E402  (this script's folder is on the path)
 
 from keras_rlnas.supernet import ChoiceSupernet  # noqa: E402
 from keras_rlnas.supernet.custom import PROBABILITY_FLOOR  # noqa: E402
@@ -59,16 +60,6 @@ def standalone_step(space, encoding):
         return loss
 
     return tf.function(step, autograph=False), child.count_params()
-
-
-def timed(fn, cpu_times=None):
-    """Wall-clock seconds of `fn()`; its process CPU seconds go to `cpu_times`."""
-    start, start_cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    float(result if not isinstance(result, dict) else result["loss"])  # waits for the device
-    if cpu_times is not None:
-        cpu_times.append(time.process_time() - start_cpu)
-    return time.perf_counter() - start
 
 
 def main():
