@@ -65,7 +65,7 @@ class MicroSupernetModel(SupernetModel):
             weight set whatever position they read, not one per position.
     """
 
-    def __init__(self, space, l2=0.0, dtype=None, share_sources=False, **kwargs):
+    def __init__(self, space, l2=0.0, dtype=None, share_sources=True, **kwargs):
         if not isinstance(space, ENASMicro):
             raise TypeError(f"MicroSupernet needs an ENASMicro space, got {space!r}.")
         super().__init__(space, l2=l2, name="micro_supernet", dtype=dtype, **kwargs)
@@ -280,7 +280,8 @@ class MicroSupernet(Supernet):
     Input `k` of a node selects its earlier position and then its op with
     `tf.switch_case` (in reduction cells the op switch also tells the stride-2
     reads of the cell inputs from the stride-1 reads of computed nodes); the
-    op's weights for that position are gathered from per-position stacks.
+    op's weights are the slot's single weight set (`share_sources=True`) or,
+    as in the reference code, that position's slice of per-position stacks.
     Each loose end's slice of the output projection is added under a
     `tf.cond`. One traced step serves every architecture and computes only
     the sampled child.
@@ -288,9 +289,10 @@ class MicroSupernet(Supernet):
     Args:
         space: an `ENASMicro`.
         share_sources: a node's separable convolutions keep one weight set
-            for every earlier position they may read (so they train whenever
-            sampled); `False` stacks one set per position, as the reference
-            code does.
+            for every earlier position they may read, so they train whenever
+            their op is sampled (after 6 uniform epochs on 12,000 images:
+            0.669 against 0.606 validation accuracy, see the README); `False`
+            stacks one set per position, as the reference code does.
         **kwargs: options of `keras_rlnas.supernet.base.Supernet`.
 
     Example:
@@ -306,7 +308,7 @@ class MicroSupernet(Supernet):
     1
     """
 
-    def __init__(self, space, share_sources=False, **kwargs):
+    def __init__(self, space, share_sources=True, **kwargs):
         self.share_sources = bool(share_sources)
         self.model_class = functools.partial(MicroSupernetModel, share_sources=self.share_sources)
         super().__init__(space, **kwargs)

@@ -5,8 +5,9 @@ earlier node it may read; they are stacked along a first "source" axis and
 the sampled source's slice is gathered. One layer per (node, slot, op) then
 serves every source, which keeps a supernet's graph (and its tracing time)
 small. A child's `SepConvStack` / `FactorizedReduction` reading source `j`
-takes slice `j` (`weights_for_source`). These layers run on TensorFlow only,
-as the supernets do.
+takes slice `j` (`weights_for_source`). A `MicroSupernet(share_sources=True)`
+(its default) stacks a single slice, read whatever the source. These layers
+run on TensorFlow only, as the supernets do.
 """
 
 import keras
