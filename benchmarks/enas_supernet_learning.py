@@ -11,7 +11,7 @@ optimizer for `--standalone-epochs` epochs at minibatch 128.
     python benchmarks/enas_supernet_learning.py                    # omega minibatch 32 (the tuner's)
     python benchmarks/enas_supernet_learning.py --batch-size 128   # the reference code's
     python benchmarks/enas_supernet_learning.py --separate-op-weights   # every op its own weights
-    python benchmarks/enas_supernet_learning.py --space micro [--share-sources]   # 1 cell per stage x 12 filters
+    python benchmarks/enas_supernet_learning.py --space micro [--stacked-sources]   # 1 cell per stage x 12 filters
 """
 
 import argparse
@@ -43,9 +43,9 @@ def parse_arguments():
         help="macro: every op its own weights (the reference supernet), not entangled ones",
     )
     parser.add_argument(
-        "--share-sources",
+        "--stacked-sources",
         action="store_true",
-        help="micro: one weight set per op and input slot, not one per position read",
+        help="micro: one weight set per position an op reads (the reference supernet), not one per slot",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -66,8 +66,8 @@ def main():
         layout = "separate" if args.separate_op_weights else "entangled"
     else:
         space = keras_rlnas.ENASMicro(info.input_shape, info.num_classes, num_cells=args.layers, filters=args.filters)
-        options = {"share_sources": args.share_sources}
-        layout = "per-slot" if args.share_sources else "per-position"
+        options = {"share_sources": not args.stacked_sources}
+        layout = "per-position" if args.stacked_sources else "per-slot"
     rng = np.random.default_rng(args.seed)
     children = [space.random_encoding(int(rng.integers(2**31))) for _ in range(args.children)]
     calibration = x[rng.choice(len(x), 512, replace=False)]
