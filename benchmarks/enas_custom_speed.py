@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
 from enas_custom_space import build  # noqa: E402
-from enas_speed import timed  # noqa: E402  (this script's folder is on the path)
+from enas_speed import report_omega_throughput, timed  # noqa: E402  (this script's folder is on the path)
 
 from keras_rlnas.supernet import ChoiceSupernet  # noqa: E402
 from keras_rlnas.supernet.custom import PROBABILITY_FLOOR  # noqa: E402
@@ -88,32 +88,13 @@ def main():
     for encoding in encodings[1:]:
         net.train_step(images, labels, encoding)
 
-    supernet_times, child_times, supernet_cpu, child_cpu = [], [], [], []
-    for round_index in range(args.rounds):
-        for k, (encoding, step) in enumerate(zip(encodings, children)):
-            pair = [
-                (supernet_times, supernet_cpu, lambda encoding=encoding: net.train_step(images, labels, encoding)),
-                (child_times, child_cpu, lambda step=step: step(images, labels)),
-            ]
-            for times, cpu_times, fn in pair[:: 1 if (round_index + k) % 2 == 0 else -1]:
-                times.append(timed(fn, cpu_times))
-    supernet_rate = args.batch * len(supernet_times) / sum(supernet_times)
-    child_rate = args.batch * len(child_times) / sum(child_times)
-    print(
-        f"omega phase ({args.archs} architectures x {args.rounds} rounds, batch {args.batch}): "
-        f"supernet {supernet_rate:.1f} images/s, standalone children {child_rate:.1f} images/s, "
-        f"ratio {supernet_rate / child_rate:.3f} (target >= 0.9); median step supernet "
-        f"{1000 * statistics.median(supernet_times):.0f} ms, children {1000 * statistics.median(child_times):.0f} ms"
-    )
-    print(f"  process CPU time per step: supernet {1000 * statistics.mean(supernet_cpu):.0f} ms, children "
-          f"{1000 * statistics.mean(child_cpu):.0f} ms, ratio {sum(child_cpu) / sum(supernet_cpu):.3f} "
-          "(less sensitive to other processes)")
+    report_omega_throughput(net, encodings, children, images, labels, args)
     samples = [space.random_encoding(args.seed + 1000 + i) for i in range(args.eval_samples + 1)]
     timed(lambda: net.eval_step(images, labels, samples[0]))
     eval_times = [timed(lambda s=s: net.eval_step(images, labels, s)) for s in samples[1:]]
     print(f"theta phase: scoring one architecture on {args.batch} images: {1000 * statistics.mean(eval_times):.1f} ms mean")
     served = len({tuple(e) for e in encodings} | {tuple(s) for s in samples})
-    steps = len(supernet_times) + len(encodings) + len(samples)
+    steps = args.rounds * len(encodings) + len(encodings) + len(samples)
     print(f"traces: {net.trace_counts} for {served} different architectures over {steps} steps")
 
 

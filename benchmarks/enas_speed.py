@@ -105,6 +105,41 @@ def timed(fn, cpu_times=None):
     return time.perf_counter() - start
 
 
+def report_omega_throughput(net, encodings, children, images, labels, args):
+    """Times supernet and standalone steps in interleaved rounds and prints their throughputs.
+
+    Each round runs every architecture once on each side, alternating which
+    side goes first, so both see the same machine load.
+    """
+    supernet_times, child_times, supernet_cpu, child_cpu = [], [], [], []
+    for round_index in range(args.rounds):
+        for k, (encoding, step) in enumerate(zip(encodings, children)):
+            pair = [
+                (
+                    supernet_times,
+                    supernet_cpu,
+                    lambda encoding=encoding: net.train_step(images, labels, encoding),
+                ),
+                (child_times, child_cpu, lambda step=step: step(images, labels)),
+            ]
+            for times, cpu_times, fn in pair[:: 1 if (round_index + k) % 2 == 0 else -1]:
+                times.append(timed(fn, cpu_times))
+    supernet_rate = args.batch * len(supernet_times) / sum(supernet_times)
+    child_rate = args.batch * len(child_times) / sum(child_times)
+    print(
+        f"omega phase ({args.archs} architectures x {args.rounds} rounds, batch {args.batch}): "
+        f"supernet {supernet_rate:.1f} images/s, standalone children {child_rate:.1f} images/s, "
+        f"ratio {supernet_rate / child_rate:.3f} (target >= 0.9)"
+    )
+    print(
+        f"  median step: supernet {1000 * statistics.median(supernet_times):.1f} ms, "
+        f"children {1000 * statistics.median(child_times):.1f} ms; "
+        f"process CPU time per step: supernet {1000 * statistics.mean(supernet_cpu):.0f} ms, "
+        f"children {1000 * statistics.mean(child_cpu):.0f} ms, "
+        f"ratio {sum(child_cpu) / sum(supernet_cpu):.3f} (less sensitive to other processes)"
+    )
+
+
 def main():
     args = parse_arguments()
     devices = [device.device_type for device in tf.config.list_logical_devices()]
@@ -137,34 +172,7 @@ def main():
     for encoding in encodings[1:]:
         net.train_step(images, labels, encoding)  # every architecture once before timing
 
-    # Interleaved rounds: each architecture once on each side, alternating who goes first.
-    supernet_times, child_times, supernet_cpu, child_cpu = [], [], [], []
-    for round_index in range(args.rounds):
-        for k, (encoding, step) in enumerate(zip(encodings, children)):
-            pair = [
-                (
-                    supernet_times,
-                    supernet_cpu,
-                    lambda encoding=encoding: net.train_step(images, labels, encoding),
-                ),
-                (child_times, child_cpu, lambda step=step: step(images, labels)),
-            ]
-            for times, cpu_times, fn in pair[:: 1 if (round_index + k) % 2 == 0 else -1]:
-                times.append(timed(fn, cpu_times))
-    supernet_rate = args.batch * len(supernet_times) / sum(supernet_times)
-    child_rate = args.batch * len(child_times) / sum(child_times)
-    print(
-        f"omega phase ({args.archs} architectures x {args.rounds} rounds, batch {args.batch}): "
-        f"supernet {supernet_rate:.1f} images/s, standalone children {child_rate:.1f} images/s, "
-        f"ratio {supernet_rate / child_rate:.3f} (target >= 0.9)"
-    )
-    print(
-        f"  median step: supernet {1000 * statistics.median(supernet_times):.1f} ms, "
-        f"children {1000 * statistics.median(child_times):.1f} ms; "
-        f"process CPU time per step: supernet {1000 * statistics.mean(supernet_cpu):.0f} ms, "
-        f"children {1000 * statistics.mean(child_cpu):.0f} ms, "
-        f"ratio {sum(child_cpu) / sum(supernet_cpu):.3f} (less sensitive to other processes)"
-    )
+    report_omega_throughput(net, encodings, children, images, labels, args)
 
     samples = [space.random_encoding(args.seed + 1000 + i) for i in range(args.eval_samples + 1)]
     first_eval = timed(lambda: net.eval_step(images, labels, samples[0]))

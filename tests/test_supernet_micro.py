@@ -100,8 +100,10 @@ def test_shared_sources_keep_one_weight_set_per_slot_and_copy_it_to_children():
     space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=3, filters=4, dropout=0.0)
     shared = MicroSupernet(space)
     stacked = MicroSupernet(space, share_sources=False)
-    count = lambda supernet: sum(int(np.prod(w.shape)) for w in supernet.model.trainable_weights)
-    assert count(shared) < count(stacked)
+    def weight_count(supernet):
+        return sum(int(np.prod(w.shape)) for w in supernet.model.trainable_weights)
+
+    assert weight_count(shared) < weight_count(stacked)
     for seed in range(4):
         shared.train_step(IMAGES, LABELS, space.random_encoding(seed))
     assert shared.trace_counts["train"] == 1
