@@ -10,6 +10,11 @@ Prints images per second for both and their ratio (target: at least 0.9, as
 for the macro and micro spaces, `benchmarks/enas_speed.py`), the cost of
 scoring an architecture, and the traces per step.
 
+The supernet normalises the model's Keras `BatchNormalization` layers with
+the fused kernel (`keras_rlnas.layers.batch_norm.fused_call`); the children
+are timed twice: as Keras builds them, and with the same fused kernel
+installed, which isolates the cost of switching between candidates.
+
     python benchmarks/enas_custom_speed.py --rounds 6
 """
 
@@ -21,6 +26,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -29,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from enas_custom_space import build  # noqa: E402
 from enas_speed import report_omega_throughput, timed  # noqa: E402  (this script's folder is on the path)
 
+from keras_rlnas.layers.batch_norm import fused_call  # noqa: E402
 from keras_rlnas.supernet import ChoiceSupernet  # noqa: E402
 from keras_rlnas.supernet.custom import PROBABILITY_FLOOR  # noqa: E402
 from keras_rlnas.training import nesterov_sgd  # noqa: E402
@@ -44,9 +51,19 @@ def parse_arguments():
     return parser.parse_args()
 
 
-def standalone_step(space, encoding):
+def _all_layers(model):
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _all_layers(layer)
+
+
+def standalone_step(space, encoding, fused_normalisation=False):
     """A compiled train step of the standalone child with the supernet's loss and optimizer."""
     child = space.build_child(encoding)
+    if fused_normalisation:
+        for layer in _all_layers(child):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.call = fused_call(layer)
     optimizer = nesterov_sgd()
     variables = child.trainable_variables
     optimizer.build(variables)
@@ -79,16 +96,22 @@ def main():
           f"{net.model.count_params():,} weights, built in {time.perf_counter() - start:.1f} s")
     encodings = [space.random_encoding(args.seed + k) for k in range(args.archs)]
     print(f"first train step (trace): {timed(lambda: net.train_step(images, labels, encodings[0])):.1f} s")
-    children = []
+    children, fused_children = [], []
     for encoding in encodings:
         step, params = standalone_step(space, encoding)
+        fused_step, _ = standalone_step(space, encoding, fused_normalisation=True)
         timed(lambda step=step: step(images, labels))
+        timed(lambda step=fused_step: step(images, labels))
         children.append(step)
+        fused_children.append(fused_step)
         print(f"child {space.decode(encoding)}: {params:,} weights")
     for encoding in encodings[1:]:
         net.train_step(images, labels, encoding)
 
+    print("against the children as Keras builds them:")
     report_omega_throughput(net, encodings, children, images, labels, args)
+    print("against the children with the supernet's fused normalisation (the cost of switching alone):")
+    report_omega_throughput(net, encodings, fused_children, images, labels, args)
     samples = [space.random_encoding(args.seed + 1000 + i) for i in range(args.eval_samples + 1)]
     timed(lambda: net.eval_step(images, labels, samples[0]))
     eval_times = [timed(lambda s=s: net.eval_step(images, labels, s)) for s in samples[1:]]

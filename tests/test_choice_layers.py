@@ -233,3 +233,42 @@ def test_a_hypermodel_subclass_is_a_space_too():
     assert space.name == "residual" and [slot.name for slot in space.slots] == ["op1", "op2", "skip[3].input[0]"]
     with pytest.raises(TypeError, match="function build"):
         ChoiceSpace("build")
+
+
+def test_fused_call_normalises_as_keras_batch_normalization():
+    from keras_rlnas.layers.batch_norm import fused_call
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, (8, 5, 5, 4)).astype("float32")
+    reference, fused = (keras.layers.BatchNormalization(momentum=0.8) for _ in range(2))
+    for layer in (reference, fused):
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 2.0, 4))
+        layer.beta.assign(np.linspace(-1.0, 1.0, 4))
+    fused.call = fused_call(fused)
+    np.testing.assert_allclose(fused(x, training=True), reference(x, training=True), atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean, reference.moving_mean, atol=1e-5)
+    # The fused kernel's moving variance follows the unbiased batch variance.
+    n = x.size // 4
+    np.testing.assert_allclose(
+        fused.moving_variance, 0.8 + 0.2 * x.var(axis=(0, 1, 2)) * n / (n - 1), rtol=1e-4
+    )
+    mean, variance = np.asarray(fused.moving_mean), np.asarray(fused.moving_variance)
+    expected = np.asarray(fused.gamma) * (x - mean) / np.sqrt(variance + fused.epsilon) + np.asarray(fused.beta)
+    np.testing.assert_allclose(fused(x, training=False), expected, atol=1e-4)
+
+
+def test_the_supernet_runs_keras_batch_normalization_with_the_fused_kernel():
+    net = ChoiceSupernet(build)
+    images, labels = data(16)
+    arch = tf.constant(net.space.random_encoding(0), tf.int32)
+    graph = net._train_function.get_concrete_function(tf.cast(images, tf.float32), tf.constant(labels, tf.int32), arch).graph
+
+    def op_types(graph):
+        types = [op.type for op in graph.get_operations()]
+        for function in graph._functions.values():
+            types += [node.op for node in function.definition.node_def]
+        return types
+
+    keras_layers = [layer for layer in net.model.network._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert keras_layers and "FusedBatchNormV3" in op_types(graph)
+    assert all("call" not in vars(layer) for layer in keras_layers)  # the user's layers are left as they were

@@ -114,6 +114,67 @@ def fused_normalisation(inputs, gamma, beta, mean, variance, mode, momentum, eps
     return outputs, mean, variance
 
 
+def fusable(layer, inputs, mask=None):
+    """Whether the `BatchNormalization` `layer` can normalise `inputs` with the fused kernel."""
+    return (
+        keras.backend.backend() == "tensorflow"
+        and mask is None
+        and len(inputs.shape) == 4
+        and layer.axis in (-1, 3)
+        and layer.center
+        and layer.scale
+        and not getattr(layer, "renorm", False)
+        and not getattr(layer, "synchronized", False)
+        and keras.backend.standardize_dtype(inputs.dtype) in ("float16", "bfloat16", "float32")
+    )
+
+
+def _fused_call(layer, inputs, training):
+    mode = "inference"
+    if training and layer.trainable:
+        mode = "batch" if moving_statistics_frozen() else "train"
+    outputs, moving_mean, moving_variance = fused_normalisation(
+        inputs,
+        layer.gamma,
+        layer.beta,
+        layer.moving_mean,
+        layer.moving_variance,
+        mode=mode,
+        momentum=moving_statistics_momentum(layer.momentum),
+        epsilon=layer.epsilon,
+    )
+    if mode == "train":
+        layer.moving_mean.assign(moving_mean)
+        layer.moving_variance.assign(moving_variance)
+    return ops.cast(outputs, layer.compute_dtype)
+
+
+def fused_call(layer):
+    """A `call` for the Keras `BatchNormalization` `layer` that uses the fused kernel where it can.
+
+    The same normalisation as `layer.call` in one op forward and one
+    backward instead of about a dozen element-wise ops each way; the moving
+    variance then follows the unbiased batch variance (a relative
+    difference of 1 / (batch x height x width)). Inputs the kernel cannot
+    take go to `layer.call`. Supernets install it on a user's layers while
+    their steps are traced (`keras_rlnas.supernet.ChoiceSupernet`).
+
+    Args:
+        layer: a built `keras.layers.BatchNormalization`.
+
+    Returns:
+        A function `call(inputs, training=None, mask=None)`.
+    """
+    original = layer.call
+
+    def call(inputs, training=None, mask=None):
+        if not fusable(layer, inputs, mask):
+            return original(inputs, training=training, mask=mask)
+        return _fused_call(layer, inputs, training)
+
+    return call
+
+
 @keras.saving.register_keras_serializable(package="keras_rlnas")
 class BatchNorm(layers.BatchNormalization):
     """Batch normalisation whose moving statistics can be frozen.
@@ -134,44 +195,15 @@ class BatchNorm(layers.BatchNormalization):
     def __init__(self, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, **kwargs):
         super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
 
-    def _fusable(self, inputs, mask):
-        return (
-            keras.backend.backend() == "tensorflow"
-            and mask is None
-            and len(inputs.shape) == 4
-            and self.axis in (-1, 3)
-            and self.center
-            and self.scale
-            and not self.renorm
-            and not getattr(self, "synchronized", False)
-            and keras.backend.standardize_dtype(inputs.dtype) in ("float16", "bfloat16", "float32")
-        )
-
     def call(self, inputs, training=None, mask=None):
         batch_mode = training and self.trainable
-        if not self._fusable(inputs, mask):
+        if not fusable(self, inputs, mask):
             if batch_mode and moving_statistics_frozen():
                 return self._normalise_with_batch_statistics(inputs)
             if batch_mode and moving_statistics_momentum(self.momentum) == 0.0:
                 return self._normalise_with_batch_statistics(inputs, recalibrate=True)
             return super().call(inputs, training=training, mask=mask)
-        mode = "inference"
-        if batch_mode:
-            mode = "batch" if moving_statistics_frozen() else "train"
-        outputs, moving_mean, moving_variance = fused_normalisation(
-            inputs,
-            self.gamma,
-            self.beta,
-            self.moving_mean,
-            self.moving_variance,
-            mode=mode,
-            momentum=moving_statistics_momentum(self.momentum),
-            epsilon=self.epsilon,
-        )
-        if mode == "train":
-            self.moving_mean.assign(moving_mean)
-            self.moving_variance.assign(moving_variance)
-        return ops.cast(outputs, self.compute_dtype)
+        return _fused_call(self, inputs, training)
 
     def _normalise_with_batch_statistics(self, inputs, recalibrate=False):
         inputs = ops.cast(inputs, "float32")

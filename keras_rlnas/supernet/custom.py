@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_rlnas.layers.batch_norm import (
     BatchNorm,
+    fused_call,
     moving_statistics_frozen,
     moving_statistics_momentum,
 )
@@ -105,10 +106,13 @@ def _scoring_modes(network, training):
     A supernet scores with batch statistics (`training=True`) but must not
     drop units then, nor move Keras `BatchNormalization` statistics inside
     `frozen_moving_statistics()`; inside `recalibrated_moving_statistics()`
-    they take the batch's. The layers read these attributes when a step is
-    traced, so setting them around the trace bakes them into it.
+    they take the batch's. Those layers also normalise with the fused kernel
+    then (`fused_call`): the element-wise ops of Keras's normalisation and
+    of its gradient cost more than the convolutions in a small CNN. The
+    layers read these attributes when a step is traced, so setting them
+    around the trace bakes them into it.
     """
-    saved = []
+    saved, installed = [], []
     for layer in _layers(network):
         if isinstance(layer, keras.layers.Dropout) and not training:
             saved.append((layer, "rate", layer.rate))
@@ -117,11 +121,16 @@ def _scoring_modes(network, training):
             momentum = 1.0 if moving_statistics_frozen() else moving_statistics_momentum(layer.momentum)
             saved.append((layer, "momentum", layer.momentum))
             layer.momentum = momentum
+            if "call" not in vars(layer):
+                layer.call = fused_call(layer)
+                installed.append(layer)
     try:
         yield
     finally:
         for layer, attribute, value in saved:
             setattr(layer, attribute, value)
+        for layer in installed:
+            del layer.call
 
 
 class ChoiceSupernetModel(SupernetModel):
