@@ -1,7 +1,7 @@
 """Does the ENAS controller follow the shared weights' signal at a user's budget?
 
 Runs an ENAS macro search (default: 6 layers x 16 filters, 12,000 Fashion-MNIST
-training images, 10 ENAS epochs) with the tuner's default controller, or with
+training images, 10 ENAS epochs; `--space micro`: 1 cell per stage x 12 filters) with the tuner's default controller, or with
 the options given as JSON, and then compares, on the same shared weights and
 the same validation images:
 
@@ -17,6 +17,7 @@ also trained from scratch for `--standalone-epochs` epochs (the real proof).
     python benchmarks/enas_controller.py
     python benchmarks/enas_controller.py --controller-options '{"learning_rate": 0.001}'
     python benchmarks/enas_controller.py --preset            # the reference code's controller
+    python benchmarks/enas_controller.py --space micro
 """
 
 import argparse
@@ -34,8 +35,9 @@ import keras_rlnas  # noqa: E402
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--filters", type=int, default=16)
+    parser.add_argument("--space", choices=("macro", "micro"), default="macro")
+    parser.add_argument("--layers", type=int, default=None, help="macro layers (6) / micro cells per stage (1)")
+    parser.add_argument("--filters", type=int, default=None, help="macro 16 / micro 12")
     parser.add_argument("--limit", type=int, default=12000, help="training images")
     parser.add_argument("--epochs", type=int, default=10, help="ENAS epochs")
     parser.add_argument("--samples", type=int, default=40, help="architectures per sampler")
@@ -62,10 +64,17 @@ def main():
     began = time.time()
     load_at_start = os.getloadavg()
     (x, y), (x_val, y_val), _, info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=args.limit)
-    space = keras_rlnas.ENASMacro(info.input_shape, info.num_classes, num_layers=args.layers, filters=args.filters)
+    if args.space == "macro":
+        space = keras_rlnas.ENASMacro(
+            info.input_shape, info.num_classes, num_layers=args.layers or 6, filters=args.filters or 16
+        )
+    else:
+        space = keras_rlnas.ENASMicro(
+            info.input_shape, info.num_classes, num_cells=args.layers or 1, filters=args.filters or 12
+        )
     options = dict(args.tuner_options)
     if args.preset:
-        options["controller_options"] = "enas_macro"
+        options["controller_options"] = f"enas_{args.space}"
     if args.controller_options:
         options["controller_options"] = args.controller_options
     tuner = keras_rlnas.ENASTuner(
@@ -91,7 +100,7 @@ def main():
     uniform = [score(space.random_encoding(int(rng.integers(2**31)))) for _ in range(args.samples)]
     low, high = bootstrap_interval(controller, uniform, rng)
     entropies = [record["entropy"] for record in tuner.history if "entropy" in record]
-    print(f"\nsearch: {args.epochs} ENAS epochs on {len(x)} images in {search_seconds:.0f} s")
+    print(f"\nsearch: {args.space} space, {args.epochs} ENAS epochs on {len(x)} images in {search_seconds:.0f} s")
     if entropies:
         print(f"policy entropy: {entropies[0]:.2f} (epoch 1) -> {entropies[-1]:.2f} nats (epoch {len(entropies)})")
     print(f"controller samples {np.mean(controller):.4f} +- {np.std(controller):.4f}, "
