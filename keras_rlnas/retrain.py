@@ -85,7 +85,7 @@ def retrain(
         head is left out); `model.history` is `fit`'s history.
     """
     values = dict(checks.values_of(hp))
-    train, steps = _training_batches(x, y, batch_size, cutout, seed)
+    train, steps = training_batches(x, y, batch_size, cutout, seed)
     regularization = _regularization(space, drop_path, auxiliary_weight)
     if regularization.get("auxiliary_weight"):
         train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
@@ -121,8 +121,19 @@ class StopAtDeadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _training_batches(x, y, batch_size, cutout, seed):
-    """`(batches, steps per epoch)` of the training data."""
+def training_batches(x, y, batch_size, cutout=None, seed=None):
+    """The training data as shuffled minibatches for `fit`.
+
+    Args:
+        x, y: arrays of images and integer labels; or, as `x`, a finite
+            batched `tf.data.Dataset`, used as it is (`y` is then ignored).
+        batch_size: minibatch size for arrays.
+        cutout: side of the square cut out of each image (arrays only), or `None`.
+        seed: seed of the shuffling and cutout.
+
+    Returns:
+        `(batches, steps per epoch)`.
+    """
     if hasattr(x, "as_numpy_iterator"):
         if cutout:
             raise ValueError(

@@ -471,7 +471,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         model = self.space.build_child(self.space.as_encoding(hp))
         if getattr(model, "optimizer", None) is None:
             raise ValueError(f"The build function of {self.space.name!r} returns an uncompiled model; compile it to retrain it.")
-        train, _ = retrain._training_batches(x, y, batch_size or RETRAIN_BATCH_SIZE, cutout, self.seed)
+        train, _ = retrain.training_batches(x, y, batch_size or RETRAIN_BATCH_SIZE, cutout, self.seed)
         callbacks = list(callbacks or [])
         if time_budget is not None:
             callbacks.append(retrain.StopAtDeadline(time.time() + time_budget))
