@@ -114,6 +114,9 @@ def fused_normalisation(inputs, gamma, beta, mean, variance, mode, momentum, eps
     return outputs, mean, variance
 
 
+_SMALLEST_FUSED_EPSILON = 1.001e-5  # TensorFlow's fused kernel raises smaller ones to it
+
+
 def fusable(layer, inputs, mask=None):
     """Whether the `BatchNormalization` `layer` can normalise `inputs` with the fused kernel."""
     return (
@@ -156,7 +159,8 @@ def fused_call(layer):
     backward instead of about a dozen element-wise ops each way; the moving
     variance then follows the unbiased batch variance (a relative
     difference of 1 / (batch x height x width)). Inputs the kernel cannot
-    take go to `layer.call`. Supernets install it on a user's layers while
+    take, and an epsilon below the kernel's smallest (1.001e-5), go to
+    `layer.call`. Supernets install it on a user's layers while
     their steps are traced (`keras_rlnas.supernet.ChoiceSupernet`).
 
     Args:
@@ -168,7 +172,7 @@ def fused_call(layer):
     original = layer.call
 
     def call(inputs, training=None, mask=None):
-        if not fusable(layer, inputs, mask):
+        if layer.epsilon < _SMALLEST_FUSED_EPSILON or not fusable(layer, inputs, mask):
             return original(inputs, training=training, mask=mask)
         return _fused_call(layer, inputs, training)
 
