@@ -18,6 +18,13 @@ Method
     python benchmarks/enas_vs_random.py                       # macro 6 x 16, 12,000 images (~30 min, 2 cores)
     python benchmarks/enas_vs_random.py --space micro --layers 1 --filters 12
     python benchmarks/enas_vs_random.py --quick               # a smoke run of a few minutes
+    python benchmarks/enas_vs_random.py --seed 1 --json seed1.json   # another search seed
+    python benchmarks/enas_vs_random.py --pool seed0.json seed1.json  # the runs together
+
+With `--pool`, saved runs (`--json`) of different `--seed`s and otherwise the
+same settings are read, not rerun: each search seed gives one derived child
+(its retraining seeds averaged) per searcher, the random children are pooled,
+and the bootstrap resamples search seeds and random children.
 """
 
 import argparse
@@ -53,6 +60,7 @@ def parse_arguments():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--pool", nargs="+", default=None, metavar="JSON", help="pool saved runs (see above)")
     parser.add_argument("--quick", action="store_true", help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     args = parser.parse_args()
     if args.quick:
@@ -100,8 +108,56 @@ def test_accuracy(space, values, train, test, args, seed):
     return accuracy
 
 
+def margin_figures(rows, random_scores, rng, resamples):
+    """Each searcher's margin over the random children's mean, with a 90 % bootstrap interval."""
+    mean, sd = float(np.mean(random_scores)), float(np.std(random_scores, ddof=1))
+    figures = {}
+    for label, scores in rows.items():
+        scores = np.asarray(scores)
+        draws = [
+            rng.choice(scores, len(scores)).mean() - rng.choice(random_scores, len(random_scores)).mean()
+            for _ in range(resamples)
+        ]
+        low, high = np.percentile(draws, [5, 95])
+        margin = float(scores.mean() - mean)
+        figures[label] = dict(margin=margin, interval=[float(low), float(high)], margin_in_sd=margin / sd if sd else None)
+        print(
+            f"{label} - random mean: {margin:+.4f} (90% bootstrap [{low:+.4f}, {high:+.4f}]), "
+            f"{margin / sd if sd else float('nan'):+.2f} random-child sd"
+        )
+    return figures
+
+
+def pool(paths, resamples):
+    """Pools saved runs of several search seeds (see the module docstring)."""
+    runs = [json.load(open(path)) for path in paths]
+    settings = [{k: v for k, v in run["arguments"].items() if k not in ("seed", "json", "pool")} for run in runs]
+    if any(other != settings[0] for other in settings[1:]):
+        raise SystemExit(f"--pool: the runs differ in more than --seed: {settings}")
+    seeds = [run["arguments"]["seed"] for run in runs]
+    print(f"pooled runs: search seeds {seeds}, settings {settings[0]}")
+    derived = {label: [float(np.mean(run["rows"][label]["test"])) for run in runs] for label in runs[0]["rows"]}
+    random_scores = np.array([score for run in runs for score in run["random"]])
+    for label, scores in derived.items():
+        shared = [run["rows"][label]["shared"] for run in runs]
+        print(f"{label:<32} {np.mean(scores):.4f} +- {np.std(scores, ddof=1):.4f} over {len(scores)} search seeds "
+              f"({', '.join(f'{s:.4f}' for s in scores)}; shared-weight scores {', '.join(f'{s:.4f}' for s in shared)})")
+    print(f"{'uniformly random children':<32} {random_scores.mean():.4f} +- {random_scores.std(ddof=1):.4f} "
+          f"(n={len(random_scores)}, {random_scores.min():.4f}-{random_scores.max():.4f})")
+    rng = np.random.default_rng(0)
+    margin_figures(derived, random_scores, rng, resamples)
+    labels = list(derived)
+    if len(labels) == 2:
+        difference = np.subtract(derived[labels[0]], derived[labels[1]])
+        print(f"{labels[0]} - {labels[1]}, seed by seed: {', '.join(f'{d:+.4f}' for d in difference)} "
+              f"(mean {difference.mean():+.4f})")
+
+
 def main():
     args = parse_arguments()
+    if args.pool:
+        pool(args.pool, args.bootstrap)
+        return
     began, load_at_start = time.time(), os.getloadavg()
     print(f"ENAS vs random children: {vars(args)}", flush=True)
     (x, y), (x_val, y_val), (x_test, y_test), info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=args.limit)
@@ -135,20 +191,7 @@ def main():
         scores = np.array(row["test"])
         print(f"{label:<32} {scores.mean():>12.4f} +- {scores.std(ddof=1) if len(scores) > 1 else 0.0:.4f} (n={len(scores)})")
     print(f"{'uniformly random children':<32} {mean:>12.4f} +- {sd:.4f} (n={len(random_scores)})")
-    figures = {}
-    for label, row in rows.items():
-        scores = np.array(row["test"])
-        draws = [
-            rng.choice(scores, len(scores)).mean() - rng.choice(random_scores, len(random_scores)).mean()
-            for _ in range(args.bootstrap)
-        ]
-        low, high = np.percentile(draws, [5, 95])
-        margin = float(scores.mean() - mean)
-        figures[label] = dict(margin=margin, interval=[float(low), float(high)], margin_in_sd=margin / sd if sd else None)
-        print(
-            f"{label} - random mean: {margin:+.4f} (90% bootstrap [{low:+.4f}, {high:+.4f}]), "
-            f"{margin / sd if sd else float('nan'):+.2f} random-child sd"
-        )
+    figures = margin_figures({label: row["test"] for label, row in rows.items()}, random_scores, rng, args.bootstrap)
     print(f"wall time {time.time() - began:.0f} s; load average {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     if args.json:
         with open(args.json, "w") as file:
