@@ -48,6 +48,7 @@ def parse_arguments():
         help="micro: one weight set per position an op reads (the reference supernet), not one per slot",
     )
     parser.add_argument("--learning-rate", type=float, default=0.05, help="peak of the cosine warm restarts")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="Nesterov SGD (the papers') or Adam")
     parser.add_argument("--restart-period", type=int, default=10, help="epochs of the first cosine cycle")
     parser.add_argument("--l2", type=float, default=None, help="L2 factor (default: the space's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -74,10 +75,17 @@ def main():
     rng = np.random.default_rng(args.seed)
     children = [space.random_encoding(int(rng.integers(2**31))) for _ in range(args.children)]
     calibration = x[rng.choice(len(x), 512, replace=False)]
+    optimizer = keras.optimizers.Adam(args.learning_rate) if args.optimizer == "adam" else None
     supernet = build_supernet(
-        space, learning_rate=args.learning_rate, restart_period=args.restart_period, l2=args.l2, **options
+        space,
+        learning_rate=args.learning_rate,
+        min_learning_rate=args.learning_rate / 100,
+        restart_period=args.restart_period,
+        l2=args.l2,
+        optimizer=optimizer,
+        **options,
     )
-    print(f"{args.space} {args.layers} x {args.filters}, {layout} op weights, omega minibatch {args.batch_size}, learning rate {args.learning_rate} "
+    print(f"{args.space} {args.layers} x {args.filters}, {layout} op weights, omega minibatch {args.batch_size}, {args.optimizer} learning rate {args.learning_rate} "
           f"(cosine over {args.restart_period} epochs), L2 {supernet.l2}, {len(x)} images, {args.children} uniform children scored per epoch")
     for epoch in range(args.epochs):
         start = time.time()
