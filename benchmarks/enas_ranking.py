@@ -140,6 +140,10 @@ def parse_arguments():
         "--supernet-batch", type=int, default=32, help="omega-phase minibatch (the tuner's default)"
     )
     parser.add_argument(
+        "--restart-period", type=int, default=10,
+        help="epochs of the supernet's first cosine cycle (the tuner's 10: 20 epochs then end mid-cycle)",
+    )
+    parser.add_argument(
         "--separate-op-weights",
         action="store_true",
         help="macro: every op its own weights (the reference supernet), not entangled ones",
@@ -486,7 +490,7 @@ def main():
         sampler="uniform",
         seed=args.seed,
         batch_size=args.supernet_batch,
-        supernet_options={"entangled": False} if args.separate_op_weights else None,
+        supernet_options={"restart_period": args.restart_period, **({"entangled": False} if args.separate_op_weights else {})},
         derive_samples=10,
         directory=directory,
         project_name="ranking",
