@@ -1,9 +1,10 @@
 """Does the ENAS controller follow the shared weights' signal at a user's budget?
 
-Runs an ENAS macro search (default: 6 layers x 16 filters, 12,000 Fashion-MNIST
-training images, 10 ENAS epochs; `--space micro`: 1 cell per stage x 12 filters) with the tuner's default controller, or with
-the options given as JSON, and then compares, on the same shared weights and
-the same validation images:
+Runs an ENAS search (macro by default: 6 layers x 16 filters; `--space micro`:
+1 cell per stage x 12 filters; 12,000 Fashion-MNIST training images, 10 ENAS
+epochs) with the tuner's default controller, or with the options given as
+JSON, and then compares, on the same shared weights and the same validation
+images:
 
 - `--samples` architectures sampled from the trained controller, against
 - as many architectures drawn uniformly from the space.

@@ -100,6 +100,7 @@ def test_shared_sources_keep_one_weight_set_per_slot_and_copy_it_to_children():
     space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=3, filters=4, dropout=0.0)
     shared = MicroSupernet(space)
     stacked = MicroSupernet(space, share_sources=False)
+
     def weight_count(supernet):
         return sum(int(np.prod(w.shape)) for w in supernet.model.trainable_weights)
 
