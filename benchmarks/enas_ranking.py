@@ -16,12 +16,16 @@ Method
    children are taken round-robin across the non-empty bins (random within a
    bin), so rare corners such as all-pooling or skip-free children are in.
 
-3. Shared-weight scores, two per child, on the same validation images:
+3. Shared-weight scores, three per child, on the same validation images:
    - batch statistics: `supernet.evaluate(x_val, y_val, arch)`, every scoring
      batch normalised with its own statistics (as the search's rewards are);
    - BN recalibration: `supernet.evaluate(..., calibration_images=...)`, the
      moving statistics set from one forward pass over a fixed random set of
-     training images, then the child scored in inference mode.
+     training images, then the child scored in inference mode;
+   - fine-tuned (`--fine-tune-steps`, 100 by default, 0 skips it):
+     `keras_rlnas.supernet.fine_tuning.fine_tuned_accuracy`, the child
+     trained alone for a few SGD steps from the shared weights (which are
+     restored afterwards), then recalibrated and scored as above.
 
 4. Standalone scores. Every child is trained from scratch twice, with two
    seeds (`keras.utils.set_random_seed` and the data order), by
@@ -74,6 +78,12 @@ import numpy as np  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.retrain import retrain  # noqa: E402
+from keras_rlnas.supernet.fine_tuning import (  # noqa: E402
+    FINE_TUNE_BATCH_SIZE,
+    FINE_TUNE_LEARNING_RATE,
+    FINE_TUNE_STEPS,
+    fine_tuned_accuracy,
+)
 
 QUICK = dict(
     limit=2000,
@@ -148,6 +158,14 @@ def parse_arguments():
         action="store_true",
         help="macro: every op its own weights (the reference supernet), not entangled ones",
     )
+    parser.add_argument(
+        "--fine-tune-steps",
+        type=int,
+        default=FINE_TUNE_STEPS,
+        help="third score: the child trained alone for this many steps from the shared weights (0: skip)",
+    )
+    parser.add_argument("--fine-tune-batch", type=int, default=FINE_TUNE_BATCH_SIZE)
+    parser.add_argument("--fine-tune-learning-rate", type=float, default=FINE_TUNE_LEARNING_RATE)
     parser.add_argument(
         "--standalone-from",
         default=None,
@@ -462,6 +480,25 @@ def tau_block(name, proxy, reference, indices, rng, args, ceiling=None):
     return figures
 
 
+PROXY_LABELS = {"batch_stats": "batch-stats", "recalibrated": "recalibrated", "fine_tuned": "fine-tuned"}
+
+
+def child_batches(x, y, batch_size, seed):
+    """Endless random training minibatches for one child's fine-tuning."""
+    rng = np.random.default_rng(seed)
+    while True:
+        index = rng.integers(0, len(x), batch_size)
+        yield x[index], y[index]
+
+
+def supernet_options(args):
+    """The tuner's `supernet_options` for the flags of this run."""
+    options = {"restart_period": args.restart_period}
+    if args.separate_op_weights:
+        options["entangled"] = False
+    return options
+
+
 def main():
     args = parse_arguments()
     began = time.time()
@@ -490,7 +527,7 @@ def main():
         sampler="uniform",
         seed=args.seed,
         batch_size=args.supernet_batch,
-        supernet_options={"restart_period": args.restart_period, **({"entangled": False} if args.separate_op_weights else {})},
+        supernet_options=supernet_options(args),
         derive_samples=10,
         directory=directory,
         project_name="ranking",
@@ -537,6 +574,21 @@ def main():
     shared_seconds = time.time() - start
     batch_stats = np.array([s["batch_stats"] for s in shared])
     recalibrated = np.array([s["recalibrated"] for s in shared])
+    proxies = {"batch_stats": batch_stats, "recalibrated": recalibrated}
+    if args.fine_tune_steps:
+        start = time.time()
+        proxies["fine_tuned"] = np.array([
+            fine_tuned_accuracy(
+                supernet, encoding, child_batches(x, y, args.fine_tune_batch, args.seed * 1000 + index),
+                x_val, y_val, steps=args.fine_tune_steps, learning_rate=args.fine_tune_learning_rate,
+                calibration_images=calibration,
+            )
+            for index, encoding in enumerate(encodings)
+        ])
+        print(
+            f"fine-tuned scores ({args.fine_tune_steps} steps of {args.fine_tune_batch} images at learning rate "
+            f"{args.fine_tune_learning_rate}, recalibrated): {time.time() - start:.0f} s", flush=True
+        )
     mismatch = max(s["mismatch"] for s in shared)
     print(f"shared-weight scoring and noise draws: {shared_seconds:.0f} s", flush=True)
 
@@ -563,23 +615,26 @@ def main():
     standalone_seconds = time.time() - start
     mean_standalone = standalone.mean(axis=1)
 
-    # Per-child table.
+    # Per-child table (NaN where fine-tuned scores were skipped).
+    tuned = proxies.get("fine_tuned", np.full(len(encodings), np.nan))
     print(
         f"\n{'child':>5} {names[0]:>5} {names[1]:>5}  {'ops':<22} {'params':>8} {'shared':>8} {'shared':>8} "
-        f"{'alone':>7} {'alone':>7}"
+        f"{'shared':>8} {'alone':>7} {'alone':>7}"
     )
     print(
-        f"{'':>5} {'':>5} {'':>5}  {'':<22} {'':>8} {'batch':>8} {'recal':>8} "
+        f"{'':>5} {'':>5} {'':>5}  {'':<22} {'':>8} {'batch':>8} {'recal':>8} {'tuned':>8} "
         f"{'seed' + str(args.standalone_seeds[0]):>7} {'seed' + str(args.standalone_seeds[1]):>7}"
     )
     for index, encoding in enumerate(encodings):
         print(
             f"{index:>5} {counts[index, 0]:>5} {counts[index, 1]:>5}  {summary(space, encoding):<22} {params[index]:>8,} "
-            f"{batch_stats[index]:>8.4f} {recalibrated[index]:>8.4f} {standalone[index, 0]:>7.4f} {standalone[index, 1]:>7.4f}"
+            f"{batch_stats[index]:>8.4f} {recalibrated[index]:>8.4f} {tuned[index]:>8.4f} "
+            f"{standalone[index, 0]:>7.4f} {standalone[index, 1]:>7.4f}"
         )
     for label, column in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1))):
         print(
             f"{label:>5} {'':>5} {'':>5}  {'':<22} {'':>8} {column(batch_stats):>8.4f} {column(recalibrated):>8.4f} "
+            f"{column(tuned):>8.4f} "
             f"{column(standalone[:, 0]):>7.4f} {column(standalone[:, 1]):>7.4f}"
         )
 
@@ -599,8 +654,8 @@ def main():
         args,
     )
     results = {"ceiling": ceiling}
-    for key, proxy in (("batch_stats", batch_stats), ("recalibrated", recalibrated)):
-        label = "shared batch-stats" if key == "batch_stats" else "shared recalibrated"
+    for key, proxy in proxies.items():
+        label = "shared " + PROXY_LABELS[key]
         results[key] = {
             "mean": tau_block(
                 f"{label} vs mean standalone",
@@ -713,8 +768,8 @@ def main():
         f"  {'noise ceiling tau(seed 1, seed 2)':<43} {c['tau']:+.3f} [{c['interval'][0]:+.3f}, {c['interval'][1]:+.3f}] "
         f"p = {c['p']:.4f}"
     )
-    for key, label in (("batch_stats", "batch-stats"), ("recalibrated", "recalibrated")):
-        m = results[key]["mean"]
+    for key in proxies:
+        label, m = PROXY_LABELS[key], results[key]["mean"]
         print(
             f"  {'tau(' + label + ', mean standalone)':<43} {m['tau']:+.3f} [{m['interval'][0]:+.3f}, {m['interval'][1]:+.3f}] "
             f"p = {m['p']:.4f}; {m['fraction']:.0%} of ceiling [{m['fraction_interval'][0]:.0%}, {m['fraction_interval'][1]:.0%}]"
@@ -740,6 +795,7 @@ def main():
                     "params": params[i],
                     "batch_stats": float(batch_stats[i]),
                     "recalibrated": float(recalibrated[i]),
+                    **({"fine_tuned": float(proxies["fine_tuned"][i])} if "fine_tuned" in proxies else {}),
                     "calibration_scores": shared[i]["calibration_scores"],
                     "standalone": standalone[i].tolist(),
                 }

@@ -217,9 +217,10 @@ def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, v
     start = time.time()
     probe.fit(sample, epochs=1, shuffle=False, verbose=0)  # traces and fills the cache
     first_pass = time.time() - start
+    clock = _StepClock()
     start = time.time()
-    probe.fit(sample, epochs=1, shuffle=False, verbose=0)
-    step_seconds = (time.time() - start) / probe_steps
+    probe.fit(sample, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+    step_seconds = clock.step_seconds() or (time.time() - start) / probe_steps
     # The model that is trained for real traces again.
     setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
     epoch_seconds = step_seconds * steps
@@ -230,14 +231,40 @@ def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, v
             start = time.time()
             probe.evaluate(validation.take(2), verbose=0)  # traces
             setup_seconds += time.time() - start
+            timed_steps, clock = min(validation_steps, 10), _StepClock()
             start = time.time()
-            probe.evaluate(validation.take(min(validation_steps, 10)), verbose=0)
-            epoch_seconds += (time.time() - start) / min(validation_steps, 10) * validation_steps
+            probe.evaluate(validation.take(timed_steps), verbose=0, callbacks=[clock])
+            batch_seconds = clock.step_seconds() or (time.time() - start) / timed_steps
+            epoch_seconds += batch_seconds * validation_steps
     # 5% slack for the per-epoch overhead the probe does not see.
     epochs = min(max(int(((deadline - time.time()) * 0.95 - setup_seconds) // epoch_seconds), 1), max_epochs)
     if verbose:
         print(f"retrain: about {epoch_seconds:.0f} s per epoch; {epochs} epochs fit the budget", flush=True)
     return epochs
+
+
+class _StepClock(keras.callbacks.Callback):
+    """Times the training or scoring steps of one pass between batch ends.
+
+    A small child's step takes milliseconds; timing the whole `fit` call
+    would add its fixed start-up cost to every step of the probe and fit
+    too few epochs into the budget.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+    on_test_batch_end = on_train_batch_end
+
+    def step_seconds(self):
+        """Seconds per step, or `None` from fewer than two steps."""
+        if len(self.ends) < 2:
+            return None
+        return (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
 
 
 def _batched(arrays, batch_size=128):

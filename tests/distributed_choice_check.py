@@ -52,7 +52,7 @@ def tuner_run(strategy):
     tf.keras.utils.set_random_seed(0)
     x, y = data(48)
     tuner = keras_rlnas.ENASTuner(
-        plain_build, seed=0, controller_steps=2, controller_batch=2, derive_samples=3, derive_finalists=2,
+        plain_build, seed=0, controller_steps=2, controller_batch=2, derive_samples=3, derive_finalists=2, fine_tune_steps=2,
         batch_size=16, validation_batch_size=16, verbose=0, distribution_strategy=strategy,
         directory=tempfile.mkdtemp(), project_name="replicas",
     )

@@ -26,7 +26,7 @@ assert not [name for name in sys.modules if name.startswith("keras_rlnas")]
 
 def make_tuner(directory, overwrite=True, **kwargs):
     options = dict(seed=0, controller_steps=2, controller_batch=2, derive_samples=3, derive_finalists=2,
-                   batch_size=16, validation_batch_size=16, verbose=0)
+                   fine_tune_steps=0, batch_size=16, validation_batch_size=16, verbose=0)
     return keras_rlnas.ENASTuner(build, directory=str(directory), project_name="custom", overwrite=overwrite,
                                  **{**options, **kwargs})
 
@@ -64,8 +64,11 @@ def test_search_records_plain_children_exports_them_and_resumes(tmp_path):
 
 def test_retrain_trains_the_plain_child_with_its_own_compile_settings(tmp_path):
     x, y = data(48)
-    tuner = make_tuner(tmp_path, sampler="uniform")
+    tuner = make_tuner(tmp_path, sampler="uniform", fine_tune_steps=3)
     tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=1)
+    # The epoch's derived child, then the best of the finalists fine-tuned.
+    last = tuner.oracle.trials[tuner.oracle.start_order[-1]]
+    assert len(tuner.oracle.trials) == 2 and last.score == max(tuner.fine_tuned["scores"])
     model = tuner.retrain(tuner.get_best_hyperparameters(1)[0], x, y, epochs=1, batch_size=16)
     assert model.optimizer.__class__.__name__ == "Adam" and len(model.history.epoch) == 1
     with pytest.raises(ValueError, match=r"\['filters'\].*'filters': 8"):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import keras_rlnas
+from keras_rlnas.supernet import MacroSupernet
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,8 @@ def data():
 
 def make_tuner(directory, overwrite=True, **kwargs):
     space = keras_rlnas.ENASMacro((28, 28, 1), 10, num_layers=3, filters=6)
-    options = dict(seed=0, controller_steps=2, controller_batch=4, derive_samples=4, batch_size=64, verbose=0)
+    options = dict(seed=0, controller_steps=2, controller_batch=4, derive_samples=4, batch_size=64, fine_tune_steps=0,
+                   verbose=0)
     return keras_rlnas.ENASTuner(space, directory=str(directory), project_name="enas", overwrite=overwrite, **{**options, **kwargs})
 
 
@@ -48,6 +50,33 @@ def test_search_records_a_trial_per_epoch_and_resumes(tmp_path, data):
     resumed.search(x, y, validation_data=validation, epochs=3)
     assert resumed.epochs_done == 3 and len(resumed.oracle.trials) == 3
     assert resumed.controller.num_updates == 6
+
+
+def test_search_ends_with_the_best_fine_tuned_finalist(tmp_path, data):
+    (x, y), validation, _ = data
+    tuner = make_tuner(tmp_path, fine_tune_steps=4, derive_finalists=3)
+    tuner.search(x, y, validation_data=validation, epochs=1)
+    epoch_trial, fine_tuned_trial = (tuner.oracle.trials[t] for t in tuner.oracle.start_order)
+    scores = tuner.fine_tuned["scores"]
+    assert tuner.fine_tuned["epoch"] == 1 and len(scores) in (3, 4)  # finalists, and the best child if not one
+    assert fine_tuned_trial.score == max(scores)
+    # The shared weights are those of the epoch, not of a fine-tuned child.
+    saved = MacroSupernet(tuner.space)
+    saved.load(os.path.join(tuner.project_dir, "supernet-000001.npz"))
+    for kept, current in zip(saved.model.variables, tuner.supernet.model.variables):
+        np.testing.assert_array_equal(np.asarray(kept), np.asarray(current))
+    # The recorded child holds the winner's fine-tuned weights, not the shared ones.
+    child = tuner.load_model(fine_tuned_trial)
+    shared = tuner.supernet.build_child(tuner.space.encode(fine_tuned_trial.hyperparameters.values))
+    assert any(
+        not np.allclose(a, b) for a, b in zip(child.get_weights(), shared.get_weights())
+    )
+    # A resumed search that runs no epoch fine-tunes nothing again.
+    resumed = make_tuner(tmp_path, overwrite=False, fine_tune_steps=4, derive_finalists=3)
+    resumed.search(x, y, validation_data=validation, epochs=1)
+    assert len(resumed.oracle.trials) == 2 and resumed.fine_tuned["scores"] == scores
+    with pytest.raises(ValueError, match="fine_tune_steps.*-1"):
+        make_tuner(tmp_path, fine_tune_steps=-1)
 
 
 def test_uniform_sampler_and_retrain(tmp_path, data):

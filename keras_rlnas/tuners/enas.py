@@ -17,6 +17,7 @@ from keras_rlnas.controller import PRESETS, Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
+from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, FINE_TUNE_STEPS, best_fine_tuned
 from keras_rlnas.tuners import search_inputs
 
 STATE_FILE = "enas_state.json"
@@ -101,6 +102,14 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         derive_samples: architectures scored when deriving after each epoch.
         derive_finalists: how many of them are scored again on more
             validation images (1: the reference code's single minibatch).
+        fine_tune_steps: when the search ends, the last derivation's
+            finalists and the best child so far each train alone for this
+            many SGD steps from the shared weights and are scored again, and
+            the best is recorded as the last trial, holding its fine-tuned
+            weights (`keras_rlnas.supernet.fine_tuning`): children inherit
+            shared weights that suit some of them better than others, and a
+            short training of their own ranks them closer to standalone
+            training. 0 keeps the reference code's choice.
         batch_size: default minibatch size of the omega phase. 32, not the
             reference code's 128: a candidate op trains only on the
             minibatches that sample it, and four times as many updates per
@@ -154,6 +163,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         controller_batch=None,
         derive_samples=100,
         derive_finalists=5,
+        fine_tune_steps=FINE_TUNE_STEPS,
         batch_size=32,
         validation_batch_size=128,
         controller_options=None,
@@ -169,6 +179,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.controller_batch = _positive("controller_batch", controller_batch or DEFAULT_CONTROLLER_BATCH)
         self.derive_samples = _positive("derive_samples", derive_samples)
         self.derive_finalists = _positive("derive_finalists", derive_finalists)
+        self.fine_tune_steps = _positive("fine_tune_steps", fine_tune_steps, minimum=0)
         self.batch_size = _positive("batch_size", batch_size)
         self.validation_batch_size = _positive("validation_batch_size", validation_batch_size)
         self.sampler = sampler
@@ -204,6 +215,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self._calibration_images = None
         self.history = []
         self.epochs_done = 0
+        self._finalists = []
+        # `epochs_done` when the fine-tuned finalists were last recorded, and their scores.
+        self.fine_tuned = None
         oracle = _RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
         # With overwrite=False and a saved search, this calls reload(), which restores it.
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
@@ -294,7 +308,11 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         began = time.time()
         for epoch in range(self.epochs_done, inputs.epochs):
             start = time.time()
-            if time_budget is not None and self.history and start - began + self.history[-1]["seconds"] > time_budget:
+            if (
+                time_budget is not None
+                and self.history
+                and start - began + self.history[-1]["seconds"] + self._fine_tuning_seconds() > time_budget
+            ):
                 break
             callbacks.on_epoch_begin(epoch)
             self.supernet.set_epoch(epoch)
@@ -309,11 +327,13 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             callbacks.on_epoch_end(epoch, search_inputs.epoch_logs(self.history[-1], self.oracle.objective.name, learning_rate))
             if self.supernet.model.stop_training:
                 break
+        if self.fine_tune_steps and self.epochs_done and (self.fine_tuned or {}).get("epoch") != self.epochs_done:
+            self._record_fine_tuned(train, inputs.validation)
         callbacks.on_train_end()
         self.on_search_end()
 
     def _omega_phase(self, train, batch_size):
-        losses, accuracies = [], []
+        began, seen, losses, accuracies = time.time(), 0, [], []
         recent_images = collections.deque(maxlen=CALIBRATION_BATCHES)
         for images, labels in _batches(train, batch_size, self.rng):
             encoding, _ = self.sample_architecture()
@@ -321,11 +341,16 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             losses.append(result["loss"])
             accuracies.append(result["accuracy"])
             recent_images.append(images)
+            seen += len(images)
         self._calibration_images = np.concatenate(list(recent_images))
         loss = float(np.mean([float(v) for v in losses]))
         if not np.isfinite(loss):
             raise FloatingPointError(f"The shared weights diverged: mean training loss {loss}.")
-        return {"train_loss": loss, "train_accuracy": float(np.mean([float(v) for v in accuracies]))}
+        return {
+            "train_loss": loss,
+            "train_accuracy": float(np.mean([float(v) for v in accuracies])),
+            "omega_seconds_per_image": (time.time() - began) / max(seen, 1),
+        }
 
     def _theta_phase(self, validation_batches):
         stats = []
@@ -361,9 +386,50 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             (self.supernet.evaluate(images, labels, encoding, calibration_images=self._calibration_images), encoding)
             for _, encoding in candidates[: self.derive_finalists]
         ]
+        self._finalists = [encoding for _, encoding in finalists]
         score, encoding = max(finalists, key=lambda finalist: finalist[0])
         self.supernet.recalibrate(self._calibration_images, encoding)
         return self.space.decode(encoding), score
+
+    def _fine_tuning_seconds(self):
+        """About how long `_record_fine_tuned` takes, from the last omega phase's speed."""
+        if not self.fine_tune_steps or not self.history:
+            return 0.0
+        per_image = self.history[-1].get("omega_seconds_per_image", 0.0)
+        return (self.derive_finalists + 1) * self.fine_tune_steps * FINE_TUNE_BATCH_SIZE * per_image
+
+    def _record_fine_tuned(self, train, validation):
+        """Records, as the last trial, the best finalist after each trains alone from the shared weights.
+
+        The candidates are the last derivation's finalists and the best child
+        recorded so far; each is fine-tuned for `fine_tune_steps` steps,
+        recalibrated and scored on every validation image (the finalists'
+        1,024 images cannot tell apart children this close).
+        """
+        start = time.time()
+        best = self.space.encode(self.oracle.get_best_trials(1)[0].hyperparameters.values)
+        candidates = list(self._finalists)
+        if not any(np.array_equal(best, candidate) for candidate in candidates):
+            candidates.append(best)
+        pairs = list(_batches(validation, self.validation_batch_size))
+        images = np.concatenate([images for images, _ in pairs])
+        labels = np.concatenate([labels for _, labels in pairs])
+        index, scores, state = best_fine_tuned(
+            self.supernet, candidates, _cycle(train, FINE_TUNE_BATCH_SIZE, self.rng), images, labels,
+            steps=self.fine_tune_steps, calibration_images=self._calibration_images,
+        )
+        epoch_state = self.supernet.get_state()
+        self.supernet.set_state(state)
+        self.supernet.recalibrate(self._calibration_images, candidates[index])
+        self._record_trial(self.space.decode(candidates[index]), scores[index])
+        self.supernet.set_state(epoch_state)
+        self.fine_tuned = {"epoch": self.epochs_done, "scores": scores, "seconds": time.time() - start}
+        self._save_state()
+        if self.verbose:
+            print(
+                f"fine-tuned {len(candidates)} finalists for {self.fine_tune_steps} steps each: best "
+                f"{scores[index]:.4f} ({time.time() - start:.0f} s)", flush=True
+            )
 
     def _record_trial(self, values, score):
         self.oracle.next_values = dict(values)
@@ -486,7 +552,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.supernet.save(path + ".tmp")
         os.replace(path + ".tmp", path)
         # STATE_FILE goes last: it commits the epoch, its supernet file and the controller's.
-        state = {"epochs_done": self.epochs_done, "history": self.history, "rng": self.rng.bit_generator.state}
+        state = {
+            "epochs_done": self.epochs_done, "history": self.history, "rng": self.rng.bit_generator.state,
+            "fine_tuned": self.fine_tuned,
+        }
         self.learner.save(root, STATE_FILE, extra={**state, "supernet_file": supernet_file})
         for old in glob.glob(os.path.join(root, SUPERNET_FILE.replace("{:06d}", "*"))):
             if os.path.basename(old) != supernet_file:
@@ -503,11 +572,12 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.epochs_done = state["epochs_done"]
         self.history = state["history"]
         self.rng.bit_generator.state = state["rng"]
+        self.fine_tuned = state.get("fine_tuned")
 
 
-def _positive(name, value):
-    if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+def _positive(name, value, minimum=1):
+    if not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
     return int(value)
 
 

@@ -1,0 +1,154 @@
+"""Scoring a child after a short training of its own from the shared weights.
+
+A child's score on the shared weights mixes what the child is worth with
+how well the weights it inherits happen to suit it: the shared weights are
+trained for every child at once, and some children (those with pooling ops
+or with few skip connections, in the macro space) inherit weights that fit
+them worse than others. A few hundred SGD steps of the child alone, from the
+shared weights, remove much of that: on 24 macro children that span the
+space, Kendall tau against standalone training rises from about 0.2 to about
+0.35 (`benchmarks/enas_ranking.py --fine-tune-steps 100`). The shared weights
+and the optimizer's state are restored afterwards, so fine-tuning scores are
+side effect free and the search goes on from where it was.
+"""
+
+import contextlib
+
+import numpy as np
+
+from keras_rlnas import _checks as checks
+
+# Steps, minibatch and learning rate of the fine-tuning (enas_ranking.py's setting).
+FINE_TUNE_STEPS = 100
+FINE_TUNE_BATCH_SIZE = 128
+FINE_TUNE_LEARNING_RATE = 0.05
+
+
+@contextlib.contextmanager
+def weights_restored(supernet):
+    """Context after which the supernet's weights, optimizer state and epoch are as before.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_rlnas.spaces import ENASMacro
+    >>> from keras_rlnas.supernet import MacroSupernet
+    >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=2, filters=4)
+    >>> net = MacroSupernet(space)
+    >>> before = [np.array(v) for v in net.model.variables]
+    >>> with weights_restored(net):
+    ...     _ = net.train_step(np.random.rand(4, 8, 8, 1), np.array([0, 1, 2, 0]), space.random_encoding(0))
+    >>> all(np.array_equal(a, np.array(b)) for a, b in zip(before, net.model.variables))
+    True
+    """
+    state = supernet.get_state()
+    try:
+        yield supernet
+    finally:
+        supernet.set_state(state)
+
+
+def fine_tune(supernet, arch, training_batches, steps=FINE_TUNE_STEPS, learning_rate=FINE_TUNE_LEARNING_RATE):
+    """Trains the shared weights of child `arch` alone for `steps` SGD steps, in place.
+
+    Args:
+        supernet: a `Supernet` (macro, micro or a custom space's).
+        arch: the child's architecture, as for `Supernet.train_step`.
+        training_batches: an iterator of `(images, labels)` training minibatches;
+            `steps` of them are drawn.
+        steps: training steps (0 leaves the weights as they are).
+        learning_rate: constant learning rate of those steps (the schedule's peak).
+
+    Returns:
+        Whether the training loss stayed finite.
+    """
+    steps = checks.positive_int("steps", steps, minimum=0)
+    supernet.optimizer.learning_rate = checks.positive_float("learning_rate", learning_rate)
+    result = None
+    for step in range(steps):
+        try:
+            images, labels = next(training_batches)
+        except StopIteration:
+            raise ValueError(f"`training_batches` ran out after {step} of steps={steps} minibatches.") from None
+        result = supernet.train_step(images, labels, arch)
+    # A NaN loss stays NaN, so the last step tells.
+    return result is None or bool(np.isfinite(float(result["loss"])))
+
+
+def fine_tuned_accuracy(
+    supernet,
+    arch,
+    training_batches,
+    images,
+    labels,
+    steps=FINE_TUNE_STEPS,
+    learning_rate=FINE_TUNE_LEARNING_RATE,
+    calibration_images=None,
+):
+    """Accuracy of child `arch` after `steps` SGD steps of its own from the shared weights.
+
+    The supernet is left as it was (`weights_restored`).
+
+    Args:
+        supernet, arch, training_batches, steps, learning_rate: as for `fine_tune`.
+        images, labels: the scoring examples.
+        calibration_images: training images for BN recalibration before
+            scoring (`Supernet.evaluate`); `None` scores with batch statistics.
+
+    Returns:
+        The accuracy, a Python float; 0.0 for a child whose training diverged.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_rlnas.spaces import ENASMacro
+    >>> from keras_rlnas.supernet import MacroSupernet
+    >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=2, filters=4)
+    >>> net = MacroSupernet(space)
+    >>> x, y = np.random.rand(8, 8, 8, 1), np.arange(8) % 3
+    >>> batches = iter([(x[:4], y[:4]), (x[4:], y[4:])] * 5)
+    >>> score = fine_tuned_accuracy(net, space.random_encoding(0), batches, x, y, steps=10)
+    >>> 0.0 <= score <= 1.0
+    True
+    """
+    with weights_restored(supernet):
+        if not fine_tune(supernet, arch, training_batches, steps, learning_rate):
+            return 0.0
+        return supernet.evaluate(images, labels, arch, calibration_images=calibration_images)
+
+
+def best_fine_tuned(
+    supernet,
+    candidates,
+    training_batches,
+    images,
+    labels,
+    steps=FINE_TUNE_STEPS,
+    learning_rate=FINE_TUNE_LEARNING_RATE,
+    calibration_images=None,
+):
+    """The candidate that scores best after fine-tuning, and the weights it was scored with.
+
+    Each candidate is fine-tuned from the same shared weights (`fine_tune`),
+    recalibrated and scored; the supernet is left as it was.
+
+    Args:
+        supernet, training_batches, steps, learning_rate: as for `fine_tune`.
+        candidates: architectures (encodings), at least one.
+        images, labels, calibration_images: as for `fine_tuned_accuracy`.
+
+    Returns:
+        `(index, scores, state)`: the winner's index in `candidates`, every
+        candidate's score, and the winner's fine-tuned `supernet.get_state()`.
+    """
+    if not len(candidates):
+        raise ValueError("`candidates` is empty: there is no architecture to fine-tune.")
+    scores, best_state = [], None
+    for arch in candidates:
+        with weights_restored(supernet):
+            finite = fine_tune(supernet, arch, training_batches, steps, learning_rate)
+            score = supernet.evaluate(images, labels, arch, calibration_images=calibration_images) if finite else 0.0
+            if best_state is None or score > max(scores):
+                best_state = supernet.get_state()
+        scores.append(score)
+    return int(np.argmax(scores)), scores, best_state
