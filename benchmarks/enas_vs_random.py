@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.retrain import retrain  # noqa: E402
+from keras_rlnas.supernet.fine_tuning import FINE_TUNE_STEPS  # noqa: E402
 
 QUICK = dict(limit=2000, validation=500, test=1000, search_epochs=2, retrain_epochs=1, random=3, seeds=1)
 
@@ -57,7 +58,15 @@ def parse_arguments():
     parser.add_argument("--random", type=int, default=6, help="uniformly random children (>= 5)")
     parser.add_argument("--seeds", type=int, default=2, help="retraining seeds of each derived child")
     parser.add_argument("--batch", type=int, default=128, help="retraining minibatch")
+    parser.add_argument(
+        "--fine-tune-steps", type=int, default=FINE_TUNE_STEPS,
+        help="ENASTuner(fine_tune_steps=...): the finalists' training of their own when a search ends (0: none)",
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--random-from", default=None, metavar="JSON",
+        help="a saved run of the same --seed and settings: reuse its random children's scores",
+    )
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     parser.add_argument("--pool", nargs="+", default=None, metavar="JSON", help="pool saved runs (see above)")
@@ -87,6 +96,7 @@ def search(space, sampler, data, args):
         space,
         sampler=sampler,
         seed=args.seed,
+        fine_tune_steps=args.fine_tune_steps,
         directory=tempfile.mkdtemp(prefix="enas_vs_random_"),
         project_name=sampler,
         verbose=0,
@@ -128,10 +138,29 @@ def margin_figures(rows, random_scores, rng, resamples):
     return figures
 
 
+def settings_of(run):
+    """A saved run's settings apart from its seed and file names (runs before fine-tuning had none)."""
+    ignored = ("seed", "json", "pool", "random_from")
+    return {"fine_tune_steps": 0, **{k: v for k, v in run["arguments"].items() if k not in ignored}}
+
+
+def saved_random(args):
+    """The random children's encodings and scores of the saved run `--random-from`, checked against this run."""
+    run = json.load(open(args.random_from))
+    ours = {"fine_tune_steps": 0, **{k: v for k, v in vars(args).items() if k not in ("seed", "json", "pool", "random_from")}}
+    # The random children depend on the seed and the retraining, not on how the searches run.
+    unrelated = ("fine_tune_steps",)
+    if run["arguments"]["seed"] != args.seed or any(
+        settings_of(run).get(k) != ours[k] for k in ours if k not in unrelated
+    ):
+        raise SystemExit(f"--random-from: {args.random_from} has other settings: {run['arguments']}")
+    return run.get("random_encodings"), run["random"]
+
+
 def pool(paths, resamples):
     """Pools saved runs of several search seeds (see the module docstring)."""
     runs = [json.load(open(path)) for path in paths]
-    settings = [{k: v for k, v in run["arguments"].items() if k not in ("seed", "json", "pool")} for run in runs]
+    settings = [settings_of(run) for run in runs]
     if any(other != settings[0] for other in settings[1:]):
         raise SystemExit(f"--pool: the runs differ in more than --seed: {settings}")
     seeds = [run["arguments"]["seed"] for run in runs]
@@ -178,10 +207,17 @@ def main():
             + f"; retrained test accuracy {', '.join(f'{s:.4f}' for s in scores)}",
             flush=True,
         )
+    # Drawn whether or not their scores are reused, so both runs retrain the same children.
+    random_encodings = [space.random_encoding(int(rng.integers(2**31))) for _ in range(args.random)]
+    saved_encodings, saved_scores = saved_random(args) if args.random_from else (None, None)
+    if saved_encodings is not None and saved_encodings != [e.tolist() for e in random_encodings]:
+        raise SystemExit(f"--random-from: {args.random_from} drew other random children")
     random_scores = []
-    for index in range(args.random):
-        values = space.decode(space.random_encoding(int(rng.integers(2**31))))
-        random_scores.append(test_accuracy(space, values, (x, y), test, args, seeds[0]))
+    for index, encoding in enumerate(random_encodings):
+        if saved_scores is not None:
+            random_scores.append(saved_scores[index])
+        else:
+            random_scores.append(test_accuracy(space, space.decode(encoding), (x, y), test, args, seeds[0]))
         print(f"random child {index}: test accuracy {random_scores[-1]:.4f}", flush=True)
 
     random_scores = np.array(random_scores)
@@ -196,7 +232,8 @@ def main():
     if args.json:
         with open(args.json, "w") as file:
             json.dump(
-                dict(arguments=vars(args), rows=rows, random=random_scores.tolist(), figures=figures),
+                dict(arguments=vars(args), rows=rows, random=random_scores.tolist(),
+                     random_encodings=[e.tolist() for e in random_encodings], figures=figures),
                 file,
                 indent=1,
                 default=str,

@@ -39,10 +39,10 @@ the search ends. Each part holds its deadline:
 
 - ENAS: the omega phase reads a generator that stops early enough to leave
   room for the epoch's controller and derivation phases (timed on the
-  previous epoch; for the first, estimated from the omega phase's speed),
-  and `search(time_budget=...)` starts no epoch that would end past the
-  search deadline; `retrain(time_budget=...)` fits its epoch count to the
-  time left and stops at it;
+  previous epoch; for the first, estimated from the omega phase's speed)
+  and for the finalists' fine-tuning when the search ends, and as a callback
+  it ends the search when the next epoch would not fit; `retrain(time_budget=...)`
+  fits its epoch count to the time left and stops at it;
 - Keras Tuner, RLSearch and AutoKeras: a callback stops the running trial at
   the search deadline and stops the oracle from starting another (the trial
   it stopped is scored on what it learned so far);
@@ -171,16 +171,23 @@ def _callbacks():
         at 7.7 ms per training image), the cost timed from the fourth
         minibatch on so that graph tracing does not count. As a callback, it ends the search
         after an epoch when the next one would not fit a quarter of a full
-        omega phase plus its tail.
+        omega phase plus its tail. Both keep time for the fine-tuning of the
+        finalists when the search ends (`final_images` training images, at
+        the omega phase's cost per image).
         """
 
         #: A tail image costs about this fraction of a training image (first epoch only).
         FORWARD_COST = 0.5
+        #: A fine-tuning image (minibatch 128) costs about this fraction of an omega-phase one (minibatch 32):
+        #: 0.70 ms against 1.4 ms per image on the 6 x 16 macro supernet (benchmarks/enas_ranking.py).
+        FINE_TUNE_COST = 0.5
         #: Minibatches not timed for the first epoch's estimate (graph tracing).
         WARMUP_BATCHES = 3
 
-        def __init__(self, x, y, batch_size, epoch_images, tail_images, deadline, seed):
+        def __init__(self, x, y, batch_size, epoch_images, tail_images, deadline, seed, final_images=0):
             super().__init__()
+            self.final_images, self.per_image = final_images, None
+            self.search_over = False  # then the finalists' fine-tuning draws whole, untimed minibatches
             self.x, self.y, self.batch_size = x, y, batch_size
             self.epoch_images = min(epoch_images, len(x))
             self.tail_images, self.deadline = tail_images, deadline
@@ -204,14 +211,19 @@ def _callbacks():
         def _reserve(self, seen, warm_since):
             """Seconds to keep for the tail, or `None` while the first epoch cannot tell yet."""
             if self.tail is not None:
-                return 1.2 * self.tail
+                return 1.2 * self.tail + self.per_image * self.FINE_TUNE_COST * self.final_images
             warm_images = seen - self.WARMUP_BATCHES * self.batch_size
             if warm_since is None or warm_images < self.batch_size:
                 return None
             per_image = (time.time() - warm_since) / warm_images
-            return per_image * self.FORWARD_COST * self.tail_images
+            return per_image * (self.FORWARD_COST * self.tail_images + self.FINE_TUNE_COST * self.final_images)
 
         def _batches(self):
+            if self.search_over:
+                order = self.rng.permutation(len(self.x))
+                for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+                    yield self.x[order[start : start + self.batch_size]], self.y[order[start : start + self.batch_size]]
+                return
             self.omega_began = time.time()
             order = self.rng.permutation(len(self.x))[: self.epoch_images]
             seen, warm_since = 0, None
@@ -230,6 +242,11 @@ def _callbacks():
                 self.omega_ended, self.images = time.time(), seen
                 if seen:
                     self.full_omega = (self.omega_ended - self.omega_began) * self.epoch_images / seen
+                    warm_images = seen - self.WARMUP_BATCHES * self.batch_size
+                    if warm_since is not None and warm_images > 0:  # without the first epoch's tracing
+                        self.per_image = (self.omega_ended - warm_since) / warm_images
+                    else:
+                        self.per_image = self.full_omega / self.epoch_images
 
         def on_epoch_end(self, epoch, logs=None):
             now = time.time()
@@ -238,9 +255,10 @@ def _callbacks():
                 self.first_omega_began = self.omega_began
             self.epochs.append({"omega_seconds": round(self.omega_ended - self.omega_began, 1),
                                 "omega_images": self.images, "tail_seconds": round(self.tail, 1)})
-            needed = 1.2 * self.tail + 0.25 * (self.full_omega or 0.0)
+            needed = (1.2 * self.tail + 0.25 * (self.full_omega or 0.0)
+                      + (self.per_image or 0.0) * self.FINE_TUNE_COST * self.final_images)
             if self.deadline - now < needed:
-                self.model.stop_training = True
+                self.model.stop_training = self.search_over = True
 
     return StopAtDeadline, WallClockCosine, SearchDeadline, ENASClock
 
@@ -392,6 +410,13 @@ def enas_tail_images(tuner):
     return (rewards + tuner.derive_samples) * tuner.validation_batch_size + tuner.derive_finalists * finalist_images
 
 
+def enas_final_images(tuner):
+    """Training images of the finalists' fine-tuning when an ENAS search ends."""
+    from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE
+
+    return (tuner.derive_finalists + 1) * tuner.fine_tune_steps * FINE_TUNE_BATCH_SIZE
+
+
 def run_enas(args, data, budget):
     import keras_rlnas
 
@@ -407,10 +432,10 @@ def run_enas(args, data, budget):
     tuner = keras_rlnas.ENASTuner(space, seed=args.seed, directory=args.directory, project_name=cell_name(args),
                                   overwrite=True, **json.loads(args.enas_options or "{}"))
     clock = enas_clock(x, y, tuner.batch_size, args.trial_images, enas_tail_images(tuner), budget.search_deadline,
-                       seed=args.seed)
+                       seed=args.seed, final_images=enas_final_images(tuner))
     search_began = time.time()
-    tuner.search(clock.dataset(), validation_data=validation, epochs=100_000, callbacks=[clock],
-                 time_budget=max(1.0, budget.search_deadline - search_began), verbose=1)
+    # The clock ends the search (its omega phases hold the deadline, which a time budget between epochs cannot).
+    tuner.search(clock.dataset(), validation_data=validation, epochs=100_000, callbacks=[clock], verbose=1)
     seconds_search = time.time() - search_began
     best = tuner.oracle.get_best_trials(1)[0]
     began = time.time()
@@ -419,6 +444,7 @@ def run_enas(args, data, budget):
     return {
         "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
         "details": {"enas_epochs": tuner.epochs_done, "omega_phases_cut_at_deadline": clock.cut_epochs,
+                    "fine_tuned_finalists": tuner.fine_tuned,
                     "epoch_timings": clock.epochs,
                     "seconds_before_first_omega": round(clock.first_omega_began - search_began, 1),
                     "best_shared_weight_val_accuracy": best.score, "space": space.get_config(),
