@@ -10,6 +10,22 @@ space, Kendall tau against standalone training rises from about 0.2 to about
 0.35 (`benchmarks/enas_ranking.py --fine-tune-steps 100`). The shared weights
 and the optimizer's state are restored afterwards, so fine-tuning scores are
 side effect free and the search goes on from where it was.
+
+Example:
+
+>>> import numpy as np
+>>> from keras_rlnas.spaces import ENASMacro
+>>> from keras_rlnas.supernet import MacroSupernet
+>>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
+>>> net = MacroSupernet(space)
+>>> x, y = np.random.rand(8, 8, 8, 1), np.arange(8) % 3
+>>> before = [np.array(v) for v in net.model.variables]
+>>> batches = iter([(x[:4], y[:4]), (x[4:], y[4:])] * 5)
+>>> score = fine_tuned_accuracy(net, space.random_encoding(0), batches, x, y, steps=10)
+>>> 0.0 <= score <= 1.0
+True
+>>> all(np.array_equal(a, np.array(b)) for a, b in zip(before, net.model.variables))
+True
 """
 
 import contextlib
@@ -26,21 +42,7 @@ FINE_TUNE_LEARNING_RATE = 0.05
 
 @contextlib.contextmanager
 def weights_restored(supernet):
-    """Context after which the supernet's weights, optimizer state and epoch are as before.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_rlnas.spaces import ENASMacro
-    >>> from keras_rlnas.supernet import MacroSupernet
-    >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=2, filters=4)
-    >>> net = MacroSupernet(space)
-    >>> before = [np.array(v) for v in net.model.variables]
-    >>> with weights_restored(net):
-    ...     _ = net.train_step(np.random.rand(4, 8, 8, 1), np.array([0, 1, 2, 0]), space.random_encoding(0))
-    >>> all(np.array_equal(a, np.array(b)) for a, b in zip(before, net.model.variables))
-    True
-    """
+    """Context after which the supernet's weights, optimizer state and epoch are as before."""
     state = supernet.get_state()
     try:
         yield supernet
@@ -97,19 +99,6 @@ def fine_tuned_accuracy(
 
     Returns:
         The accuracy, a Python float; 0.0 for a child whose training diverged.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_rlnas.spaces import ENASMacro
-    >>> from keras_rlnas.supernet import MacroSupernet
-    >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=2, filters=4)
-    >>> net = MacroSupernet(space)
-    >>> x, y = np.random.rand(8, 8, 8, 1), np.arange(8) % 3
-    >>> batches = iter([(x[:4], y[:4]), (x[4:], y[4:])] * 5)
-    >>> score = fine_tuned_accuracy(net, space.random_encoding(0), batches, x, y, steps=10)
-    >>> 0.0 <= score <= 1.0
-    True
     """
     with weights_restored(supernet):
         if not fine_tune(supernet, arch, training_batches, steps, learning_rate):
