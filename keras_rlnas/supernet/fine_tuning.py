@@ -86,6 +86,7 @@ def fine_tuned_accuracy(
     steps=FINE_TUNE_STEPS,
     learning_rate=FINE_TUNE_LEARNING_RATE,
     calibration_images=None,
+    return_state=False,
 ):
     """Accuracy of child `arch` after `steps` SGD steps of its own from the shared weights.
 
@@ -96,35 +97,28 @@ def fine_tuned_accuracy(
         images, labels: the scoring examples.
         calibration_images: training images for BN recalibration before
             scoring (`Supernet.evaluate`); `None` scores with batch statistics.
+        return_state: also return the fine-tuned `supernet.get_state()`.
 
     Returns:
-        The accuracy, a Python float; 0.0 for a child whose training diverged.
+        The accuracy, a Python float (0.0 for a child whose training
+        diverged); with `return_state`, `(accuracy, state)`.
     """
     with weights_restored(supernet):
-        if not fine_tune(supernet, arch, training_batches, steps, learning_rate):
-            return 0.0
-        return supernet.evaluate(images, labels, arch, calibration_images=calibration_images)
+        finite = fine_tune(supernet, arch, training_batches, steps, learning_rate)
+        score = supernet.evaluate(images, labels, arch, calibration_images=calibration_images) if finite else 0.0
+        return (score, supernet.get_state()) if return_state else score
 
 
-def best_fine_tuned(
-    supernet,
-    candidates,
-    training_batches,
-    images,
-    labels,
-    steps=FINE_TUNE_STEPS,
-    learning_rate=FINE_TUNE_LEARNING_RATE,
-    calibration_images=None,
-):
+def best_fine_tuned(supernet, candidates, *scoring, **options):
     """The candidate that scores best after fine-tuning, and the weights it was scored with.
 
-    Each candidate is fine-tuned from the same shared weights (`fine_tune`),
-    recalibrated and scored; the supernet is left as it was.
+    Each candidate is fine-tuned from the same shared weights and scored
+    (`fine_tuned_accuracy`); the supernet is left as it was.
 
     Args:
-        supernet, training_batches, steps, learning_rate: as for `fine_tune`.
+        supernet: a `Supernet`.
         candidates: architectures (encodings), at least one.
-        images, labels, calibration_images: as for `fine_tuned_accuracy`.
+        *scoring, **options: `fine_tuned_accuracy`'s arguments after `arch`.
 
     Returns:
         `(index, scores, state)`: the winner's index in `candidates`, every
@@ -134,10 +128,8 @@ def best_fine_tuned(
         raise ValueError("`candidates` is empty: there is no architecture to fine-tune.")
     scores, best_state = [], None
     for arch in candidates:
-        with weights_restored(supernet):
-            finite = fine_tune(supernet, arch, training_batches, steps, learning_rate)
-            score = supernet.evaluate(images, labels, arch, calibration_images=calibration_images) if finite else 0.0
-            if best_state is None or score > max(scores):
-                best_state = supernet.get_state()
+        score, state = fine_tuned_accuracy(supernet, arch, *scoring, return_state=True, **options)
+        if best_state is None or score > max(scores):
+            best_state = state
         scores.append(score)
     return int(np.argmax(scores)), scores, best_state
