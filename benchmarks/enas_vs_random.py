@@ -59,8 +59,9 @@ def parse_arguments():
     parser.add_argument("--seeds", type=int, default=2, help="retraining seeds of each derived child")
     parser.add_argument("--batch", type=int, default=128, help="retraining minibatch")
     parser.add_argument(
-        "--fine-tune-steps", type=int, default=FINE_TUNE_STEPS,
-        help="ENASTuner(fine_tune_steps=...): the finalists' training of their own when a search ends (0: none)",
+        "--fine-tune-steps", type=int, default=0,
+        help="ENASTuner(fine_tune_steps=...): the finalists' training of their own when a search ends "
+        f"(0, the tuner's default: none; {FINE_TUNE_STEPS} is the module's setting)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

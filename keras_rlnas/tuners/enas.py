@@ -17,7 +17,7 @@ from keras_rlnas.controller import PRESETS, Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
-from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, FINE_TUNE_STEPS, best_fine_tuned
+from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, best_fine_tuned
 from keras_rlnas.tuners import search_inputs
 
 STATE_FILE = "enas_state.json"
@@ -102,14 +102,16 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         derive_samples: architectures scored when deriving after each epoch.
         derive_finalists: how many of them are scored again on more
             validation images (1: the reference code's single minibatch).
-        fine_tune_steps: when the search ends, the last derivation's
-            finalists and the best child so far each train alone for this
-            many SGD steps from the shared weights and are scored again, and
-            the best is recorded as the last trial, holding its fine-tuned
-            weights (`keras_rlnas.supernet.fine_tuning`): children inherit
-            shared weights that suit some of them better than others, and a
-            short training of their own ranks them closer to standalone
-            training. 0 keeps the reference code's choice.
+        fine_tune_steps: 0 (the reference code's derivation), or: when the
+            search ends, the last derivation's finalists and the best child so
+            far each train alone for this many SGD steps from the shared
+            weights (100 is `FINE_TUNE_STEPS`) and are scored again on every
+            validation image, and the best is recorded as the last trial,
+            holding its fine-tuned weights (`keras_rlnas.supernet.fine_tuning`).
+            Children inherit shared weights that suit some of them better than
+            others; a short training of their own weakens that bias, but its
+            gain in ranking is within the noise of the measurements so far
+            (see the README).
         batch_size: default minibatch size of the omega phase. 32, not the
             reference code's 128: a candidate op trains only on the
             minibatches that sample it, and four times as many updates per
@@ -163,7 +165,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         controller_batch=None,
         derive_samples=100,
         derive_finalists=5,
-        fine_tune_steps=FINE_TUNE_STEPS,
+        fine_tune_steps=0,
         batch_size=32,
         validation_batch_size=128,
         controller_options=None,
