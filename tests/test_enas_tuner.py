@@ -75,6 +75,12 @@ def test_search_ends_with_the_best_fine_tuned_finalist(tmp_path, data):
     resumed = make_tuner(tmp_path, overwrite=False, fine_tune_steps=4, derive_finalists=3)
     resumed.search(x, y, validation_data=validation, epochs=1)
     assert len(resumed.oracle.trials) == 2 and resumed.fine_tuned["scores"] == scores
+    # A finished search resumed with fine-tuning newly asked for fine-tunes once.
+    plain = make_tuner(tmp_path / "plain")
+    plain.search(x, y, validation_data=validation, epochs=1)
+    resumed = make_tuner(tmp_path / "plain", overwrite=False, fine_tune_steps=2, derive_finalists=2)
+    resumed.search(x, y, validation_data=validation, epochs=1)
+    assert len(resumed.oracle.trials) == 2 and resumed.fine_tuned["epoch"] == 1
     with pytest.raises(ValueError, match="fine_tune_steps.*-1"):
         make_tuner(tmp_path, fine_tune_steps=-1)
 

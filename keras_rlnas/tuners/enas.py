@@ -6,6 +6,7 @@ It searches the ENAS macro and micro spaces, and any model a user builds with
 
 import collections
 import glob
+import itertools
 import os
 import time
 
@@ -410,6 +411,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         1,024 images cannot tell apart children this close).
         """
         start = time.time()
+        if self._calibration_images is None:  # a resumed search that ran no epoch
+            batches = itertools.islice(_batches(train, self.batch_size, self.rng), CALIBRATION_BATCHES)
+            self._calibration_images = np.concatenate([images for images, _ in batches])
         best = self.space.encode(self.oracle.get_best_trials(1)[0].hyperparameters.values)
         candidates = list(self._finalists)
         if not any(np.array_equal(best, candidate) for candidate in candidates):
