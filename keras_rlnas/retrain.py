@@ -210,6 +210,9 @@ def _child_builder(space, values, steps, filters, regularization):
 
 def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, verbose):
     """How many epochs of the child fit before `deadline`, from a timed probe copy."""
+    start = time.time()
+    next(iter(train))  # each epoch starts so: a shuffle buffer to fill before the first batch
+    epoch_start_seconds = time.time() - start
     probe = build(max_epochs)
     probe_steps = min(steps, 20)
     # Cached, so the timed pass does not refill a shuffle buffer that a real epoch fills once.
@@ -223,7 +226,7 @@ def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, v
     step_seconds = clock.step_seconds() or (time.time() - start) / probe_steps
     # The model that is trained for real traces again.
     setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
-    epoch_seconds = step_seconds * steps
+    epoch_seconds = epoch_start_seconds + step_seconds * steps
     if validation_data is not None:
         validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
         validation_steps = int(validation.cardinality())
