@@ -40,9 +40,11 @@ the search ends. Each part holds its deadline:
 - ENAS: the omega phase reads a generator that stops early enough to leave
   room for the epoch's controller and derivation phases (timed on the
   previous epoch; for the first, estimated from the omega phase's speed)
-  and for the finalists' fine-tuning when the search ends, and as a callback
-  it ends the search when the next epoch would not fit; `retrain(time_budget=...)`
-  fits its epoch count to the time left and stops at it;
+  and for the finalists' fine-tuning when the search ends (when the tuner
+  fine-tunes), and `search(time_budget=...)` starts no epoch that would end
+  past the search deadline (with fine-tuning the clock alone ends the
+  search); `retrain(time_budget=...)` fits its epoch count to the time left
+  and stops at it;
 - Keras Tuner, RLSearch and AutoKeras: a callback stops the running trial at
   the search deadline and stops the oracle from starting another (the trial
   it stopped is scored on what it learned so far);
@@ -434,8 +436,11 @@ def run_enas(args, data, budget):
     clock = enas_clock(x, y, tuner.batch_size, args.trial_images, enas_tail_images(tuner), budget.search_deadline,
                        seed=args.seed, final_images=enas_final_images(tuner))
     search_began = time.time()
-    # The clock ends the search (its omega phases hold the deadline, which a time budget between epochs cannot).
-    tuner.search(clock.dataset(), validation_data=validation, epochs=100_000, callbacks=[clock], verbose=1)
+    # With fine-tuned finalists only the clock may end the search: their fine-tuning reads the clock's data,
+    # which it serves whole once it has ended the search, not when the tuner's time budget does.
+    time_budget = None if tuner.fine_tune_steps else max(1.0, budget.search_deadline - search_began)
+    tuner.search(clock.dataset(), validation_data=validation, epochs=100_000, callbacks=[clock],
+                 time_budget=time_budget, verbose=1)
     seconds_search = time.time() - search_began
     best = tuner.oracle.get_best_trials(1)[0]
     began = time.time()
