@@ -13,12 +13,13 @@ import time
 import keras_tuner
 import numpy as np
 
+from keras_rlnas import _checks as checks
 from keras_rlnas import retrain
 from keras_rlnas.controller import PRESETS, Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
-from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, best_fine_tuned
+from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, best_fine_tuned, weights_restored
 from keras_rlnas.tuners import search_inputs
 
 STATE_FILE = "enas_state.json"
@@ -178,13 +179,13 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         if sampler not in ("controller", "uniform"):
             raise ValueError(f"`sampler` must be 'controller' or 'uniform', got {sampler!r}.")
         macro = isinstance(hypermodel, ENASMacro)
-        self.controller_steps = _positive("controller_steps", controller_steps or DEFAULT_CONTROLLER_STEPS)
-        self.controller_batch = _positive("controller_batch", controller_batch or DEFAULT_CONTROLLER_BATCH)
-        self.derive_samples = _positive("derive_samples", derive_samples)
-        self.derive_finalists = _positive("derive_finalists", derive_finalists)
-        self.fine_tune_steps = _positive("fine_tune_steps", fine_tune_steps, minimum=0)
-        self.batch_size = _positive("batch_size", batch_size)
-        self.validation_batch_size = _positive("validation_batch_size", validation_batch_size)
+        self.controller_steps = checks.positive_int("controller_steps", controller_steps or DEFAULT_CONTROLLER_STEPS)
+        self.controller_batch = checks.positive_int("controller_batch", controller_batch or DEFAULT_CONTROLLER_BATCH)
+        self.derive_samples = checks.positive_int("derive_samples", derive_samples)
+        self.derive_finalists = checks.positive_int("derive_finalists", derive_finalists)
+        self.fine_tune_steps = checks.positive_int("fine_tune_steps", fine_tune_steps, minimum=0)
+        self.batch_size = checks.positive_int("batch_size", batch_size)
+        self.validation_batch_size = checks.positive_int("validation_batch_size", validation_batch_size)
         self.sampler = sampler
         self.seed = 0 if seed is None else int(seed)
         self.verbose = verbose
@@ -304,7 +305,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.supernet.model.stop_training = False
         if validation_batch_size is None:
             validation_batch_size = self.validation_batch_size
-        validation_batch_size = _positive("validation_batch_size", validation_batch_size)
+        validation_batch_size = checks.positive_int("validation_batch_size", validation_batch_size)
         validation_batches = _cycle(inputs.validation, validation_batch_size, self.rng)
         self.on_search_begin()
         callbacks.on_train_begin()
@@ -425,11 +426,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             self.supernet, candidates, _cycle(train, FINE_TUNE_BATCH_SIZE, self.rng), images, labels,
             steps=self.fine_tune_steps, calibration_images=self._calibration_images,
         )
-        epoch_state = self.supernet.get_state()
-        self.supernet.set_state(state)
-        self.supernet.recalibrate(self._calibration_images, candidates[index])
-        self._record_trial(self.space.decode(candidates[index]), scores[index])
-        self.supernet.set_state(epoch_state)
+        with weights_restored(self.supernet):  # the search goes on from the epoch's weights
+            self.supernet.set_state(state)
+            self.supernet.recalibrate(self._calibration_images, candidates[index])
+            self._record_trial(self.space.decode(candidates[index]), scores[index])
         self.fine_tuned = {"epoch": self.epochs_done, "scores": scores, "seconds": time.time() - start}
         self._save_state()
         if self.verbose:
@@ -580,12 +580,6 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.history = state["history"]
         self.rng.bit_generator.state = state["rng"]
         self.fine_tuned = state.get("fine_tuned")
-
-
-def _positive(name, value, minimum=1):
-    if not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def _cycle(data, batch_size, rng):
