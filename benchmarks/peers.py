@@ -405,11 +405,10 @@ def run_rlsearch_vanilla(args, data, budget):
 
 def enas_tail_images(tuner):
     """Images an ENAS epoch scores after its omega phase: controller rewards, derivation candidates, finalists."""
-    from keras_rlnas.tuners import enas
+    from keras_rlnas.tuners.derivation import FINALIST_IMAGES
 
     rewards = tuner.controller_steps * tuner.controller_batch if tuner.sampler == "controller" else 0
-    finalist_images = getattr(enas, "FINALIST_IMAGES", 1024)
-    return (rewards + tuner.derive_samples) * tuner.validation_batch_size + tuner.derive_finalists * finalist_images
+    return (rewards + tuner.derive_samples) * tuner.validation_batch_size + tuner.derive_finalists * FINALIST_IMAGES
 
 
 def enas_final_images(tuner):

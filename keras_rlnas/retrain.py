@@ -105,6 +105,40 @@ def retrain(
     return model
 
 
+def retrain_own_model(space, hp, x, y=None, *, epochs=10, batch_size=128, validation_data=None, cutout=None,
+                      time_budget=None, callbacks=None, seed=0, verbose=0, **enas_options):
+    """Trains the plain model a user's build function makes for `hp`, with its own compile settings.
+
+    Args:
+        space: a `keras_rlnas.supernet.ChoiceSpace` (a model built with
+            `LayerChoice` / `InputChoice`).
+        hp, x, y, epochs, batch_size, validation_data, cutout, callbacks,
+            seed, verbose: as for `retrain`.
+        time_budget: seconds, or `None`: training stops at the budget (the
+            model's own learning-rate schedule is kept).
+        **enas_options: `filters`, `drop_path`, `auxiliary_weight`, ...
+            configure the ENAS spaces' final networks; they must be unset.
+
+    Returns:
+        The trained `keras.Model`; `model.history` is `fit`'s history.
+    """
+    given = {name: value for name, value in enas_options.items() if value}
+    if given:
+        raise ValueError(
+            f"{sorted(given)} configure the ENAS spaces' final networks; a model built with choice layers is trained "
+            f"as its build function makes it, got {given}."
+        )
+    model = space.build_child(space.as_encoding(hp))
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(f"The build function of {space.name!r} returns an uncompiled model; compile it to retrain it.")
+    train, _ = training_batches(x, y, batch_size, cutout, seed)
+    callbacks = list(callbacks or [])
+    if time_budget is not None:
+        callbacks.append(StopAtDeadline(time.time() + checks.positive_float("time_budget", time_budget)))
+    model.fit(train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose)
+    return model
+
+
 class StopAtDeadline(keras.callbacks.Callback):
     """Ends `fit` after the batch that passes a wall-clock deadline.
 

@@ -19,16 +19,15 @@ from keras_rlnas.controller import PRESETS, Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
-from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, best_fine_tuned, weights_restored
-from keras_rlnas.tuners import search_inputs
+from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, weights_restored
+from keras_rlnas.tuners import derivation, search_inputs
+from keras_rlnas.tuners.derivation import cycle, minibatches
 
 STATE_FILE = "enas_state.json"
 # The supernet's arrays after epoch N; STATE_FILE names the one it commits.
 SUPERNET_FILE = "supernet-{:06d}.npz"
 # Training minibatches kept from each omega phase for BN recalibration of derived children.
 CALIBRATION_BATCHES = 4
-# Validation images on which the derivation's finalists are compared.
-FINALIST_IMAGES = 1024
 # A child trained alone takes the reference code's minibatch size.
 RETRAIN_BATCH_SIZE = 128
 # Over the reference code's preset: no temperature and rewards scaled by their
@@ -55,18 +54,6 @@ class _RecordingOracle(keras_tuner.Oracle):
             return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
         values, self.next_values = self.next_values, None
         return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
-
-
-def _batches(data, batch_size, rng=None):
-    """Minibatches of `(x, y)` arrays (shuffled when `rng` is given) or of a tf.data.Dataset."""
-    if hasattr(data, "as_numpy_iterator"):
-        yield from data.as_numpy_iterator()
-        return
-    x, y = data
-    order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
-    for start in range(0, len(x) - batch_size + 1 if len(x) >= batch_size else 1, batch_size):
-        index = order[start : start + batch_size]
-        yield x[index], y[index]
 
 
 class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
@@ -306,7 +293,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         if validation_batch_size is None:
             validation_batch_size = self.validation_batch_size
         validation_batch_size = checks.positive_int("validation_batch_size", validation_batch_size)
-        validation_batches = _cycle(inputs.validation, validation_batch_size, self.rng)
+        validation_batches = cycle(inputs.validation, validation_batch_size, self.rng)
         self.on_search_begin()
         callbacks.on_train_begin()
         began = time.time()
@@ -339,7 +326,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def _omega_phase(self, train, batch_size):
         began, seen, losses, accuracies = time.time(), 0, [], []
         recent_images = collections.deque(maxlen=CALIBRATION_BATCHES)
-        for images, labels in _batches(train, batch_size, self.rng):
+        for images, labels in minibatches(train, batch_size, self.rng):
             encoding, _ = self.sample_architecture()
             result = self.supernet.train_step(images, labels, encoding)
             losses.append(result["loss"])
@@ -367,32 +354,11 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return {key: float(np.mean([s[key] for s in stats])) for key in ("reward", "baseline", "entropy", "loss")}
 
     def _derive(self, validation_batches):
-        """The best of `derive_samples` sampled architectures, and its score.
-
-        Every candidate is scored on one validation minibatch, as in the
-        reference code; that score is noisy, so the `derive_finalists` best
-        are scored again on the same `FINALIST_IMAGES` validation images with
-        their own recalibrated batch-norm statistics, and the winner keeps
-        those statistics for the child recorded as the epoch's trial.
-        """
-        candidates = []
-        for _ in range(self.derive_samples):
-            images, labels = next(validation_batches)
-            encoding, _ = self.sample_architecture()
-            candidates.append((float(self.supernet.eval_step(images, labels, encoding)), encoding))
-        candidates.sort(key=lambda candidate: -candidate[0])
-        scoring = []
-        while sum(len(labels) for _, labels in scoring) < FINALIST_IMAGES:
-            scoring.append(next(validation_batches))
-        images = np.concatenate([images for images, _ in scoring])
-        labels = np.concatenate([labels for _, labels in scoring])
-        finalists = [
-            (self.supernet.evaluate(images, labels, encoding, calibration_images=self._calibration_images), encoding)
-            for _, encoding in candidates[: self.derive_finalists]
-        ]
-        self._finalists = [encoding for _, encoding in finalists]
-        score, encoding = max(finalists, key=lambda finalist: finalist[0])
-        self.supernet.recalibrate(self._calibration_images, encoding)
+        """The best of `derive_samples` sampled architectures and its score (`derivation.derive`)."""
+        score, encoding, self._finalists = derivation.derive(
+            self.supernet, lambda: self.sample_architecture()[0], validation_batches, self.derive_samples,
+            self.derive_finalists, self._calibration_images,
+        )
         return self.space.decode(encoding), score
 
     def _fine_tuning_seconds(self):
@@ -400,8 +366,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         if not self.fine_tune_steps or not self.history:
             return 0.0
         per_image = self.history[-1].get("omega_seconds_per_image", 0.0)
-        # An image in minibatches of 128 costs about half of one in the omega phase's 32.
-        return 0.5 * (self.derive_finalists + 1) * self.fine_tune_steps * FINE_TUNE_BATCH_SIZE * per_image
+        return derivation.fine_tuning_seconds(self.derive_finalists + 1, self.fine_tune_steps, per_image)
 
     def _record_fine_tuned(self, train, validation):
         """Records, as the last trial, the best finalist after each trains alone from the shared weights.
@@ -413,18 +378,15 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         """
         start = time.time()
         if self._calibration_images is None:  # a resumed search that ran no epoch
-            batches = itertools.islice(_batches(train, self.batch_size, self.rng), CALIBRATION_BATCHES)
-            self._calibration_images = np.concatenate([images for images, _ in batches])
+            batches = itertools.islice(minibatches(train, self.batch_size, self.rng), CALIBRATION_BATCHES)
+            self._calibration_images, _ = derivation.concatenated(batches)
         best = self.space.encode(self.oracle.get_best_trials(1)[0].hyperparameters.values)
         candidates = list(self._finalists)
         if not any(np.array_equal(best, candidate) for candidate in candidates):
             candidates.append(best)
-        pairs = list(_batches(validation, self.validation_batch_size))
-        images = np.concatenate([images for images, _ in pairs])
-        labels = np.concatenate([labels for _, labels in pairs])
-        index, scores, state = best_fine_tuned(
-            self.supernet, candidates, _cycle(train, FINE_TUNE_BATCH_SIZE, self.rng), images, labels,
-            steps=self.fine_tune_steps, calibration_images=self._calibration_images,
+        index, scores, state = derivation.fine_tuned_choice(
+            self.supernet, candidates, cycle(train, FINE_TUNE_BATCH_SIZE, self.rng), validation,
+            self.fine_tune_steps, self._calibration_images, self.validation_batch_size,
         )
         with weights_restored(self.supernet):  # the search goes on from the epoch's weights
             self.supernet.set_state(state)
@@ -462,22 +424,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return model
 
     # -------------------------------------------------------------------- retrain
-    def retrain(
-        self,
-        hp,
-        x,
-        y,
-        epochs=10,
-        batch_size=None,
-        validation_data=None,
-        filters=None,
-        cutout=None,
-        drop_path=None,
-        auxiliary_weight=None,
-        time_budget=None,
-        callbacks=None,
-        verbose=0,
-    ):
+    def retrain(self, hp, x, y, epochs=10, batch_size=None, validation_data=None, filters=None, cutout=None,
+                drop_path=None, auxiliary_weight=None, time_budget=None, callbacks=None, verbose=0):
         """Trains the child `hp` from scratch with the paper's final-training options.
 
         Args:
@@ -510,46 +458,13 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         trained with its own compile settings; `filters`, `drop_path` and
         `auxiliary_weight` are options of the ENAS spaces only.
         """
-        if isinstance(self.space, ChoiceSpace):
-            return self._retrain_own_model(
-                hp, x, y, epochs, batch_size, validation_data, dict(filters=filters, drop_path=drop_path,
-                auxiliary_weight=auxiliary_weight), cutout, time_budget, callbacks, verbose,
-            )
-        return retrain.retrain(
-            self.space,
-            hp,
-            x,
-            y,
-            epochs=epochs,
-            batch_size=batch_size or RETRAIN_BATCH_SIZE,
-            validation_data=validation_data,
-            filters=filters,
-            cutout=cutout,
-            drop_path=drop_path,
-            auxiliary_weight=auxiliary_weight,
-            time_budget=time_budget,
-            callbacks=callbacks,
-            seed=self.seed,
+        train = retrain.retrain_own_model if isinstance(self.space, ChoiceSpace) else retrain.retrain
+        return train(
+            self.space, hp, x, y, epochs=epochs, batch_size=batch_size or RETRAIN_BATCH_SIZE,
+            validation_data=validation_data, filters=filters, cutout=cutout, drop_path=drop_path,
+            auxiliary_weight=auxiliary_weight, time_budget=time_budget, callbacks=callbacks, seed=self.seed,
             verbose=verbose,
         )
-
-    def _retrain_own_model(self, hp, x, y, epochs, batch_size, validation_data, space_options, cutout,
-                           time_budget, callbacks, verbose):
-        given = sorted(name for name, value in space_options.items() if value)
-        if given:
-            raise ValueError(
-                f"{given} configure the ENAS spaces' final networks; a model built with choice layers is trained as "
-                f"its build function makes it, got {({name: space_options[name] for name in given})}."
-            )
-        model = self.space.build_child(self.space.as_encoding(hp))
-        if getattr(model, "optimizer", None) is None:
-            raise ValueError(f"The build function of {self.space.name!r} returns an uncompiled model; compile it to retrain it.")
-        train, _ = retrain.training_batches(x, y, batch_size or RETRAIN_BATCH_SIZE, cutout, self.seed)
-        callbacks = list(callbacks or [])
-        if time_budget is not None:
-            callbacks.append(retrain.StopAtDeadline(time.time() + time_budget))
-        model.fit(train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose)
-        return model
 
     # ---------------------------------------------------------------- resume
     def _save_state(self):
@@ -580,17 +495,6 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.history = state["history"]
         self.rng.bit_generator.state = state["rng"]
         self.fine_tuned = state.get("fine_tuned")
-
-
-def _cycle(data, batch_size, rng):
-    """Minibatches of `data`, pass after pass, for as long as they are drawn."""
-    while True:
-        empty = True
-        for batch in _batches(data, batch_size, rng):
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("The data holds no minibatch: there is nothing to draw from.")
 
 
 __all__ = ["ENASTuner"]
