@@ -25,7 +25,9 @@ Method
    - fine-tuned (`--fine-tune-steps`, 100 by default, 0 skips it):
      `keras_rlnas.supernet.fine_tuning.fine_tuned_accuracy`, the child
      trained alone for a few SGD steps from the shared weights (which are
-     restored afterwards), then recalibrated and scored as above.
+     restored afterwards), then recalibrated and scored as above;
+     `--fine-tune-repeats K` averages K such fine-tunings, each on its own
+     minibatch draws, and shows each one's tau (the fine-tuning's own noise).
 
 4. Standalone scores. Every child is trained from scratch twice, with two
    seeds (`keras.utils.set_random_seed` and the data order), by
@@ -165,6 +167,10 @@ def parse_arguments():
         help="third score: the child trained alone for this many steps from the shared weights (0: skip)",
     )
     parser.add_argument("--fine-tune-batch", type=int, default=FINE_TUNE_BATCH_SIZE)
+    parser.add_argument(
+        "--fine-tune-repeats", type=int, default=1,
+        help="independent fine-tunings per child (own minibatch draws); the score is their mean, each repeat's tau is shown",
+    )
     parser.add_argument("--fine-tune-learning-rate", type=float, default=FINE_TUNE_LEARNING_RATE)
     parser.add_argument(
         "--standalone-from",
@@ -575,19 +581,26 @@ def main():
     batch_stats = np.array([s["batch_stats"] for s in shared])
     recalibrated = np.array([s["recalibrated"] for s in shared])
     proxies = {"batch_stats": batch_stats, "recalibrated": recalibrated}
+    repeat_scores = None
     if args.fine_tune_steps:
         start = time.time()
-        proxies["fine_tuned"] = np.array([
-            fine_tuned_accuracy(
-                supernet, encoding, child_batches(x, y, args.fine_tune_batch, args.seed * 1000 + index),
-                x_val, y_val, steps=args.fine_tune_steps, learning_rate=args.fine_tune_learning_rate,
-                calibration_images=calibration,
-            )
-            for index, encoding in enumerate(encodings)
+        repeat_scores = np.array([
+            [
+                fine_tuned_accuracy(
+                    supernet, encoding,
+                    child_batches(x, y, args.fine_tune_batch, args.seed * 1000 + index + 100000 * repeat),
+                    x_val, y_val, steps=args.fine_tune_steps, learning_rate=args.fine_tune_learning_rate,
+                    calibration_images=calibration,
+                )
+                for index, encoding in enumerate(encodings)
+            ]
+            for repeat in range(args.fine_tune_repeats)
         ])
+        proxies["fine_tuned"] = repeat_scores.mean(axis=0)
         print(
-            f"fine-tuned scores ({args.fine_tune_steps} steps of {args.fine_tune_batch} images at learning rate "
-            f"{args.fine_tune_learning_rate}, recalibrated): {time.time() - start:.0f} s", flush=True
+            f"fine-tuned scores ({args.fine_tune_repeats} x {args.fine_tune_steps} steps of {args.fine_tune_batch} "
+            f"images at learning rate {args.fine_tune_learning_rate}, recalibrated): {time.time() - start:.0f} s",
+            flush=True,
         )
     mismatch = max(s["mismatch"] for s in shared)
     print(f"shared-weight scoring and noise draws: {shared_seconds:.0f} s", flush=True)
@@ -683,6 +696,14 @@ def main():
         print(
             f"  {label}: mean tau vs single runs {single:+.3f} = {single / ceiling['tau']:.0%} of ceiling "
             f"[{low:.0%}, {high:.0%}] (like for like)"
+        )
+    if repeat_scores is not None and len(repeat_scores) > 1:
+        repeat_taus = [kendall_tau_b(scores, mean_standalone) for scores in repeat_scores]
+        results["fine_tuned_repeats"] = repeat_taus
+        print(
+            f"  each fine-tuning alone vs mean standalone: tau-b {', '.join(f'{t:+.3f}' for t in repeat_taus)} "
+            f"(mean {np.mean(repeat_taus):+.3f}, sd {np.std(repeat_taus, ddof=1):.3f}); their average: "
+            f"{results['fine_tuned']['mean']['tau']:+.3f}"
         )
     difference = bootstrap_taus(recalibrated, mean_standalone, indices) - bootstrap_taus(
         batch_stats, mean_standalone, indices
@@ -796,6 +817,7 @@ def main():
                     "batch_stats": float(batch_stats[i]),
                     "recalibrated": float(recalibrated[i]),
                     **({"fine_tuned": float(proxies["fine_tuned"][i])} if "fine_tuned" in proxies else {}),
+                    **({"fine_tuned_repeats": repeat_scores[:, i].tolist()} if repeat_scores is not None else {}),
                     "calibration_scores": shared[i]["calibration_scores"],
                     "standalone": standalone[i].tolist(),
                 }
