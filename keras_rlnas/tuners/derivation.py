@@ -40,7 +40,8 @@ def minibatches(data, batch_size, rng=None):
         return
     x, y = data
     order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
-    for start in range(0, len(x) - batch_size + 1 if len(x) >= batch_size else 1, batch_size):
+    # Arrays shorter than one minibatch give one short minibatch; empty ones give none.
+    for start in range(0, max(len(x) - batch_size + 1, min(len(x), 1)), batch_size):
         index = order[start : start + batch_size]
         yield x[index], y[index]
 
