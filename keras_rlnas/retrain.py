@@ -106,7 +106,8 @@ def retrain(
 
 
 def retrain_own_model(space, hp, x, y=None, *, epochs=10, batch_size=128, validation_data=None, cutout=None,
-                      time_budget=None, callbacks=None, seed=0, verbose=0, **enas_options):
+                      time_budget=None, callbacks=None, seed=0, verbose=0, filters=None, drop_path=None,
+                      auxiliary_weight=None):
     """Trains the plain model a user's build function makes for `hp`, with its own compile settings.
 
     Args:
@@ -116,12 +117,14 @@ def retrain_own_model(space, hp, x, y=None, *, epochs=10, batch_size=128, valida
             seed, verbose: as for `retrain`.
         time_budget: seconds, or `None`: training stops at the budget (the
             model's own learning-rate schedule is kept).
-        **enas_options: `filters`, `drop_path`, `auxiliary_weight`, ...
-            configure the ENAS spaces' final networks; they must be unset.
+        filters, drop_path, auxiliary_weight: options of the ENAS spaces'
+            final networks, accepted so that every space is retrained through
+            one call; they must be unset.
 
     Returns:
         The trained `keras.Model`; `model.history` is `fit`'s history.
     """
+    enas_options = {"filters": filters, "drop_path": drop_path, "auxiliary_weight": auxiliary_weight}
     given = {name: value for name, value in enas_options.items() if value}
     if given:
         raise ValueError(
