@@ -100,8 +100,9 @@ QUICK = dict(
 RECALIBRATED_DRAWS = 200
 
 
-def parse_arguments():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def argument_parser(description=None):
+    """The parser of this benchmark's flags (`enas_few_shot.py` adds its own)."""
+    parser = argparse.ArgumentParser(description=description or __doc__.split("\n")[0])
     parser.add_argument("--space", choices=("macro", "micro"), default="macro")
     parser.add_argument(
         "--layers", type=int, default=None, help="macro layers (6) / micro cells per stage (2)"
@@ -184,6 +185,11 @@ def parse_arguments():
         action="store_true",
         help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
     )
+    return parser
+
+
+def parse_arguments(parser=None):
+    parser = parser or argument_parser()
     args = parser.parse_args()
     if args.quick:
         for key, value in QUICK.items():
