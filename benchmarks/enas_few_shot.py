@@ -15,7 +15,7 @@ are those of a saved `enas_ranking.py --json` run (`--standalone-from`, same
    - control: the supernet trained `--few-shot-epochs` more epochs with all
      children (the same learning-rate schedule as a sub-supernet), and again
      as many epochs as every split's sub-supernets take in all (equal
-     compute);
+     compute); `--no-controls` skips both;
    - each split of `--splits` (`convs`: by conv count, `ConvCountGroups`;
      `layer0`: by layer 0's op, as in Few-shot NAS): sub-supernets from the
      one-shot weights, each trained `--few-shot-epochs` epochs on its own
@@ -35,6 +35,7 @@ Commands
     python benchmarks/enas_few_shot.py --standalone-from ... --load-supernet /tmp/s2.npz --fine-tune-steps 100
 """
 
+import argparse
 import json
 import os
 import sys
@@ -68,6 +69,8 @@ def parse_arguments():
     parser.add_argument("--few-shot-epochs", type=int, default=FEW_SHOT_EPOCHS, help="epochs per sub-supernet")
     parser.add_argument("--few-shot-learning-rate", type=float, default=FEW_SHOT_LEARNING_RATE)
     parser.add_argument("--splits", default="convs", help="comma-separated: convs, layer0")
+    parser.add_argument("--controls", action=argparse.BooleanOptionalAction, default=True,
+                        help="score the one-shot supernet trained on further (--no-controls skips them)")
     parser.set_defaults(fine_tune_steps=0)
     args = ranking.parse_arguments(parser)
     if not args.standalone_from:
@@ -132,9 +135,11 @@ def main():
     splits = {name: FewShotSupernets(supernet, {"convs": ConvCountGroups(space), "layer0": layer0_op(space)}[name])
               for name in args.splits.split(",") if name}
     group_counts = {name: len({split.group_of(e) for e in pool}) for name, split in splits.items()}
-    methods = {"one-shot": None, "control": FewShotSupernets(supernet, lambda encoding: "all")}
-    for total in sorted(set(group_counts.values()) - {1}):
-        methods[f"control x{total}"] = (FewShotSupernets(supernet, lambda encoding: "all"), total)
+    methods = {"one-shot": None}
+    if args.controls:
+        methods["control"] = FewShotSupernets(supernet, lambda encoding: "all")
+        for total in sorted(set(group_counts.values()) - {1}):
+            methods[f"control x{total}"] = (FewShotSupernets(supernet, lambda encoding: "all"), total)
     methods.update(splits)
 
     scores, seconds = {}, {}
