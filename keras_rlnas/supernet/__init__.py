@@ -26,6 +26,7 @@ from keras_rlnas.spaces import ENASMacro
 from keras_rlnas.supernet.base import Supernet, SupernetModel
 from keras_rlnas.supernet.custom import ChoiceSupernet, ChoiceSupernetModel
 from keras_rlnas.supernet.custom_space import ChoiceSpace
+from keras_rlnas.supernet.few_shot import ConvCountGroups, FewShotSupernets
 from keras_rlnas.supernet.macro import MacroSupernet, MacroSupernetModel
 from keras_rlnas.supernet.micro import MicroSupernet, MicroSupernetModel
 from keras_rlnas.training import (
@@ -49,7 +50,9 @@ __all__ = [
     "ChoiceSpace",
     "ChoiceSupernet",
     "ChoiceSupernetModel",
+    "ConvCountGroups",
     "CosineWarmRestarts",
+    "FewShotSupernets",
     "MacroSupernet",
     "MacroSupernetModel",
     "MicroSupernet",

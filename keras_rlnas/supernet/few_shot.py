@@ -11,24 +11,6 @@ child on its own group's copy. The original splits on one decision (layer
 0's op); that bias runs across all layers, so `ConvCountGroups` splits by how
 many of a child's ops are convolutions instead (`benchmarks/enas_few_shot.py`
 measures both against standalone training).
-
-Example:
-
->>> import numpy as np
->>> from keras_rlnas.spaces import ENASMacro
->>> from keras_rlnas.supernet import MacroSupernet
->>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
->>> net = MacroSupernet(space)
->>> x, y = np.random.rand(8, 8, 8, 1), np.arange(8) % 3
->>> groups = ConvCountGroups(space)
->>> pool = [space.random_encoding(seed) for seed in range(200)]
->>> sub_supernets = FewShotSupernets(net, groups)
->>> sub_supernets.train(iter([(x[:4], y[:4]), (x[4:], y[4:])] * 10), pool, steps=3)
->>> sorted(sub_supernets.groups) == sorted({groups(encoding) for encoding in pool})
-True
->>> score = sub_supernets.evaluate(x, y, pool[0], calibration_images=x)
->>> 0.0 <= score <= 1.0
-True
 """
 
 import contextlib
@@ -114,6 +96,24 @@ class FewShotSupernets:
         supernet: a trained `Supernet` (its weights are the split's start).
         group_of: a callable from an encoding to its group (any hashable),
             e.g. `ConvCountGroups(space)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_rlnas.spaces import ENASMacro
+    >>> from keras_rlnas.supernet import MacroSupernet
+    >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
+    >>> net = MacroSupernet(space)
+    >>> x, y = np.random.rand(8, 8, 8, 1), np.arange(8) % 3
+    >>> groups = ConvCountGroups(space)
+    >>> pool = [space.random_encoding(seed) for seed in range(200)]
+    >>> sub_supernets = FewShotSupernets(net, groups)
+    >>> sub_supernets.train(iter([(x[:4], y[:4]), (x[4:], y[4:])] * 10), pool, steps=3)
+    >>> sorted(sub_supernets.groups) == sorted({groups(encoding) for encoding in pool})
+    True
+    >>> score = sub_supernets.evaluate(x, y, pool[0], calibration_images=x)
+    >>> 0.0 <= score <= 1.0
+    True
     """
 
     def __init__(self, supernet, group_of):
