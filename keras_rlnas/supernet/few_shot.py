@@ -9,8 +9,14 @@ the supernet into sub-supernets, each a copy of the trained weights that
 goes on training only on the children of its own group, and scores every
 child on its own group's copy. The original splits on one decision (layer
 0's op); that bias runs across all layers, so `ConvCountGroups` splits by how
-many of a child's ops are convolutions instead (`benchmarks/enas_few_shot.py`
-measures both against standalone training).
+many of a child's ops are convolutions instead.
+
+Measured (`benchmarks/enas_few_shot.py`, four macro supernets, 24 children,
+three sub-supernets of 3 epochs each): the split weakens the conv bias only a
+little (tau with conv count +0.67 -> +0.59 on average) and ranks about as
+the one-shot weights do: tau against standalone training +0.183 against
++0.160, a difference of +0.02 (90 % interval -0.10 .. +0.15 over the four
+supernets). It is no tuner's default; it is here to try on other spaces.
 """
 
 import contextlib
