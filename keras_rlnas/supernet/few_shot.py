@@ -69,7 +69,7 @@ class ConvCountGroups:
     def __init__(self, space, bounds=None):
         count = len(op_names(space, space.random_encoding(0)))
         if bounds is None:
-            bounds = (count // 3, (2 * count) // 3)
+            bounds = sorted({count // 3, (2 * count) // 3})  # fewer groups for tiny spaces
         bounds = tuple(bounds)
         if not bounds or any(
             not isinstance(b, (int, np.integer)) or not 0 <= b < count for b in bounds
