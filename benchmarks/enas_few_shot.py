@@ -36,6 +36,7 @@ Commands
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -158,11 +159,8 @@ def main():
             tuned = []
             for index, encoding in enumerate(encodings):
                 batches = ranking.child_batches(x, y, args.fine_tune_batch, args.seed * 1000 + index)
-                if method is None:
-                    tuned.append(fine_tuned_accuracy(supernet, encoding, batches, x_val, y_val, args.fine_tune_steps,
-                                                     args.fine_tune_learning_rate, calibration))
-                    continue
-                with method.weights_for(encoding):
+                # A sub-supernet's child fine-tunes from its own group's weights.
+                with contextlib.nullcontext() if method is None else method.weights_for(encoding):
                     tuned.append(fine_tuned_accuracy(supernet, encoding, batches, x_val, y_val, args.fine_tune_steps,
                                                      args.fine_tune_learning_rate, calibration))
             scores[name + " + fine-tuned"] = np.array(tuned)

@@ -50,6 +50,7 @@ def test_conv_count_groups_cut_the_range_of_conv_counts_in_thirds():
         ConvCountGroups(space, bounds=(4, 2))
     with pytest.raises(ValueError, match=r"bounds.*\(6,\)"):
         ConvCountGroups(space, bounds=(6,))
+    assert len(ConvCountGroups(ENASMacro((8, 8, 1), 3, num_layers=1, filters=4))) == 2  # 0 or 1 convolution
 
 
 def test_each_sub_supernet_trains_from_the_same_weights_on_its_own_group_only():
