@@ -179,7 +179,13 @@ class FewShotSupernets:
                             f"`training_batches` ran out at step {step} of group {group!r} (steps={steps})."
                         ) from None
                     children = members[group]
-                    self.supernet.train_step(images, labels, children[rng.integers(len(children))])
+                    result = self.supernet.train_step(images, labels, children[rng.integers(len(children))])
+                # A NaN loss stays NaN, so the last step tells.
+                if result is not None and not np.isfinite(float(result["loss"])):
+                    raise FloatingPointError(
+                        f"The sub-supernet of group {group!r} diverged: training loss {float(result['loss'])} "
+                        f"(learning_rate={learning_rate}); the supernet's own weights are kept."
+                    )
                 self.states[group] = self.supernet.get_state()
         finally:
             self.supernet.set_state(base)
