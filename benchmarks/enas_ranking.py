@@ -80,6 +80,7 @@ import numpy as np  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.retrain import retrain  # noqa: E402
+from keras_rlnas.supernet.few_shot import op_names  # noqa: E402
 from keras_rlnas.supernet.fine_tuning import (  # noqa: E402
     FINE_TUNE_BATCH_SIZE,
     FINE_TUNE_LEARNING_RATE,
@@ -276,17 +277,11 @@ def features(space, encoding):
     Macro: convolutions among the layer ops (the rest are pools) and skip bits
     set. Micro: separable convolutions among the node ops and identity ops.
     """
+    names = op_names(space, encoding)
     if isinstance(space, keras_rlnas.ENASMacro):
-        op_indices, skips = space.parse(encoding)
-        convs = sum(1 for op in op_indices if "conv" in space.OPS[op])
-        return convs, sum(len(sources) for sources in skips)
-    ops = [
-        space.OPS[op]
-        for nodes in space.parse(encoding).values()
-        for pairs in nodes
-        for _, op in pairs
-    ]
-    return sum("conv" in op for op in ops), sum(op == "identity" for op in ops)
+        _, skips = space.parse(encoding)
+        return sum("conv" in op for op in names), sum(len(sources) for sources in skips)
+    return sum("conv" in op for op in names), sum(op == "identity" for op in names)
 
 
 def feature_names(space):
