@@ -97,7 +97,7 @@ def test_the_space_must_be_a_micro_space():
 
 
 def test_shared_sources_keep_one_weight_set_per_slot_and_copy_it_to_children():
-    space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=3, filters=4, dropout=0.0)
+    space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=2, filters=4, dropout=0.0)
     shared = MicroSupernet(space)
     stacked = MicroSupernet(space, share_sources=False)
 
