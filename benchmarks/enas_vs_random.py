@@ -25,6 +25,16 @@ With `--pool`, saved runs (`--json`) of different `--seed`s and otherwise the
 same settings are read, not rerun: each search seed gives one derived child
 (its retraining seeds averaged) per searcher, the random children are pooled,
 and the bootstrap resamples search seeds and random children.
+
+A random child's test accuracy mixes what its architecture is worth with the
+noise of one retraining. `--retrain-more` (with `--json`) retrains every child
+of saved runs, derived and random, until each has `--retrain-seeds` seeds
+(the saved scores are kept: seed `k` of a run is `--seed + 1 + k`), then pools
+the runs on per-child means. It reports the retraining noise, the spread of the
+random architectures with that noise taken out, and each searcher's margin in
+units of the spread of the random children's means:
+
+    python benchmarks/enas_vs_random.py --retrain-more seed0.json seed1.json seed2.json --retrain-seeds 3 --json more.json
 """
 
 import argparse
@@ -71,6 +81,11 @@ def parse_arguments():
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     parser.add_argument("--pool", nargs="+", default=None, metavar="JSON", help="pool saved runs (see above)")
+    parser.add_argument(
+        "--retrain-more", nargs="+", default=None, metavar="JSON",
+        help="saved runs (see above): retrain every child until it has --retrain-seeds seeds, then pool",
+    )
+    parser.add_argument("--retrain-seeds", type=int, default=3, help="with --retrain-more: seeds per child")
     parser.add_argument("--quick", action="store_true", help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     args = parser.parse_args()
     if args.quick:
@@ -78,6 +93,8 @@ def parse_arguments():
             setattr(args, key, value)
     if args.layers is None:
         args.layers = 6 if args.space == "macro" else 1
+    if args.retrain_seeds < 2:
+        parser.error(f"--retrain-seeds must be at least 2 for the retraining noise, got {args.retrain_seeds}.")
     if args.random < 2:
         parser.error(f"--random must be at least 2 for a spread, got {args.random}.")
     return args
@@ -183,10 +200,75 @@ def pool(paths, resamples):
               f"(mean {difference.mean():+.4f})")
 
 
+def random_encodings_of(run, space):
+    """A saved run's random children, drawn again as `main` draws them (older runs did not save them)."""
+    rng = np.random.default_rng(run["arguments"]["seed"] + 1)
+    drawn = [space.random_encoding(int(rng.integers(2**31))).tolist() for _ in range(run["arguments"]["random"])]
+    if run.get("random_encodings") not in (None, drawn):
+        raise SystemExit(f"--retrain-more: the saved random children of seed {run['arguments']['seed']} are not the ones drawn again")
+    return drawn
+
+
+def retrain_more(paths, seeds_per_child, resamples, json_path):
+    """Retrains the children of saved runs up to `seeds_per_child` seeds each and pools them (see the docstring)."""
+    runs = [json.load(open(path)) for path in paths]
+    settings = [settings_of(run) for run in runs]
+    if any(other != settings[0] for other in settings[1:]):
+        raise SystemExit(f"--retrain-more: the runs differ in more than --seed: {settings}")
+    began, load_at_start = time.time(), os.getloadavg()
+    first = argparse.Namespace(**runs[0]["arguments"])
+    (x, y), _, (x_test, y_test), info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=first.limit)
+    test = (x_test[: first.test], y_test[: first.test])
+    children = []  # (search seed, name, test accuracies in seed order)
+    for run in runs:
+        args = argparse.Namespace(**run["arguments"])
+        space = make_space(args, info)
+        named = [(label, row["values"], list(row["test"])) for label, row in run["rows"].items()]
+        named += [
+            (f"random child {index}", space.decode(np.asarray(encoding)), [run["random"][index]])
+            for index, encoding in enumerate(random_encodings_of(run, space))
+        ]
+        for name, values, scores in named:
+            for seed in range(args.seed + 1 + len(scores), args.seed + 1 + seeds_per_child):
+                scores.append(test_accuracy(space, values, (x, y), test, args, seed))
+            print(f"search seed {args.seed}, {name}: {', '.join(f'{s:.4f}' for s in scores)}", flush=True)
+            children.append((args.seed, name, scores[:seeds_per_child]))
+    table = np.array([scores for _, _, scores in children])
+    noise = float(np.sqrt(np.mean(table.var(axis=1, ddof=1))))
+    random_means = np.array([np.mean(s) for _, name, s in children if name.startswith("random")])
+    between = float(random_means.var(ddof=1))
+    architecture_sd = float(np.sqrt(max(between - noise**2 / seeds_per_child, 0.0)))
+    print(f"\nretraining noise (sd between seeds of one child, pooled over {len(children)} children): {noise:.4f}")
+    print(f"random children, mean of {seeds_per_child} seeds each: {random_means.mean():.4f} +- {random_means.std(ddof=1):.4f} "
+          f"(n={len(random_means)}); their architectures alone: sd {architecture_sd:.4f}")
+    labels = list(runs[0]["rows"])
+    derived = {label: [float(np.mean(s)) for _, name, s in children if name == label] for label in labels}
+    for label, scores in derived.items():
+        print(f"{label:<32} {np.mean(scores):.4f} +- {np.std(scores, ddof=1):.4f} over {len(scores)} search seeds "
+              f"({', '.join(f'{s:.4f}' for s in scores)})")
+    figures = margin_figures(derived, random_means, np.random.default_rng(0), resamples)
+    if len(labels) == 2:
+        difference = np.subtract(derived[labels[0]], derived[labels[1]])
+        print(f"{labels[0]} - {labels[1]}, seed by seed: {', '.join(f'{d:+.4f}' for d in difference)} "
+              f"(mean {difference.mean():+.4f})")
+    print(f"wall time {time.time() - began:.0f} s; load average {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
+    if json_path:
+        with open(json_path, "w") as file:
+            json.dump(
+                dict(runs=paths, settings=settings[0], retrain_seeds=seeds_per_child,
+                     children=[dict(search_seed=seed, name=name, test=scores) for seed, name, scores in children],
+                     retraining_noise=noise, architecture_sd=architecture_sd, figures=figures),
+                file, indent=1, default=str,
+            )
+
+
 def main():
     args = parse_arguments()
     if args.pool:
         pool(args.pool, args.bootstrap)
+        return
+    if args.retrain_more:
+        retrain_more(args.retrain_more, args.retrain_seeds, args.bootstrap, args.json)
         return
     began, load_at_start = time.time(), os.getloadavg()
     print(f"ENAS vs random children: {vars(args)}", flush=True)
