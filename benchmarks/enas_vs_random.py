@@ -158,14 +158,14 @@ def margin_figures(rows, random_scores, rng, resamples):
 
 def settings_of(run):
     """A saved run's settings apart from its seed and file names (runs before fine-tuning had none)."""
-    ignored = ("seed", "json", "pool", "random_from")
+    ignored = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds")
     return {"fine_tune_steps": 0, **{k: v for k, v in run["arguments"].items() if k not in ignored}}
 
 
 def saved_random(args):
     """The random children's encodings and scores of the saved run `--random-from`, checked against this run."""
     run = json.load(open(args.random_from))
-    ours = {"fine_tune_steps": 0, **{k: v for k, v in vars(args).items() if k not in ("seed", "json", "pool", "random_from")}}
+    ours = {"fine_tune_steps": 0, **{k: v for k, v in vars(args).items() if k not in ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds")}}
     # The random children depend on the seed and the retraining, not on how the searches run.
     unrelated = ("fine_tune_steps",)
     if run["arguments"]["seed"] != args.seed or any(
