@@ -156,20 +156,23 @@ def margin_figures(rows, random_scores, rng, resamples):
     return figures
 
 
-def settings_of(run):
-    """A saved run's settings apart from its seed and file names (runs before fine-tuning had none)."""
-    ignored = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds")
-    return {"fine_tune_steps": 0, **{k: v for k, v in run["arguments"].items() if k not in ignored}}
+#: Arguments that name a run or what to do with saved runs, not how children are searched and retrained.
+RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds")
+
+
+def settings_of(arguments):
+    """A run's settings apart from its seed and file names (runs before fine-tuning had none)."""
+    return {"fine_tune_steps": 0, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
 
 
 def saved_random(args):
     """The random children's encodings and scores of the saved run `--random-from`, checked against this run."""
     run = json.load(open(args.random_from))
-    ours = {"fine_tune_steps": 0, **{k: v for k, v in vars(args).items() if k not in ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds")}}
+    ours = settings_of(vars(args))
     # The random children depend on the seed and the retraining, not on how the searches run.
     unrelated = ("fine_tune_steps",)
     if run["arguments"]["seed"] != args.seed or any(
-        settings_of(run).get(k) != ours[k] for k in ours if k not in unrelated
+        settings_of(run["arguments"]).get(k) != ours[k] for k in ours if k not in unrelated
     ):
         raise SystemExit(f"--random-from: {args.random_from} has other settings: {run['arguments']}")
     return run.get("random_encodings"), run["random"]
@@ -178,7 +181,7 @@ def saved_random(args):
 def pool(paths, resamples):
     """Pools saved runs of several search seeds (see the module docstring)."""
     runs = [json.load(open(path)) for path in paths]
-    settings = [settings_of(run) for run in runs]
+    settings = [settings_of(run["arguments"]) for run in runs]
     if any(other != settings[0] for other in settings[1:]):
         raise SystemExit(f"--pool: the runs differ in more than --seed: {settings}")
     seeds = [run["arguments"]["seed"] for run in runs]
@@ -191,13 +194,18 @@ def pool(paths, resamples):
               f"({', '.join(f'{s:.4f}' for s in scores)}; shared-weight scores {', '.join(f'{s:.4f}' for s in shared)})")
     print(f"{'uniformly random children':<32} {random_scores.mean():.4f} +- {random_scores.std(ddof=1):.4f} "
           f"(n={len(random_scores)}, {random_scores.min():.4f}-{random_scores.max():.4f})")
-    rng = np.random.default_rng(0)
-    margin_figures(derived, random_scores, rng, resamples)
+    compare_searchers(derived, random_scores, resamples)
+
+
+def compare_searchers(derived, random_scores, resamples):
+    """Margins over the random children and, for two searchers, their difference seed by seed."""
+    figures = margin_figures(derived, random_scores, np.random.default_rng(0), resamples)
     labels = list(derived)
     if len(labels) == 2:
         difference = np.subtract(derived[labels[0]], derived[labels[1]])
         print(f"{labels[0]} - {labels[1]}, seed by seed: {', '.join(f'{d:+.4f}' for d in difference)} "
               f"(mean {difference.mean():+.4f})")
+    return figures
 
 
 def random_encodings_of(run, space):
@@ -212,7 +220,7 @@ def random_encodings_of(run, space):
 def retrain_more(paths, seeds_per_child, resamples, json_path):
     """Retrains the children of saved runs up to `seeds_per_child` seeds each and pools them (see the docstring)."""
     runs = [json.load(open(path)) for path in paths]
-    settings = [settings_of(run) for run in runs]
+    settings = [settings_of(run["arguments"]) for run in runs]
     if any(other != settings[0] for other in settings[1:]):
         raise SystemExit(f"--retrain-more: the runs differ in more than --seed: {settings}")
     began, load_at_start = time.time(), os.getloadavg()
@@ -246,11 +254,7 @@ def retrain_more(paths, seeds_per_child, resamples, json_path):
     for label, scores in derived.items():
         print(f"{label:<32} {np.mean(scores):.4f} +- {np.std(scores, ddof=1):.4f} over {len(scores)} search seeds "
               f"({', '.join(f'{s:.4f}' for s in scores)})")
-    figures = margin_figures(derived, random_means, np.random.default_rng(0), resamples)
-    if len(labels) == 2:
-        difference = np.subtract(derived[labels[0]], derived[labels[1]])
-        print(f"{labels[0]} - {labels[1]}, seed by seed: {', '.join(f'{d:+.4f}' for d in difference)} "
-              f"(mean {difference.mean():+.4f})")
+    figures = compare_searchers(derived, random_means, resamples)
     print(f"wall time {time.time() - began:.0f} s; load average {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     if json_path:
         with open(json_path, "w") as file:

@@ -181,7 +181,7 @@ class FewShotSupernets:
                     children = members[group]
                     result = self.supernet.train_step(images, labels, children[rng.integers(len(children))])
                 # A NaN loss stays NaN, so the last step tells.
-                if result is not None and not np.isfinite(float(result["loss"])):
+                if not np.isfinite(float(result["loss"])):
                     raise FloatingPointError(
                         f"The sub-supernet of group {group!r} diverged: training loss {float(result['loss'])} "
                         f"(learning_rate={learning_rate}); the supernet's own weights are kept."
