@@ -4,6 +4,7 @@ import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
+from supernet_checks import assert_fair_step_sums_its_childrens_steps, reset_momentum
 
 from keras_rlnas.spaces import ENASMacro
 from keras_rlnas.supernet import MacroSupernet, cosine_restart_learning_rate
@@ -43,13 +44,6 @@ def changed_blocks(before, after):
         for name in before
         if any(not np.array_equal(x, y) for x, y in zip(before[name], after[name]))
     }
-
-
-def reset_momentum(net):
-    """Zero momentum: a step then moves only the weights with a gradient."""
-    for variable in net.optimizer.variables:
-        if "momentum" in variable.path:
-            variable.assign(np.zeros(variable.shape))
 
 
 def architectures(space, count):
@@ -195,3 +189,16 @@ def test_evaluate_scores_every_image_with_one_trace(macro_net):
     assert net.trace_counts["count"] - counts["count"] <= 1
     with pytest.raises(ValueError, match="empty"):
         net.evaluate(images[:0], labels[:0], space.random_encoding(0))
+
+
+def test_a_fair_step_trains_every_op_of_every_layer_on_the_minibatch(macro_net):
+    net = MacroSupernet(macro_net.space)
+    children = net.space.fair_encodings(seed=3)
+    assert children.shape == (len(net.space.OPS), net.space.encoding_length)
+    for position in net.space.op_positions:
+        assert sorted(children[:, position].tolist()) == list(range(len(net.space.OPS)))
+    assert_fair_step_sums_its_childrens_steps(net, IMAGES, LABELS, children)
+    net.fair_train_step(IMAGES, LABELS, children[:2])
+    assert net.trace_counts["fair_train"] == 1
+    with pytest.raises(ValueError, match=r"matrix of encodings of length 6, got shape \(6,\)"):
+        net.fair_train_step(IMAGES, LABELS, children[0])

@@ -3,6 +3,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from supernet_checks import assert_fair_step_sums_its_childrens_steps
 
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import MacroSupernet, MicroSupernet
@@ -114,3 +115,10 @@ def test_shared_sources_keep_one_weight_set_per_slot_and_copy_it_to_children():
         np.testing.assert_allclose(
             child.predict(IMAGES, verbose=0), shared.predict(IMAGES, arch), atol=1e-5
         )
+
+
+def test_a_fair_step_sums_the_steps_of_children_that_cover_every_op(net):
+    children = net.space.fair_encodings(seed=1)
+    for position in net.space.op_positions:
+        assert sorted(children[:, position].tolist()) == list(range(len(net.space.OPS)))
+    assert_fair_step_sums_its_childrens_steps(net, IMAGES, LABELS, children[:3])

@@ -109,6 +109,11 @@ class ENASMacro(ENASSpace):
         """Index of `layers[layer].op` in an encoding; its skip bits follow it."""
         return layer * (layer + 1) // 2
 
+    @property
+    def op_positions(self):
+        """Indices of the layers' ops in an encoding."""
+        return tuple(self.layer_offset(layer) for layer in range(self.num_layers))
+
     def declare_hyperparameters(self, hp):
         """Declares every layer's op and skips in `hp` and returns the encoding."""
         for layer in range(self.num_layers):

@@ -164,6 +164,16 @@ class ENASMicro(ENASSpace):
             structured.position_name(group, node, f"op[{slot}]"),
         )
 
+    @property
+    def op_positions(self):
+        """Indices of the nodes' two ops in an encoding, both cell kinds."""
+        return tuple(
+            self.node_offset(group, node) + 2 * slot + 1
+            for group in CELL_GROUPS
+            for node in self.node_positions
+            for slot in (0, 1)
+        )
+
     def declare_hyperparameters(self, hp):
         """Declares both cells' inputs and ops in `hp` and returns the encoding."""
         for group in CELL_GROUPS:

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 import keras
 import keras_tuner
+import numpy as np
 from keras import layers
 
 from keras_rlnas import _checks as checks
@@ -118,6 +119,44 @@ class ENASSpace(keras_tuner.HyperModel):
             else:
                 encoding.append(action)
         return checks.encoding("actions", encoding, self.encoding_length)
+
+    @property
+    def op_positions(self):
+        """Indices of the encoding's op choices (each one of `OPS`); the subclasses define them."""
+        raise NotImplementedError
+
+    def fair_encodings(self, seed=None):
+        """`len(OPS)` random architectures that pick every op of every op choice once.
+
+        FairNAS's strict fairness (Chu et al., 2021): a supernet step on the
+        summed gradients of these children (`Supernet.fair_train_step`) trains
+        every op of every position on the same minibatch, where a uniform
+        child per step trains each op only in expectation. Each op choice is a
+        random permutation of `OPS` down the children; the other choices
+        (skips, inputs) are drawn as `random_encoding` draws them.
+
+        Args:
+            seed: seed of the draws (`None`: fresh entropy).
+
+        Returns:
+            An int32 array of shape `(len(OPS), encoding_length)`.
+
+        Example:
+
+        >>> from keras_rlnas.spaces import ENASMacro
+        >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3)
+        >>> children = space.fair_encodings(seed=0)
+        >>> children.shape
+        (6, 6)
+        >>> sorted(children[:, space.layer_offset(2)].tolist())
+        [0, 1, 2, 3, 4, 5]
+        """
+        rng = np.random.default_rng(seed)
+        count = len(self.OPS)
+        encodings = np.stack([self.random_encoding(int(rng.integers(2**31))) for _ in range(count)])
+        for position in self.op_positions:
+            encodings[:, position] = rng.permutation(count)
+        return encodings.astype(np.int32)
 
     def as_encoding(self, architecture):
         """An encoding, hyperparameters or a value mapping, as an encoding."""

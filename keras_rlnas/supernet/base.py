@@ -196,7 +196,7 @@ class Supernet:
             self.optimizer.build(self.model.trainable_variables)
         self.epoch = 0
         self.set_epoch(0)
-        self.trace_counts = {"train": 0, "eval": 0, "predict": 0, "recalibrate": 0, "count": 0}
+        self.trace_counts = {"train": 0, "fair_train": 0, "eval": 0, "predict": 0, "recalibrate": 0, "count": 0}
         # Under XLA the batch size is part of the signature (XLA compiles per
         # shape anyway, and an unknown batch size inside a switch's gradient
         # breaks its compiler); without XLA one trace serves every batch size.
@@ -206,6 +206,7 @@ class Supernet:
         compile_options = dict(jit_compile=self.jit_compile, autograph=False)
         signatures = {
             "train": [images, labels, arch],
+            "fair_train": [images, labels, tf.TensorSpec((None, space.encoding_length), tf.int32)],
             "eval": [images, labels, arch],
             "predict": [images, arch],
             "recalibrate": [images, arch],
@@ -215,6 +216,9 @@ class Supernet:
             signatures = {name: None for name in signatures}
         self._train_function = tf.function(
             self._train, input_signature=signatures["train"], **compile_options
+        )
+        self._fair_train_function = tf.function(
+            self._fair_train, input_signature=signatures["fair_train"], **compile_options
         )
         self._eval_function = tf.function(
             self._eval, input_signature=signatures["eval"], **compile_options
@@ -266,6 +270,30 @@ class Supernet:
         return self._train_function(
             tf.cast(images, tf.float32), _sparse_labels(labels), self.arch_tensor(arch)
         )
+
+    def fair_train_step(self, images, labels, archs):
+        """One SGD step on the summed gradients of several children on the same minibatch.
+
+        With `archs = space.fair_encodings()` every op of every op choice
+        trains on the minibatch once: FairNAS's strict fairness (Chu et al.,
+        2021), at `len(archs)` forward and backward passes per step. The
+        weights every child uses (stem, head, shared projections) take the
+        sum of the children's gradients, as in FairNAS.
+
+        Args:
+            images, labels: a minibatch, as for `train_step`.
+            archs: an int32 array (or tensor) of encodings, one row per child.
+
+        Returns:
+            `{"loss": ..., "accuracy": ...}`, the children's means (scalar tensors).
+        """
+        archs = tf.cast(archs, tf.int32) if isinstance(archs, tf.Tensor) else tf.constant(archs, tf.int32)
+        if archs.shape.rank != 2 or archs.shape[0] == 0 or archs.shape[1] != self.space.encoding_length:
+            raise ValueError(
+                f"`archs` must be a non-empty matrix of encodings of length {self.space.encoding_length}, "
+                f"got shape {tuple(archs.shape)}."
+            )
+        return self._fair_train_function(tf.cast(images, tf.float32), _sparse_labels(labels), archs)
 
     def eval_step(self, images, labels, arch):
         """Accuracy of the child `arch` on a batch with the shared weights (a scalar tensor)."""
@@ -327,6 +355,42 @@ class Supernet:
 
     def _train_replica(self, images, labels, arch):
         (images, labels), size = replicas.share(images, labels)
+        loss, correct, gradients = self._child_gradients(images, labels, arch, size)
+        self.optimizer.apply(gradients, self.model.trainable_variables)
+        return {"loss": loss, "accuracy": correct / size}
+
+    def _fair_train(self, images, labels, archs):
+        self.trace_counts["fair_train"] += 1
+        return replicas.summed(
+            self.strategy, replicas.run(self.strategy, self._fair_train_replica, images, labels, archs)
+        )
+
+    def _fair_train_replica(self, images, labels, archs):
+        (images, labels), size = replicas.share(images, labels)
+        variables = self.model.trainable_variables
+        count = tf.shape(archs)[0]
+
+        # A loop, not one unrolled pass per child: the step is traced once
+        # whatever the number of children.
+        def add_child(index, loss_sum, correct_sum, *gradient_sums):
+            loss, correct, gradients = self._child_gradients(images, labels, archs[index], size)
+            # A weight no child reads has no gradient.
+            gradient_sums = [
+                total if gradient is None else tf.ensure_shape(total + tf.convert_to_tensor(gradient), total.shape)
+                for total, gradient in zip(gradient_sums, gradients)
+            ]
+            return (index + 1, loss_sum + loss, correct_sum + correct, *gradient_sums)
+
+        zeros = [tf.zeros_like(variable) for variable in variables]
+        _, loss, correct, *gradients = tf.while_loop(
+            lambda index, *_: index < count, add_child, (tf.constant(0), 0.0, 0.0, *zeros)
+        )
+        self.optimizer.apply(gradients, variables)
+        children = tf.cast(count, tf.float32)
+        return {"loss": loss / children, "accuracy": correct / (size * children)}
+
+    def _child_gradients(self, images, labels, arch, size):
+        """`(loss, correct, gradients)` of child `arch` on a replica's share of a minibatch of `size`."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape, max_pool_gradient_recomputed():
             logits, l2 = self.model.forward(images, arch, training=True)
@@ -334,9 +398,7 @@ class Supernet:
             cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
             loss = tf.reduce_sum(cross_entropy) / size + l2 / replicas.replicas_in_sync()
             scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, variables)
-        self.optimizer.apply(gradients, variables)
-        return {"loss": loss, "accuracy": _correct(labels, logits) / size}
+        return loss, _correct(labels, logits), tape.gradient(scaled_loss, variables)
 
     def _eval(self, images, labels, arch):
         self.trace_counts["eval"] += 1
