@@ -97,14 +97,14 @@ def one_shot_supernet(space, x, y, args):
         return supernet, 0.0
     keras.utils.set_random_seed(args.supernet_seed)
     tuner = keras_rlnas.ENASTuner(
-        space, sampler="uniform", seed=args.supernet_seed, batch_size=args.supernet_batch,
+        space, sampler=args.sampler, seed=args.supernet_seed, batch_size=args.supernet_batch,
         supernet_options=ranking.supernet_options(args), derive_samples=10,
         directory=tempfile.mkdtemp(prefix="enas_few_shot_"), project_name="few_shot", verbose=0,
     )
     start = time.time()
     tuner.search(x, y, validation_data=(x[:256], y[:256]), epochs=args.supernet_epochs)
     seconds = time.time() - start
-    print(f"supernet: {args.supernet_epochs} uniform epochs, seed {args.supernet_seed}, {seconds:.0f} s; "
+    print(f"supernet: {args.supernet_epochs} {args.sampler} epochs, seed {args.supernet_seed}, {seconds:.0f} s; "
           f"training accuracy {tuner.history[-1]['train_accuracy']:.3f}", flush=True)
     if args.save_supernet:
         tuner.supernet.save(args.save_supernet)

@@ -158,6 +158,11 @@ def argument_parser(description=None):
         help="epochs of the supernet's first cosine cycle (the tuner's 10: 20 epochs then end mid-cycle)",
     )
     parser.add_argument(
+        "--sampler", choices=("uniform", "fair"), default="uniform",
+        help="the supernet's omega phase: a uniform child per minibatch, or FairNAS's strict fairness "
+             "(children covering every op, gradients summed; ENASTuner(sampler='fair'))",
+    )
+    parser.add_argument(
         "--separate-op-weights",
         action="store_true",
         help="macro: every op its own weights (the reference supernet), not entangled ones",
@@ -509,7 +514,7 @@ def supernet_options(args):
 def main():
     args = parse_arguments()
     began = time.time()
-    print(f"uniform-supernet ranking benchmark: {vars(args)}")
+    print(f"{args.sampler}-supernet ranking benchmark: {vars(args)}")
     print(f"code: {source_state()}", flush=True)
     (x, y), (x_val, y_val), _, info = keras_rlnas.datasets.load_arrays(
         "fashion_mnist", limit=args.limit
@@ -531,7 +536,7 @@ def main():
     # Few derivation samples: the benchmark scores its own children, not the derived one.
     tuner = keras_rlnas.ENASTuner(
         space,
-        sampler="uniform",
+        sampler=args.sampler,
         seed=args.seed,
         batch_size=args.supernet_batch,
         supernet_options=supernet_options(args),
@@ -554,7 +559,7 @@ def main():
     supernet = tuner.supernet
     supernet_seconds = time.time() - start
     print(
-        f"\nsupernet: {args.supernet_epochs} uniform ENAS epochs on {len(x)} images in {supernet_seconds:.0f} s; "
+        f"\nsupernet: {args.supernet_epochs} {args.sampler} ENAS epochs on {len(x)} images in {supernet_seconds:.0f} s; "
         f"training accuracy by epoch {[round(h['train_accuracy'], 3) for h in tuner.history]}",
         flush=True,
     )
@@ -777,7 +782,7 @@ def main():
     print("\nsummary")
     print(
         f"  {args.space} {args.layers} x {args.filters}, {len(x)} training / {len(x_val)} validation images; supernet "
-        f"{args.supernet_epochs} uniform epochs (final training accuracy {tuner.history[-1]['train_accuracy']:.3f}); "
+        f"{args.supernet_epochs} {args.sampler} epochs (final training accuracy {tuner.history[-1]['train_accuracy']:.3f}); "
         f"{len(encodings)} children, standalone {args.standalone_epochs} epochs x seeds {tuple(args.standalone_seeds)}"
     )
     print(

@@ -11,6 +11,7 @@ optimizer for `--standalone-epochs` epochs at minibatch 128.
     python benchmarks/enas_supernet_learning.py                    # omega minibatch 32 (the tuner's)
     python benchmarks/enas_supernet_learning.py --batch-size 128   # the reference code's
     python benchmarks/enas_supernet_learning.py --separate-op-weights   # every op its own weights
+    python benchmarks/enas_supernet_learning.py --fair             # FairNAS's strict fairness (6x the compute per image)
     python benchmarks/enas_supernet_learning.py --space micro [--stacked-sources]   # 1 cell per stage x 12 filters
 """
 
@@ -46,6 +47,10 @@ def parse_arguments():
         "--stacked-sources",
         action="store_true",
         help="micro: one weight set per position an op reads (the reference supernet), not one per slot",
+    )
+    parser.add_argument(
+        "--fair", action="store_true",
+        help="FairNAS's strict fairness: each minibatch trains children that pick every op once, gradients summed",
     )
     parser.add_argument("--learning-rate", type=float, default=0.05, help="peak of the cosine warm restarts")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="Nesterov SGD (the papers') or Adam")
@@ -85,7 +90,8 @@ def main():
         optimizer=optimizer,
         **options,
     )
-    print(f"{args.space} {args.layers} x {args.filters}, {layout} op weights, omega minibatch {args.batch_size}, {args.optimizer} learning rate {args.learning_rate} "
+    sampling = f"{len(space.OPS)} children covering every op (gradients summed)" if args.fair else "one uniform child"
+    print(f"{args.space} {args.layers} x {args.filters}, {layout} op weights, {sampling} per omega minibatch of {args.batch_size}, {args.optimizer} learning rate {args.learning_rate} "
           f"(cosine over {args.restart_period} epochs), L2 {supernet.l2}, {len(x)} images, {args.children} uniform children scored per epoch")
     for epoch in range(args.epochs):
         start = time.time()
@@ -94,7 +100,10 @@ def main():
         order = rng.permutation(len(x))
         for first in range(0, len(x) - args.batch_size + 1, args.batch_size):
             batch = order[first : first + args.batch_size]
-            result = supernet.train_step(x[batch], y[batch], space.random_encoding(int(rng.integers(2**31))))
+            if args.fair:
+                result = supernet.fair_train_step(x[batch], y[batch], space.fair_encodings(int(rng.integers(2**31))))
+            else:
+                result = supernet.train_step(x[batch], y[batch], space.random_encoding(int(rng.integers(2**31))))
             accuracies.append(float(result["accuracy"]))
         seconds = time.time() - start
         scores = [supernet.evaluate(x_val, y_val, child, calibration_images=calibration) for child in children]

@@ -95,9 +95,26 @@ def test_uniform_sampler_and_retrain(tmp_path, data):
     assert model.predict(validation[0][:4], verbose=0).shape == (4, 10)
 
 
+def test_fair_sampler_trains_children_that_cover_every_op_each_step(tmp_path, data):
+    (x, y), validation, _ = data
+    tuner = make_tuner(tmp_path, sampler="fair")
+    drawn = []
+    fair_encodings = tuner.space.fair_encodings
+    tuner.space.fair_encodings = lambda seed: drawn.append(fair_encodings(seed)) or drawn[-1]
+    tuner.search(x, y, validation_data=validation, epochs=1)
+    assert len(drawn) == len(x) // 64 and tuner.controller.num_updates == 0
+    assert tuner.supernet.trace_counts["fair_train"] == 1 and tuner.supernet.trace_counts["train"] == 0
+    for children in drawn:
+        for position in tuner.space.op_positions:
+            assert sorted(children[:, position]) == list(range(len(tuner.space.OPS)))
+    assert len(tuner.oracle.trials) == 1 and tuner.history[-1]["omega_seconds_per_image"] > 0
+
+
 def test_bad_arguments_name_the_value(tmp_path):
     with pytest.raises(ValueError, match="sampler.*'greedy'"):
         make_tuner(tmp_path, sampler="greedy")
+    with pytest.raises(ValueError, match="sampler='fair'.*ENASMacro or ENASMicro"):
+        keras_rlnas.ENASTuner(keras_rlnas.VanillaNAS((28, 28, 1), 10), sampler="fair", directory=str(tmp_path))
     with pytest.raises(ValueError, match="controller_steps.*-2"):
         make_tuner(tmp_path, controller_steps=-2)
     # A HyperModel is searched through its choice layers; VanillaNAS has none.

@@ -41,6 +41,9 @@ DEFAULT_CONTROLLER_OPTIONS = dict(
     temperature=None, learning_rate=3e-3, normalize_advantages=True, baseline_decay=0.9
 )
 
+# What picks the omega phase's children (see `ENASTuner`'s `sampler`).
+SAMPLERS = ("controller", "uniform", "fair")
+
 
 class _RecordingOracle(keras_tuner.Oracle):
     """Records the architecture derived after each ENAS epoch as a Keras Tuner trial."""
@@ -81,8 +84,12 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             function builds for the derived values.
         objective: name of the recorded score (validation accuracy with shared weights).
         seed: seed of the controller, the data order and the derivation.
-        sampler: `"controller"` (ENAS) or `"uniform"` (random search with weight
-            sharing, the baseline ENAS must beat).
+        sampler: `"controller"` (ENAS), `"uniform"` (random search with weight
+            sharing, the baseline ENAS must beat) or `"fair"` (the same random
+            search on a supernet trained with FairNAS's strict fairness: each
+            omega step sums the gradients of children that pick every op of
+            every position once, `space.fair_encodings()`, at that many times
+            the cost per image; ENAS spaces only).
         controller_steps: REINFORCE updates per epoch (20; the reference code
             makes 50 macro / 30 micro, which on a CPU cost more than the
             omega phase).
@@ -163,8 +170,13 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         verbose=1,
         **kwargs,
     ):
-        if sampler not in ("controller", "uniform"):
-            raise ValueError(f"`sampler` must be 'controller' or 'uniform', got {sampler!r}.")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}.")
+        if sampler == "fair" and not isinstance(hypermodel, (ENASMacro, ENASMicro)):
+            raise ValueError(
+                f"`sampler='fair'` needs an ENASMacro or ENASMicro space (their op choices are known), "
+                f"got {hypermodel!r}."
+            )
         macro = isinstance(hypermodel, ENASMacro)
         self.controller_steps = checks.positive_int("controller_steps", controller_steps or DEFAULT_CONTROLLER_STEPS)
         self.controller_batch = checks.positive_int("controller_batch", controller_batch or DEFAULT_CONTROLLER_BATCH)
@@ -244,7 +256,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         gives its hyperparameter values); `sample` holds the controller's
         actions, or is `None` for the uniform sampler.
         """
-        if self.sampler == "uniform":
+        if self.sampler != "controller":
             return self.space.random_encoding(int(self.rng.integers(2**31))), None
         sample = self.learner.sample_actions(greedy=greedy)
         return self.space.encoding_from_actions(sample.actions), sample
@@ -327,12 +339,16 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         began, seen, losses, accuracies = time.time(), 0, [], []
         recent_images = collections.deque(maxlen=CALIBRATION_BATCHES)
         for images, labels in minibatches(train, batch_size, self.rng):
-            encoding, _ = self.sample_architecture()
-            result = self.supernet.train_step(images, labels, encoding)
+            if self.sampler == "fair":
+                children = self.space.fair_encodings(int(self.rng.integers(2**31)))
+                result = self.supernet.fair_train_step(images, labels, children)
+            else:
+                children = [self.sample_architecture()[0]]
+                result = self.supernet.train_step(images, labels, children[0])
             losses.append(result["loss"])
             accuracies.append(result["accuracy"])
             recent_images.append(images)
-            seen += len(images)
+            seen += len(images) * len(children)
         self._calibration_images = np.concatenate(list(recent_images))
         loss = float(np.mean([float(v) for v in losses]))
         if not np.isfinite(loss):
@@ -340,6 +356,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return {
             "train_loss": loss,
             "train_accuracy": float(np.mean([float(v) for v in accuracies])),
+            # Per image a child sees: what a fine-tuning step costs per image.
             "omega_seconds_per_image": (time.time() - began) / max(seen, 1),
         }
 
