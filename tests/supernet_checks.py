@@ -10,6 +10,13 @@ def reset_momentum(net):
             variable.assign(np.zeros(variable.shape))
 
 
+def assert_every_op_once_per_position(space, children):
+    """`children` (one encoding per row) pick each op of `space.OPS` once at every op position."""
+    assert children.shape == (len(space.OPS), space.encoding_length)
+    for position in space.op_positions:
+        assert sorted(children[:, position].tolist()) == list(range(len(space.OPS)))
+
+
 def trainable_values(net):
     return [variable.numpy() for variable in net.model.trainable_variables]
 
