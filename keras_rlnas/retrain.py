@@ -1,7 +1,9 @@
 """Final training: a found architecture trained from scratch, for every search space.
 
 A search ranks architectures with short or shared-weight training; the one it
-keeps is then trained anew. Every space gets one cosine learning-rate cycle
+keeps is then trained anew, from a random initialisation or, with
+`inherit_from`, from the weights the search trained (weight inheritance, as
+Once-for-All and BigNAS start their children). Every space gets one cosine learning-rate cycle
 over all epochs and an optional time budget (a timed probe picks how many
 epochs fit, and training stops at the deadline), and training arrays can be
 cut out. The ENAS spaces add the final-training options of Pham et al. (2018):
@@ -52,8 +54,9 @@ def retrain(
     callbacks=None,
     seed=0,
     verbose=0,
+    inherit_from=None,
 ):
-    """Trains the architecture `hp` of `space` from scratch.
+    """Trains the architecture `hp` of `space` from scratch or from inherited weights.
 
     Args:
         space: a `VanillaNAS`, `ENASMacro` or `ENASMicro`.
@@ -79,6 +82,10 @@ def retrain(
         callbacks: Keras callbacks for `fit`.
         seed: seed of the shuffling and cutout of arrays.
         verbose: `fit`'s verbosity.
+        inherit_from: optional model of the same architecture holding trained
+            weights (e.g. `Supernet.build_child(encoding)`); the child starts
+            from them instead of a random initialisation (`inherit_weights`),
+            and the learning-rate schedule is unchanged.
 
     Returns:
         The trained `keras.Model` (class probabilities only: an auxiliary
@@ -96,6 +103,8 @@ def retrain(
         epochs = _epochs_within(build, train, steps, validation_data, epochs, deadline, verbose)
         callbacks.append(StopAtDeadline(deadline))
     model = build(epochs)
+    if inherit_from is not None:
+        inherit_weights(model, inherit_from)
     history = model.fit(
         train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose
     )
@@ -107,14 +116,14 @@ def retrain(
 
 def retrain_own_model(space, hp, x, y=None, *, epochs=10, batch_size=128, validation_data=None, cutout=None,
                       time_budget=None, callbacks=None, seed=0, verbose=0, filters=None, drop_path=None,
-                      auxiliary_weight=None):
+                      auxiliary_weight=None, inherit_from=None):
     """Trains the plain model a user's build function makes for `hp`, with its own compile settings.
 
     Args:
         space: a `keras_rlnas.supernet.ChoiceSpace` (a model built with
             `LayerChoice` / `InputChoice`).
         hp, x, y, epochs, batch_size, validation_data, cutout, callbacks,
-            seed, verbose: as for `retrain`.
+            seed, verbose, inherit_from: as for `retrain`.
         time_budget: seconds, or `None`: training stops at the budget (the
             model's own learning-rate schedule is kept).
         filters, drop_path, auxiliary_weight: options of the ENAS spaces'
@@ -134,12 +143,56 @@ def retrain_own_model(space, hp, x, y=None, *, epochs=10, batch_size=128, valida
     model = space.build_child(space.as_encoding(hp))
     if getattr(model, "optimizer", None) is None:
         raise ValueError(f"The build function of {space.name!r} returns an uncompiled model; compile it to retrain it.")
+    if inherit_from is not None:
+        inherit_weights(model, inherit_from)
     train, _ = training_batches(x, y, batch_size, cutout, seed)
     callbacks = list(callbacks or [])
     if time_budget is not None:
         callbacks.append(StopAtDeadline(time.time() + checks.positive_float("time_budget", time_budget)))
     model.fit(train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose)
     return model
+
+
+def inherit_weights(child, source):
+    """Loads into `child` the weights of the layers of `source` that bear the same names.
+
+    Every layer of `source` that holds weights must be found in `child`
+    with weights of the same shapes; layers only `child` has (the micro
+    final network's auxiliary head) keep their initialisation.
+
+    Args:
+        child: the model to train, e.g. a fresh final network.
+        source: a model of the same architecture and width holding trained
+            weights, e.g. `Supernet.build_child(encoding)`.
+
+    Returns:
+        `child`.
+
+    Example:
+
+    >>> from keras_rlnas.spaces import ENASMacro
+    >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
+    >>> encoding = space.random_encoding(0)
+    >>> trained, fresh = space.build_child(encoding), space.build_child(encoding)
+    >>> child = inherit_weights(fresh, trained)
+    >>> all((a == b).all() for a, b in zip(child.get_weights(), trained.get_weights()))
+    True
+    """
+    layers = {layer.name: layer for layer in child.layers}
+    for layer in source.layers:
+        if not layer.weights:
+            continue
+        target = layers.get(layer.name)
+        shapes = [tuple(weight.shape) for weight in layer.weights]
+        if target is None or [tuple(weight.shape) for weight in target.weights] != shapes:
+            found = None if target is None else [tuple(weight.shape) for weight in target.weights]
+            raise ValueError(
+                f"Cannot inherit the weights of layer {layer.name!r} (shapes {shapes}): the child "
+                f"{'has no such layer' if target is None else f'holds shapes {found}'}. Inherit from a model "
+                "of the same architecture and width (for the ENAS spaces, `filters` as in the search)."
+            )
+        target.set_weights(layer.get_weights())
+    return child
 
 
 class StopAtDeadline(keras.callbacks.Callback):

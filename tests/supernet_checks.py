@@ -1,5 +1,6 @@
-"""Checks shared by the supernet tests of both spaces."""
+"""Checks shared by the supernet tests of both spaces and a user's own."""
 
+import keras
 import numpy as np
 
 
@@ -38,3 +39,19 @@ def assert_fair_step_sums_its_childrens_steps(net, images, labels, children):
     assert any(np.any(move != 0) for move in fair_moves)
     for fair_move, *child_moves in zip(fair_moves, *moves):
         np.testing.assert_allclose(fair_move, np.sum(child_moves, axis=0), rtol=1e-4, atol=1e-6)
+
+
+class WeightsAtStart(keras.callbacks.Callback):
+    """Records the weights of every weighted layer when `fit` begins."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = {layer.name: layer.get_weights() for layer in self.model.layers if layer.weights}
+
+
+def assert_training_started_from(recorded, source):
+    """Every weighted layer of `source` held its weights when the `WeightsAtStart` fit began."""
+    weighted = [layer for layer in source.layers if layer.weights]
+    assert weighted
+    for layer in weighted:
+        for started, trained in zip(recorded.weights[layer.name], layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(started, trained)

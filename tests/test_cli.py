@@ -175,3 +175,6 @@ def test_resume_refuses_a_different_search_and_export_needs_a_retrain(tmp_path, 
     assert cli.main(["retrain", str(tmp_path), "--drop-path", "0.3", "--max-minutes", "5"]) == 2
     assert ("--drop-path and --max-minutes apply to `retrain --space enas-macro|enas-micro`, not 'vanilla'"
             in capsys.readouterr().err)
+    assert cli.main(["retrain", str(tmp_path), "--from-shared-weights"]) == 2
+    assert ("--from-shared-weights applies to `retrain --space enas-macro|enas-micro`, not 'vanilla'"
+            in capsys.readouterr().err)

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from choice_models import build, data
+from supernet_checks import WeightsAtStart, assert_training_started_from
 
 import keras_rlnas
 from keras_rlnas import export
@@ -73,6 +74,12 @@ def test_retrain_trains_the_plain_child_with_its_own_compile_settings(tmp_path):
     assert model.optimizer.__class__.__name__ == "Adam" and len(model.history.epoch) == 1
     with pytest.raises(ValueError, match=r"\['filters'\].*'filters': 8"):
         tuner.retrain(tuner.get_best_hyperparameters(1)[0], x, y, epochs=1, filters=8)
+    # Weight inheritance: the user's model starts from the supernet's weights for it.
+    best = tuner.get_best_hyperparameters(1)[0]
+    shared = tuner.supernet.build_child(tuner.space.as_encoding(best), compile=False)
+    recorded = WeightsAtStart()
+    tuner.retrain(best, x, y, epochs=1, batch_size=16, callbacks=[recorded], from_shared_weights=True)
+    assert_training_started_from(recorded, shared)
 
 
 def test_two_replicas_give_the_architectures_and_scores_of_one_device():

@@ -114,6 +114,8 @@ def build_parser():
     retrain.add_argument("--drop-path", type=_nonnegative_float, help="ENAS micro: drop-path rate (default 0.4)")
     retrain.add_argument("--auxiliary-weight", type=_nonnegative_float, help="ENAS micro: auxiliary head loss weight (default 0.4)")
     retrain.add_argument("--max-minutes", type=_positive_float, help="ENAS: time budget; the epoch count (at most --epochs) is fitted to it")
+    retrain.add_argument("--from-shared-weights", action="store_true", default=None,
+                         help="ENAS: start from the supernet's weights for the child, not from scratch (needs the search's filters)")
     retrain.add_argument("--verbose", action="store_true", help="Keras' per-epoch lines instead of the progress line")
 
     export = commands.add_parser("export", help="write the retrained model as .keras or SavedModel")
@@ -240,7 +242,7 @@ def cmd_report(args):
 
 
 # ----------------------------------------------------------------------- retrain
-RETRAIN_FLAGS = ("filters", "cutout", "drop_path", "auxiliary_weight", "max_minutes")
+RETRAIN_FLAGS = ("filters", "cutout", "drop_path", "auxiliary_weight", "max_minutes", "from_shared_weights")
 
 
 def cmd_retrain(args):
@@ -298,7 +300,8 @@ def cmd_retrain(args):
     )
     save_architecture(record, os.path.join(best_dir, "architecture.json"))
     facts = {"trial": trial.trial_id, "search_score": trial.score, "epochs": epochs, "batch_size": batch_size,
-             "limit": limit, "seconds": round(seconds, 1), "params": int(model.count_params()),
+             "limit": limit, "from_shared_weights": bool(args.from_shared_weights),
+             "seconds": round(seconds, 1), "params": int(model.count_params()),
              "test_accuracy": float(test_accuracy), "test_loss": float(test_loss), "preprocessing": preprocessing}
     with open(os.path.join(best_dir, "retrain.json"), "w") as f:
         json.dump(facts, f, indent=2)

@@ -442,8 +442,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     # -------------------------------------------------------------------- retrain
     def retrain(self, hp, x, y, epochs=10, batch_size=None, validation_data=None, filters=None, cutout=None,
-                drop_path=None, auxiliary_weight=None, time_budget=None, callbacks=None, verbose=0):
-        """Trains the child `hp` from scratch with the paper's final-training options.
+                drop_path=None, auxiliary_weight=None, time_budget=None, callbacks=None, verbose=0,
+                from_shared_weights=False):
+        """Trains the child `hp` with the paper's final-training options, from scratch or from the shared weights.
 
         Args:
             hp: a `keras_tuner.HyperParameters` (or values dict) of the space.
@@ -465,6 +466,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 still ends at its minimum; training also stops at the budget.
             callbacks: Keras callbacks for `fit`.
             verbose: `fit`'s verbosity.
+            from_shared_weights: start the child from the supernet's current
+                weights for it instead of a random initialisation (weight
+                inheritance: the search's training is not thrown away, which
+                counts at short budgets). Needs the search's `filters`.
 
         Returns:
             The trained `keras.Model` (class probabilities only: the auxiliary
@@ -476,12 +481,24 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         `auxiliary_weight` are options of the ENAS spaces only.
         """
         train = retrain.retrain_own_model if isinstance(self.space, ChoiceSpace) else retrain.retrain
+        inherit_from = self._child_on_shared_weights(hp, filters) if from_shared_weights else None
         return train(
             self.space, hp, x, y, epochs=epochs, batch_size=batch_size or RETRAIN_BATCH_SIZE,
             validation_data=validation_data, filters=filters, cutout=cutout, drop_path=drop_path,
             auxiliary_weight=auxiliary_weight, time_budget=time_budget, callbacks=callbacks, seed=self.seed,
-            verbose=verbose,
+            verbose=verbose, inherit_from=inherit_from,
         )
+
+    def _child_on_shared_weights(self, hp, filters):
+        if self.supernet is None:
+            raise ValueError("`from_shared_weights=True` needs the supernet's weights: run search() first.")
+        width = getattr(self.space, "filters", None)
+        if None not in (filters, width) and filters != width:
+            raise ValueError(
+                f"`from_shared_weights=True` starts the child from the supernet's {width}-filter weights; "
+                f"filters={filters!r} would change their shapes. Leave `filters` unset."
+            )
+        return self.supernet.build_child(self.space.as_encoding(hp), compile=False)
 
     # ---------------------------------------------------------------- resume
     def _save_state(self):
