@@ -35,6 +35,11 @@ random architectures with that noise taken out, and each searcher's margin in
 units of the spread of the random children's means:
 
     python benchmarks/enas_vs_random.py --retrain-more seed0.json seed1.json seed2.json --retrain-seeds 3 --json more.json
+
+`--retrained-from more.json` reuses the retrainings an earlier `--retrain-more`
+saved, so adding a search seed retrains only its own children:
+
+    python benchmarks/enas_vs_random.py --retrain-more seed0.json ... seed3.json --retrained-from more.json --json more4.json
 """
 
 import argparse
@@ -86,6 +91,7 @@ def parse_arguments():
         help="saved runs (see above): retrain every child until it has --retrain-seeds seeds, then pool",
     )
     parser.add_argument("--retrain-seeds", type=int, default=3, help="with --retrain-more: seeds per child")
+    parser.add_argument("--retrained-from", default=None, metavar="JSON", help="with --retrain-more: reuse its retrainings")
     parser.add_argument("--quick", action="store_true", help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     args = parser.parse_args()
     if args.quick:
@@ -157,7 +163,7 @@ def margin_figures(rows, random_scores, rng, resamples):
 
 
 #: Arguments that name a run or what to do with saved runs, not how children are searched and retrained.
-RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds")
+RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds", "retrained_from")
 
 
 def settings_of(arguments):
@@ -217,12 +223,23 @@ def random_encodings_of(run, space):
     return drawn
 
 
-def retrain_more(paths, seeds_per_child, resamples, json_path):
+def earlier_retrainings(path, settings):
+    """`{(search seed, child name): test accuracies}` of a saved `--retrain-more` run with `settings`."""
+    if path is None:
+        return {}
+    saved = json.load(open(path))
+    if saved["settings"] != settings:
+        raise SystemExit(f"--retrained-from: {path} retrained runs of other settings: {saved['settings']}")
+    return {(child["search_seed"], child["name"]): child["test"] for child in saved["children"]}
+
+
+def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=None):
     """Retrains the children of saved runs up to `seeds_per_child` seeds each and pools them (see the docstring)."""
     runs = [json.load(open(path)) for path in paths]
     settings = [settings_of(run["arguments"]) for run in runs]
     if any(other != settings[0] for other in settings[1:]):
         raise SystemExit(f"--retrain-more: the runs differ in more than --seed: {settings}")
+    earlier = earlier_retrainings(retrained_from, settings[0])
     began, load_at_start = time.time(), os.getloadavg()
     first = argparse.Namespace(**runs[0]["arguments"])
     (x, y), _, (x_test, y_test), info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=first.limit)
@@ -237,6 +254,10 @@ def retrain_more(paths, seeds_per_child, resamples, json_path):
             for index, encoding in enumerate(random_encodings_of(run, space))
         ]
         for name, values, scores in named:
+            reused = earlier.get((args.seed, name), [])
+            if reused[: len(scores)] != scores[: len(reused)]:
+                raise SystemExit(f"--retrained-from: seed {args.seed}, {name}: {reused} do not extend the saved {scores}")
+            scores = list(max(scores, reused, key=len))
             for seed in range(args.seed + 1 + len(scores), args.seed + 1 + seeds_per_child):
                 scores.append(test_accuracy(space, values, (x, y), test, args, seed))
             print(f"search seed {args.seed}, {name}: {', '.join(f'{s:.4f}' for s in scores)}", flush=True)
@@ -272,7 +293,7 @@ def main():
         pool(args.pool, args.bootstrap)
         return
     if args.retrain_more:
-        retrain_more(args.retrain_more, args.retrain_seeds, args.bootstrap, args.json)
+        retrain_more(args.retrain_more, args.retrain_seeds, args.bootstrap, args.json, args.retrained_from)
         return
     began, load_at_start = time.time(), os.getloadavg()
     print(f"ENAS vs random children: {vars(args)}", flush=True)
