@@ -139,6 +139,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=10, batch_size=128)
     best_hp = tuner.get_best_hyperparameters(1)[0]
     model = tuner.retrain(best_hp, x, y, epochs=20)
+    warm = tuner.retrain(best_hp, x, y, epochs=3, from_shared_weights=True)  # starts from the supernet's weights
     ```
 
     Over a user's own model (`build` declares `LayerChoice` / `InputChoice`
