@@ -469,8 +469,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             verbose: `fit`'s verbosity.
             from_shared_weights: start the child from the supernet's current
                 weights for it instead of a random initialisation (weight
-                inheritance: the search's training is not thrown away, which
-                counts at short budgets). Needs the search's `filters`.
+                inheritance, `keras_rlnas.retrain.inherit_weights`). Needs
+                the search's `filters`.
 
         Returns:
             The trained `keras.Model` (class probabilities only: the auxiliary
