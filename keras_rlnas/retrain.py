@@ -1,4 +1,4 @@
-"""Final training: a found architecture trained from scratch, for every search space.
+"""Final training: a found architecture trained anew, for every search space.
 
 A search ranks architectures with short or shared-weight training; the one it
 keeps is then trained anew, from a random initialisation or, with
@@ -6,9 +6,9 @@ keeps is then trained anew, from a random initialisation or, with
 Once-for-All and BigNAS start their children). Every space gets one cosine
 learning-rate cycle over all epochs and an optional time budget (a timed
 probe picks how many epochs fit, and training stops at the deadline), and
-training arrays can be cut out. The ENAS spaces add the final-training options of Pham et al. (2018):
-a wider network (`filters`) and, in the micro space, scheduled drop-path and
-an auxiliary head.
+training arrays can be cut out. The ENAS spaces add the final-training
+options of Pham et al. (2018): a wider network (`filters`) and, in the micro
+space, scheduled drop-path and an auxiliary head.
 
 Example:
 
