@@ -426,10 +426,10 @@ def run_enas(args, data, budget):
     macro = args.system == "enas-macro"
     if macro:
         space = keras_rlnas.ENASMacro(INPUT_SHAPE, NUM_CLASSES, num_layers=args.enas_layers or 6,
-                                      filters=args.enas_filters or 24)
+                                      filters=args.enas_filters or 24, stem_strides=args.enas_stem_strides)
     else:
         space = keras_rlnas.ENASMicro(INPUT_SHAPE, NUM_CLASSES, num_cells=args.enas_layers or 1,
-                                      filters=args.enas_filters or 16)
+                                      filters=args.enas_filters or 16, stem_strides=args.enas_stem_strides)
     tuner = keras_rlnas.ENASTuner(space, seed=args.seed, directory=args.directory, project_name=cell_name(args),
                                   overwrite=True, **json.loads(args.enas_options or "{}"))
     clock = enas_clock(x, y, tuner.batch_size, args.trial_images, enas_tail_images(tuner), budget.search_deadline,
@@ -492,8 +492,16 @@ RUNNERS = {
 
 # --------------------------------------------------------------------------- one cell
 def cell_key(record):
-    """What identifies a cell: system, budget, seed and (for a search) the search share."""
-    return (record["system"], float(record["budget_minutes"]), int(record["seed"]), record.get("search_fraction"))
+    """What identifies a cell: system, budget, seed, (for a search) the search share and the variant."""
+    return (record["system"], float(record["budget_minutes"]), int(record["seed"]), record.get("search_fraction"),
+            record.get("variant"))
+
+
+def variant(args):
+    """What sets a cell's system apart from its default, e.g. `"stem stride 2"`; `None` for the default."""
+    if args.system in ("enas-macro", "enas-micro") and args.enas_stem_strides != 1:
+        return f"stem stride {args.enas_stem_strides}"
+    return None
 
 
 def search_fraction(args):
@@ -510,7 +518,8 @@ def search_fraction(args):
 
 
 def cell_name(args):
-    return f"{args.system}-{args.budget_minutes:g}min-seed{args.seed}"
+    name = args.system + (f"-stem{args.enas_stem_strides}" if variant(args) else "")
+    return f"{name}-{args.budget_minutes:g}min-seed{args.seed}"
 
 
 def read_results(path):
@@ -595,6 +604,7 @@ def run_cell(args):
         "budget_minutes": args.budget_minutes,
         "seed": args.seed,
         "search_fraction": fraction,
+        "variant": variant(args),
         "test_accuracy": outcome["test_accuracy"],
         "validation_accuracy": outcome["validation_accuracy"],
         "parameters": outcome["parameters"],
@@ -624,16 +634,18 @@ def run_cell(args):
 
 # --------------------------------------------------------------------------- table and plot
 def groups(records):
-    """`{(system, search_fraction): {budget_minutes: [records]}}`."""
+    """`{(system, search_fraction, variant): {budget_minutes: [records]}}`."""
     grouped = {}
     for record in records:
-        by_budget = grouped.setdefault((record["system"], record.get("search_fraction")), {})
+        key = (record["system"], record.get("search_fraction"), record.get("variant"))
+        by_budget = grouped.setdefault(key, {})
         by_budget.setdefault(float(record["budget_minutes"]), []).append(record)
     return grouped
 
 
-def label(system, fraction):
-    return system if fraction in (None, 0.5) else f"{system} (search {fraction:g})"
+def label(system, fraction, variant=None):
+    notes = ([] if fraction in (None, 0.5) else [f"search {fraction:g}"]) + ([variant] if variant else [])
+    return system + (f" ({', '.join(notes)})" if notes else "")
 
 
 def mean_sd(values):
@@ -649,8 +661,8 @@ def table(records):
     ]
     order = {system: i for i, system in enumerate(SYSTEMS)}
     grouped = groups(records)
-    for system, fraction in sorted(grouped, key=lambda key: (order.get(key[0], 99), key[1] or 0)):
-        for budget, cells in sorted(grouped[(system, fraction)].items()):
+    for system, fraction, kind in sorted(grouped, key=lambda key: (order.get(key[0], 99), key[1] or 0, key[2] or "")):
+        for budget, cells in sorted(grouped[(system, fraction, kind)].items()):
             mean, sd = mean_sd([c["test_accuracy"] for c in cells])
             shown = f"{mean:.4f}" + (f" +- {sd:.4f}" if sd is not None else "")
             parameters = f"{np.mean([c['parameters'] for c in cells]):,.0f}"
@@ -659,7 +671,7 @@ def table(records):
             load = np.mean([c["load_average_start"][0] for c in cells])
             late = sum(not c["within_budget"] for c in cells)
             note = f" ({late} over budget)" if late else ""
-            lines.append(f"| {label(system, fraction)} | {budget:g} | {shown}{note} | {len(cells)} | {parameters} "
+            lines.append(f"| {label(system, fraction, kind)} | {budget:g} | {shown}{note} | {len(cells)} | {parameters} "
                          f"| {search:.1f} / {train:.1f} | {load:.1f} |")
     return "\n".join(lines)
 
@@ -672,11 +684,12 @@ def plot(records, path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for (system, fraction), by_budget in sorted(groups(records).items(), key=lambda item: item[0][0]):
+    for (system, fraction, kind), by_budget in sorted(groups(records).items(),
+                                                      key=lambda item: (item[0][0], item[0][2] or "")):
         budgets = sorted(by_budget)
         stats = [mean_sd([c["test_accuracy"] for c in by_budget[b]]) for b in budgets]
         axes.errorbar(budgets, [m for m, _ in stats], yerr=[sd or 0.0 for _, sd in stats], marker="o",
-                      capsize=3, label=label(system, fraction))
+                      capsize=3, label=label(system, fraction, kind))
     axes.set_xlabel("wall-clock budget, search + final training (minutes)")
     axes.set_ylabel("Fashion-MNIST test accuracy")
     axes.set_title("Same budget, same CPU: test accuracy against budget")
@@ -710,6 +723,8 @@ def parse_args(argv=None):
                         help="most epochs of retrain(); the count is fitted to the time left")
     parser.add_argument("--enas-layers", type=int, help="macro layers (6) / micro cells per stage (1)")
     parser.add_argument("--enas-filters", type=int, help="search width: macro 24, micro 16")
+    parser.add_argument("--enas-stem-strides", type=int, default=1,
+                        help="stride of the ENAS spaces' stem convolution (1, as in the papers; 2 quarters the maps)")
     parser.add_argument("--retrain-filters", type=int, help="width of the retrained ENAS child (search width)")
     parser.add_argument("--enas-options", help="JSON of extra ENASTuner options")
     parser.add_argument("--vanilla-options", help="JSON over the VanillaNAS space options")

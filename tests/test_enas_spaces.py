@@ -189,6 +189,22 @@ def test_micro_child_cells_loose_ends_and_reductions():
     assert model.output.shape[-1] == 3
 
 
+@pytest.mark.parametrize("make, last", [(macro, "layer5_bn"), (micro, "cell4_output")])
+def test_a_strided_stem_halves_every_map_and_keeps_the_architectures(make, last):
+    plain, strided = make(), make(stem_strides=2)
+    assert strided.get_config() == {**plain.get_config(), "stem_strides": 2}
+    assert type(strided).from_config(strided.get_config()).stem_strides == 2
+    encoding = plain.random_encoding(3)
+    assert strided.encoding_length == plain.encoding_length
+    plain_child, strided_child = plain.build_child(encoding), strided.build_child(encoding)
+    assert spatial(plain_child, "stem") == (12, 12) and spatial(strided_child, "stem") == (6, 6)
+    # 12 -> 6 -> 3 -> 2: the reductions round up, as the stride-1 space's do on odd maps.
+    assert spatial(plain_child, last) == (3, 3) and spatial(strided_child, last) == (2, 2)
+    assert strided_child.count_params() == plain_child.count_params()
+    with pytest.raises(ValueError, match=r"\(8, 8, 1\) is too small for a stem of stride 2.*1x1 map"):
+        type(plain)((8, 8, 1), 3, stem_strides=2)
+
+
 # Arguments
 
 
@@ -205,6 +221,7 @@ def test_micro_child_cells_loose_ends_and_reductions():
         (lambda: micro(num_nodes=0), "num_nodes"),
         (lambda: micro(num_cells=1.5), "1.5"),
         (lambda: micro(restart_period=0), "restart_period"),
+        (lambda: macro(stem_strides=0), "stem_strides"),
     ],
 )
 def test_bad_arguments_name_the_value(make, bad):

@@ -84,6 +84,19 @@ def test_copied_child_predicts_as_the_supernet(macro_net):
         assert float(net.eval_step(IMAGES, LABELS, arch)) == pytest.approx(accuracy)
 
 
+def test_a_strided_stem_supernet_trains_and_copies_its_children():
+    space = ENASMacro((12, 12, 1), num_classes=3, num_layers=3, filters=4, dropout=0.0, stem_strides=2)
+    net = MacroSupernet(space)
+    images = RNG.random((8, 12, 12, 1), dtype=np.float32)
+    for arch in architectures(space, 2):
+        assert np.isfinite(float(net.train_step(images, LABELS[:8], arch)["loss"]))
+    arch = space.random_encoding(7)
+    child = space.build_child(arch)
+    net.copy_weights_to(child, space.decode(arch))
+    assert child.get_layer("stem").output.shape[1:3] == (6, 6)
+    np.testing.assert_allclose(child.predict(images, verbose=0), net.predict(images, arch), atol=1e-5)
+
+
 def test_eval_and_predict_leave_every_weight_alone(macro_net):
     net = macro_net
     arch = net.space.random_encoding(4)

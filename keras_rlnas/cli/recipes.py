@@ -217,7 +217,8 @@ class ENASMacroRecipe(ENASRecipe):
     defaults = dict(num_layers=6, filters=16)
 
     def graphs(self, space, architecture):
-        nodes = [{"label": "stem conv 3x3", "inputs": []}]
+        stride = f", stride {space.stem_strides}" if space.stem_strides != 1 else ""
+        nodes = [{"label": f"stem conv 3x3{stride}", "inputs": []}]
         reductions = set(space.reduction_positions)
         for i, layer in enumerate(architecture["layers"]):
             label = layer["op"] + (", then reduce" if i in reductions else "")

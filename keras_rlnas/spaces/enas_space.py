@@ -24,8 +24,9 @@ class ENASSpace(keras_tuner.HyperModel):
     space built from this one's config (`with_options`).
 
     The constructor's arguments are the settings the subclasses document:
-    image shape, class count, first-stage width, dropout, L2 factor and the
-    children's optimizer (`keras_rlnas.training.TrainingOptions`).
+    image shape, class count, first-stage width, dropout, L2 factor, the
+    children's optimizer (`keras_rlnas.training.TrainingOptions`) and the
+    stem's stride.
     """
 
     #: Whether the head starts with a ReLU (the cells end in batch norm).
@@ -50,18 +51,20 @@ class ENASSpace(keras_tuner.HyperModel):
         steps_per_epoch,
         name,
         tunable,
+        stem_strides=1,
     ):
         super().__init__(name=name, tunable=tunable)
         self.input_shape = checks.image_shape("input_shape", input_shape)
-        # Both spaces halve the map twice. On a 1x1 map the last stage's 3x3
-        # and 5x5 convolutions and pools all act as 1x1 ones: its choices
-        # would be indistinguishable.
-        smallest = min(self.input_shape[:2])
-        if (smallest + 3) // 4 < 2:
+        self.stem_strides = checks.positive_int("stem_strides", stem_strides)
+        # Both spaces halve the map twice after the stem. On a 1x1 map the
+        # last stage's 3x3 and 5x5 convolutions and pools all act as 1x1
+        # ones: its choices would be indistinguishable.
+        last_map = [self.last_map_size(size) for size in self.input_shape[:2]]
+        if min(last_map) < 2:
             raise ValueError(
-                f"`input_shape` {self.input_shape} is too small for the space's two 2x reductions, which "
-                f"leave a {(self.input_shape[0] + 3) // 4}x{(self.input_shape[1] + 3) // 4} map; "
-                "images need to be at least 5x5."
+                f"`input_shape` {self.input_shape} is too small for a stem of stride {self.stem_strides} and "
+                f"the space's two 2x reductions, which leave a {last_map[0]}x{last_map[1]} map; the last "
+                "map needs to be at least 2x2 (`stem_strides=1` needs 5x5 images)."
             )
         self.num_classes = checks.positive_int("num_classes", num_classes, minimum=2)
         self.filters = checks.positive_int("filters", filters, minimum=2)
@@ -75,6 +78,11 @@ class ENASSpace(keras_tuner.HyperModel):
             momentum=momentum,
             steps_per_epoch=steps_per_epoch,
         )
+
+    def last_map_size(self, size):
+        """The height (or width) of the last stage's map for an input of `size` pixels."""
+        after_stem = -(-size // self.stem_strides)
+        return (after_stem + 3) // 4
 
     def block_name(self, kind, **fields):
         """The name of a layer of this space's children and supernet (`BLOCK_NAMES`).
@@ -181,6 +189,7 @@ class ENASSpace(keras_tuner.HyperModel):
             "steps_per_epoch": self.training.steps_per_epoch,
             "name": self.name,
             "tunable": self.tunable,
+            "stem_strides": self.stem_strides,
         }
 
     @classmethod
