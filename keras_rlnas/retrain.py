@@ -5,7 +5,8 @@ keeps is then trained anew, from a random initialisation or, with
 `inherit_from`, from the weights the search trained (weight inheritance, as
 Once-for-All and BigNAS start their children). Every space gets one cosine
 learning-rate cycle over all epochs and an optional time budget (a timed
-probe picks how many epochs fit, and training stops at the deadline), and
+probe picks how many epochs, and how long, fill it, and training stops at the
+deadline), and
 training arrays can be cut out. The ENAS spaces add the final-training
 options of Pham et al. (2018): a wider network (`filters`) and, in the micro
 space, scheduled drop-path and an auxiliary head.
@@ -78,7 +79,10 @@ def retrain(
         time_budget: seconds for the whole training, or `None`. The epoch
             count (at most `epochs`) is then chosen from the timed steps of
             a probe copy of the child, so the cosine cycle still ends at its
-            minimum; training also stops at the budget.
+            minimum; training also stops at the budget. The epochs' length
+            is fitted too (a little more or less than one pass over the
+            data), so the cycle fills the budget instead of the whole
+            epochs that fit in it.
         callbacks: Keras callbacks for `fit`.
         seed: seed of the shuffling and cutout of arrays.
         verbose: `fit`'s verbosity.
@@ -98,15 +102,19 @@ def retrain(
         train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
     build = _child_builder(space, values, steps, filters, regularization)
     epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
+    steps_per_epoch = None
     if time_budget is not None:
         deadline = time.time() + checks.positive_float("time_budget", time_budget)
-        epochs = _epochs_within(build, train, steps, validation_data, epochs, deadline, verbose)
+        epochs, steps_per_epoch = _plan_within(build, train, steps, validation_data, epochs, deadline, verbose)
+        # Epochs of a fitted length, each a little more or less than one pass over the data.
+        train = train.repeat()
         callbacks.append(StopAtDeadline(deadline))
-    model = build(epochs)
+    model = build(epochs, steps_per_epoch or steps)
     if inherit_from is not None:
         inherit_weights(model, inherit_from)
     history = model.fit(
-        train, epochs=epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose
+        train, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks,
+        shuffle=False, verbose=verbose,
     )
     if len(model.outputs) > 1:
         model = _without_auxiliary_head(model)
@@ -261,7 +269,8 @@ def _regularization(space, drop_path, auxiliary_weight):
 
 
 def _child_builder(space, values, steps, filters, regularization):
-    """`build(epochs)`: a fresh compiled child of `values`, its learning rate one cosine cycle over `epochs`."""
+    """`build(epochs, steps)`: a fresh compiled child of `values`, its learning rate one cosine cycle over `epochs`
+    of `steps` minibatches (by default one pass over the data)."""
     if isinstance(space, VanillaNAS):
         if filters is not None:
             raise ValueError(
@@ -271,7 +280,7 @@ def _child_builder(space, values, steps, filters, regularization):
         hp.values = dict(values)
         description = space.describe(hp)
 
-        def build_vanilla(epochs):
+        def build_vanilla(epochs, steps=steps):
             model = space.build_model(description, compile=False)
             learning_rate = keras.optimizers.schedules.CosineDecay(space.learning_rate, max(epochs, 1) * steps)
             optimizer = keras.optimizers.SGD(
@@ -288,7 +297,7 @@ def _child_builder(space, values, steps, filters, regularization):
     if filters is not None:
         space = space.with_options(filters=checks.positive_int("filters", filters))
 
-    def build_enas(epochs):
+    def build_enas(epochs, steps=steps):
         # The search's warm restarts become one cycle over the whole training.
         cycle = space.with_options(restart_period=max(epochs, 1), restart_multiplier=1, steps_per_epoch=steps)
         if not regularization:
@@ -298,8 +307,8 @@ def _child_builder(space, values, steps, filters, regularization):
     return build_enas
 
 
-def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, verbose):
-    """How many epochs of the child fit before `deadline`, from a timed probe copy."""
+def _plan_within(build, train, steps, validation_data, max_epochs, deadline, verbose):
+    """`(epochs, steps_per_epoch)` of the child that fill the time to `deadline`, from a timed probe copy."""
     start = time.time()
     next(iter(train))  # each epoch starts so: a shuffle buffer to fill before the first batch
     epoch_start_seconds = time.time() - start
@@ -316,7 +325,7 @@ def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, v
     step_seconds = clock.step_seconds() or (time.time() - start) / probe_steps
     # The model that is trained for real traces again.
     setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
-    epoch_seconds = epoch_start_seconds + step_seconds * steps
+    epoch_overhead = epoch_start_seconds
     if validation_data is not None:
         validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
         validation_steps = int(validation.cardinality())
@@ -328,12 +337,50 @@ def _epochs_within(build, train, steps, validation_data, max_epochs, deadline, v
             start = time.time()
             probe.evaluate(validation.take(timed_steps), verbose=0, callbacks=[clock])
             batch_seconds = clock.step_seconds() or (time.time() - start) / timed_steps
-            epoch_seconds += batch_seconds * validation_steps
+            epoch_overhead += batch_seconds * validation_steps
     # 5% slack for the per-epoch overhead the probe does not see.
-    epochs = min(max(int(((deadline - time.time()) * 0.95 - setup_seconds) // epoch_seconds), 1), max_epochs)
+    available = (deadline - time.time()) * 0.95 - setup_seconds
+    epochs, steps_per_epoch = fill_budget(available, epoch_overhead, step_seconds, steps, max_epochs)
     if verbose:
-        print(f"retrain: about {epoch_seconds:.0f} s per epoch; {epochs} epochs fit the budget", flush=True)
-    return epochs
+        print(
+            f"retrain: about {epoch_overhead + step_seconds * steps:.0f} s per pass over the data; {epochs} epochs "
+            f"of {steps_per_epoch} steps ({steps} per pass) fit the budget",
+            flush=True,
+        )
+    return epochs, steps_per_epoch
+
+
+def fill_budget(seconds, epoch_overhead, step_seconds, steps, max_epochs):
+    """The epochs, and steps per epoch, of a training that fills `seconds`.
+
+    The epoch count is the number of passes over the data that fit, rounded
+    to the nearest whole number (at least 1, at most `max_epochs`); the
+    epochs' length then takes up the rest, so that no fraction of an epoch
+    is left unused. Capped at `max_epochs`, the epochs stay one pass long.
+
+    Args:
+        seconds: time for the whole training.
+        epoch_overhead: seconds each epoch costs beside its steps (validation, refilling a shuffle buffer).
+        step_seconds: seconds per training step.
+        steps: steps in one pass over the data.
+        max_epochs: the most epochs to train.
+
+    Returns:
+        `(epochs, steps_per_epoch)`.
+
+    Example:
+
+    >>> fill_budget(1000, epoch_overhead=10, step_seconds=1.0, steps=100, max_epochs=50)
+    (9, 101)
+    >>> fill_budget(1000, epoch_overhead=10, step_seconds=1.0, steps=100, max_epochs=5)
+    (5, 100)
+    """
+    passes = seconds / (epoch_overhead + step_seconds * steps)
+    epochs = min(max(int(round(passes)), 1), max_epochs)
+    fitted = int((seconds - epochs * epoch_overhead) / (epochs * step_seconds)) if step_seconds > 0 else steps
+    if epochs == max_epochs and passes >= max_epochs:
+        fitted = steps
+    return epochs, max(fitted, 1)
 
 
 class _StepClock(keras.callbacks.Callback):

@@ -99,6 +99,40 @@ def test_retrain_time_budget_bounds_the_run(tmp_path, data):
         tuner.retrain(values, x, y, epochs=1, drop_path=0.3)
 
 
+@pytest.mark.parametrize(
+    "seconds, max_epochs, plan",
+    [
+        (1000, 50, (9, 101)),  # 9.1 passes: 9 epochs a step longer than a pass fill the time
+        (960, 50, (9, 96)),  # 8.7 passes: rounded up, the epochs are shortened to fit
+        (1000, 5, (5, 100)),  # capped: epochs stay one pass long
+        (30, 50, (1, 20)),  # less than a pass: one short epoch
+        (-5, 50, (1, 1)),  # nothing left: one step, then the deadline stops it
+    ],
+)
+def test_fill_budget_leaves_no_fraction_of_an_epoch_unused(seconds, max_epochs, plan):
+    epochs, steps = retrain.fill_budget(seconds, epoch_overhead=10, step_seconds=1.0, steps=100, max_epochs=max_epochs)
+    assert (epochs, steps) == plan
+    if plan[0] < max_epochs and seconds > 0:
+        assert seconds - epochs * 10 - epochs * 1.0 < epochs * steps <= seconds - epochs * 10
+
+
+def test_a_time_budget_trains_the_fitted_epochs_on_one_cosine_cycle(data, monkeypatch):
+    x, y = data
+    space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
+    monkeypatch.setattr(retrain, "fill_budget", lambda *args: (2, 5))
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: rates.append(float(record.model.optimizer.learning_rate))
+    )
+    model = retrain.retrain(space, space.decode(space.random_encoding(1)), x, y, epochs=9, batch_size=32,
+                            time_budget=600, callbacks=[record])
+    # 2 epochs of 5 steps over 3-step passes of the data; one cosine cycle over the 2 epochs (the rate
+    # changes once per epoch, as in the reference code).
+    assert len(model.history.epoch) == 2 and int(model.optimizer.iterations) == 10
+    peak, low = space.training.learning_rate, space.training.min_learning_rate
+    np.testing.assert_allclose(rates, [peak] * 5 + [(peak + low) / 2] * 5, rtol=1e-5)
+
+
 def test_vanilla_retrain_works_through_the_same_module(data):
     x, y = data
     space = keras_rlnas.VanillaNAS(
