@@ -580,6 +580,7 @@ def git_commit():
 def run_cell(args):
     load_start = os.getloadavg()
     wall_began = time.time()
+    commit = git_commit()  # the code this run imports, not what is checked out when it ends
     import keras
 
     import keras_rlnas
@@ -619,7 +620,7 @@ def run_cell(args):
         "versions": outcome["versions"],
         "machine": machine(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": git_commit(),
+        "commit": commit,
         "command": "python benchmarks/peers.py " + shlex.join(sys.argv[1:]),
         "details": outcome.get("details", {}),
     }
