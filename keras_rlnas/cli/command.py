@@ -113,7 +113,7 @@ def build_parser():
     retrain.add_argument("--cutout", type=_positive_int, help="ENAS: side of the cutout square")
     retrain.add_argument("--drop-path", type=_nonnegative_float, help="ENAS micro: drop-path rate (default 0.4)")
     retrain.add_argument("--auxiliary-weight", type=_nonnegative_float, help="ENAS micro: auxiliary head loss weight (default 0.4)")
-    retrain.add_argument("--max-minutes", type=_positive_float, help="ENAS: time budget; the epoch count (at most --epochs) is fitted to it")
+    retrain.add_argument("--max-minutes", type=_positive_float, help="ENAS: time budget; the epoch count (at most --epochs) and length are fitted to it")
     retrain.add_argument("--from-shared-weights", action="store_true", default=None,
                          help="ENAS: start from the supernet's weights for the child, not from scratch (needs the search's filters)")
     retrain.add_argument("--verbose", action="store_true", help="Keras' per-epoch lines instead of the progress line")
