@@ -462,8 +462,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             auxiliary_weight: weight of the auxiliary head's loss (micro only;
                 0.4 when `None`, 0 for macro).
             time_budget: seconds for the whole retraining, or `None`. The
-                epoch count (at most `epochs`) is then chosen from the timed
-                steps of a probe copy of the child, so the cosine schedule
+                epoch count (at most `epochs`) and length are then chosen from
+                the timed steps of a probe copy of the child, so the cosine schedule
                 still ends at its minimum; training also stops at the budget.
             callbacks: Keras callbacks for `fit`.
             verbose: `fit`'s verbosity.
