@@ -5,11 +5,10 @@ keeps is then trained anew, from a random initialisation or, with
 `inherit_from`, from the weights the search trained (weight inheritance, as
 Once-for-All and BigNAS start their children). Every space gets one cosine
 learning-rate cycle over all epochs and an optional time budget (a timed
-probe picks how many epochs, and how long, fill it, and training stops at the
-deadline), and
-training arrays can be cut out. The ENAS spaces add the final-training
-options of Pham et al. (2018): a wider network (`filters`) and, in the micro
-space, scheduled drop-path and an auxiliary head.
+probe picks how many epochs, and how long, fill it, and training stops at
+the deadline), and training arrays can be cut out. The ENAS spaces add the
+final-training options of Pham et al. (2018): a wider network (`filters`)
+and, in the micro space, scheduled drop-path and an auxiliary head.
 
 Example:
 
