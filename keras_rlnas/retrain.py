@@ -375,11 +375,10 @@ def fill_budget(seconds, epoch_overhead, step_seconds, steps, max_epochs):
     (5, 100)
     """
     passes = seconds / (epoch_overhead + step_seconds * steps)
-    epochs = min(max(int(round(passes)), 1), max_epochs)
-    fitted = int((seconds - epochs * epoch_overhead) / (epochs * step_seconds)) if step_seconds > 0 else steps
-    if epochs == max_epochs and passes >= max_epochs:
-        fitted = steps
-    return epochs, max(fitted, 1)
+    if passes >= max_epochs:
+        return max_epochs, steps
+    epochs = max(int(round(passes)), 1)
+    return epochs, max(int((seconds - epochs * epoch_overhead) / (epochs * step_seconds)), 1)
 
 
 class _StepClock(keras.callbacks.Callback):
