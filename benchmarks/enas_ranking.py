@@ -42,7 +42,9 @@ Method
    with 90 % percentile bootstrap intervals over children (children resampled
    with replacement) and one-sided permutation p-values; the fraction of the
    ceiling is bootstrapped on the same resamples. Spearman's rho is printed
-   alongside.
+   alongside. Shared weights favour convolution-rich children, so the same
+   taus are also given beyond the conv count: on every score less the mean
+   score of the children with its number of conv ops (`centred_within`).
 
 6. Reward noise against spread. A search scores a child on one validation
    minibatch of n images. For each shared score the spread between children
@@ -59,6 +61,7 @@ Commands
     python benchmarks/enas_ranking.py --space micro --children 20
     python benchmarks/enas_ranking.py --json /tmp/ranking.json   # also save every figure
     python benchmarks/enas_ranking.py --standalone-from /tmp/ranking.json   # new supernet, same standalone runs
+    python benchmarks/enas_ranking.py --analyse /tmp/ranking.json   # the ranking beyond the conv count, no run
 
 `--standalone-from` reuses the standalone scores of a saved run (the same
 children and standalone settings are checked), so another supernet is
@@ -187,6 +190,10 @@ def argument_parser(description=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     parser.add_argument(
+        "--analyse", metavar="JSON", default=None,
+        help="no run: print the ranking beyond the conv count of a saved --json run",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
@@ -273,6 +280,58 @@ def interval(draws, level=0.90):
         return float("nan"), float("nan")
     low, high = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
     return float(low), float(high)
+
+
+def centred_within(scores, groups):
+    """`scores` less the mean score of their group: what a proxy says beyond the group.
+
+    With `groups` a child's conv count, a proxy that only counts convolutions
+    ranks the centred scores no better than chance.
+    """
+    scores, groups = np.asarray(scores, float), np.asarray(groups)
+    centred = scores.copy()
+    for group in np.unique(groups):
+        centred[groups == group] -= scores[groups == group].mean()
+    return centred
+
+
+def beyond_feature(feature_name, groups, proxies, standalone, indices):
+    """Prints and returns tau-b of centred scores: the ranking beyond one feature of the children.
+
+    Args:
+        feature_name: the feature's name, for the printout.
+        groups: the feature's value per child.
+        proxies: `{key: shared-weight scores}`.
+        standalone: `(children, 2)` standalone scores of two seeds.
+        indices: bootstrap resamples of the children.
+
+    Returns:
+        `{"ceiling": figures, key: figures}`, each `{"tau", "interval"}`;
+        the ceiling compares the two standalone seeds, the proxies the mean.
+    """
+    standalone = np.asarray(standalone, float)
+    reference = centred_within(standalone.mean(axis=1), groups)
+    pairs = {"ceiling": (centred_within(standalone[:, 0], groups), centred_within(standalone[:, 1], groups))}
+    pairs.update({key: (centred_within(proxy, groups), reference) for key, proxy in proxies.items()})
+    print(f"\nbeyond the {feature_name}: tau-b of scores less their {feature_name} group's mean (90% bootstrap)")
+    figures = {}
+    for key, (a, b) in pairs.items():
+        tau, (low, high) = kendall_tau_b(a, b), interval(bootstrap_taus(a, b, indices))
+        figures[key] = {"tau": tau, "interval": [low, high]}
+        label = "noise ceiling: standalone seed 1 vs seed 2" if key == "ceiling" else (
+            f"shared {PROXY_LABELS[key]} vs mean standalone")
+        print(f"  {label:<44} tau-b {tau:+.3f}  [{low:+.3f}, {high:+.3f}]")
+    return figures
+
+
+def analyse_saved(path, bootstrap=2000, seed=0):
+    """`--analyse FILE`: the ranking beyond the conv count, from a saved `--json` run."""
+    with open(path) as file:
+        children = json.load(file)["children"]
+    indices = bootstrap_indices(len(children), bootstrap, np.random.default_rng(seed))
+    proxies = {key: [child[key] for child in children] for key in PROXY_LABELS if key in children[0]}
+    standalone = [child["standalone"] for child in children]
+    return beyond_feature("conv count", [child["convs"] for child in children], proxies, standalone, indices)
 
 
 # ----------------------------------------------------------- children chosen
@@ -513,6 +572,9 @@ def supernet_options(args):
 
 def main():
     args = parse_arguments()
+    if args.analyse:
+        analyse_saved(args.analyse, args.bootstrap, args.seed)
+        return
     began = time.time()
     print(f"{args.sampler}-supernet ranking benchmark: {vars(args)}")
     print(f"code: {source_state()}", flush=True)
@@ -711,6 +773,7 @@ def main():
             f"(mean {np.mean(repeat_taus):+.3f}, sd {np.std(repeat_taus, ddof=1):.3f}); their average: "
             f"{results['fine_tuned']['mean']['tau']:+.3f}"
         )
+    results["beyond_convs"] = beyond_feature("conv count", counts[:, 0], proxies, standalone, indices)
     difference = bootstrap_taus(recalibrated, mean_standalone, indices) - bootstrap_taus(
         batch_stats, mean_standalone, indices
     )
