@@ -67,7 +67,6 @@ the date, the git commit and the command.
 
 import argparse
 import json
-import math
 import os
 import platform
 import shlex
@@ -121,22 +120,7 @@ def _callbacks():
     """The Keras callbacks of this file (defined once Keras is imported)."""
     import keras
 
-    from keras_rlnas.retrain import StopAtDeadline
-
-    class WallClockCosine(keras.callbacks.Callback):
-        """Anneals the optimizer's learning rate on a cosine of wall-clock time from `fit`'s start to `deadline`."""
-
-        def __init__(self, deadline):
-            super().__init__()
-            self.deadline = deadline
-
-        def on_train_begin(self, logs=None):
-            self.began = time.time()
-            self.initial = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-        def on_train_batch_begin(self, batch, logs=None):
-            done = min(1.0, (time.time() - self.began) / max(self.deadline - self.began, 1e-9))
-            self.model.optimizer.learning_rate = self.initial * 0.5 * (1.0 + math.cos(math.pi * done))
+    from keras_rlnas.time_budget import CosineToDeadline, StopAtDeadline
 
     class SearchDeadline(keras.callbacks.Callback):
         """Stops a Keras Tuner search at `deadline`: ends the running trial and lets the oracle start no other.
@@ -262,7 +246,7 @@ def _callbacks():
             if self.deadline - now < needed:
                 self.model.stop_training = self.search_over = True
 
-    return StopAtDeadline, WallClockCosine, SearchDeadline, ENASClock
+    return StopAtDeadline, CosineToDeadline, SearchDeadline, ENASClock
 
 
 # --------------------------------------------------------------------------- models
@@ -313,10 +297,10 @@ def cnn_bn():
 
 def train_until(model, x, y, deadline, verbose=0):
     """Trains a compiled `model` on all of `(x, y)` until `deadline`, learning rate on a wall-clock cosine."""
-    stop_at_deadline, wall_clock_cosine, _, _ = _callbacks()
+    stop_at_deadline, cosine_to_deadline, _, _ = _callbacks()
     history = model.fit(
         x, y, batch_size=FINAL_BATCH_SIZE, epochs=100_000, shuffle=True, verbose=verbose,
-        callbacks=[wall_clock_cosine(deadline), stop_at_deadline(deadline)],
+        callbacks=[cosine_to_deadline(deadline), stop_at_deadline(deadline)],
     )
     return len(history.epoch)
 

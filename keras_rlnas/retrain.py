@@ -5,8 +5,9 @@ keeps is then trained anew, from a random initialisation or, with
 `inherit_from`, from the weights the search trained (weight inheritance, as
 Once-for-All and BigNAS start their children). Every space gets one cosine
 learning-rate cycle over all epochs and an optional time budget (a timed
-probe picks how many epochs, and how long, fill it, and training stops at
-the deadline), and training arrays can be cut out. The ENAS spaces add the
+probe picks how many epochs, and how long, fill it; the cycle then follows
+the clock to the deadline, where training stops), and training arrays can
+be cut out. The ENAS spaces add the
 final-training options of Pham et al. (2018): a wider network (`filters`)
 and, in the micro space, scheduled drop-path and an auxiliary head.
 
@@ -31,6 +32,7 @@ import numpy as np
 from keras_rlnas import _checks as checks
 from keras_rlnas.data import augmentation
 from keras_rlnas.spaces import ENASMicro, VanillaNAS
+from keras_rlnas.time_budget import CosineToDeadline, StopAtDeadline, fill_budget, plan_within
 
 #: The reference code's micro final training: drop-path rate and auxiliary loss weight.
 MICRO_DROP_PATH = 0.4
@@ -75,13 +77,14 @@ def retrain(
             (`MICRO_DROP_PATH` when `None`).
         auxiliary_weight: micro space: weight of the auxiliary head's loss
             (`MICRO_AUXILIARY_WEIGHT` when `None`).
-        time_budget: seconds for the whole training, or `None`. The epoch
-            count (at most `epochs`) is then chosen from the timed steps of
-            a probe copy of the child, so the cosine cycle still ends at its
-            minimum; training also stops at the budget. The epochs' length
-            is fitted too (a little more or less than one pass over the
-            data), so the cycle fills the budget instead of the whole
-            epochs that fit in it.
+        time_budget: seconds for the whole training, or `None`. The epochs'
+            count and length (a little more or less than one pass over the
+            data) are then fitted to it from the timed steps of a probe copy
+            of the child (`keras_rlnas.time_budget`); unless `epochs` caps
+            them, training runs to the deadline and the cosine cycle follows
+            the clock, ending at its minimum at the deadline however far the
+            probe misjudged the steps (`CosineToDeadline`). Training stops
+            at the budget.
         callbacks: Keras callbacks for `fit`.
         seed: seed of the shuffling and cutout of arrays.
         verbose: `fit`'s verbosity.
@@ -99,20 +102,28 @@ def retrain(
     regularization = _regularization(space, drop_path, auxiliary_weight)
     if regularization.get("auxiliary_weight"):
         train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
-    build = _child_builder(space, values, steps, filters, regularization)
+    build, learning_rates = _child_builder(space, values, steps, filters, regularization)
     epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
-    steps_per_epoch = None
+    steps_per_epoch, on_the_clock, fit_epochs = None, False, epochs
     if time_budget is not None:
         deadline = time.time() + checks.positive_float("time_budget", time_budget)
-        epochs, steps_per_epoch = _plan_within(build, train, steps, validation_data, epochs, deadline, verbose)
+        epochs, steps_per_epoch = plan_within(build, train, steps, validation_data, fit_epochs, deadline, verbose)
         # Epochs of a fitted length, each a little more or less than one pass over the data.
         train = train.repeat()
         callbacks.append(StopAtDeadline(deadline))
-    model = build(epochs, steps_per_epoch or steps)
+        # Unless the epoch cap ends training first, the rate follows the clock, so it anneals by the deadline
+        # however far the probe misjudged the steps, and training runs on to the deadline.
+        on_the_clock = (epochs, steps_per_epoch) != (fit_epochs, steps)
+        if on_the_clock:
+            peak, minimum = learning_rates
+            callbacks.insert(0, CosineToDeadline(deadline, minimum, peak, total_steps=fit_epochs * steps_per_epoch))
+        else:
+            fit_epochs = epochs
+    model = build(epochs, steps_per_epoch or steps, on_the_clock)
     if inherit_from is not None:
         inherit_weights(model, inherit_from)
     history = model.fit(
-        train, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks,
+        train, epochs=fit_epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks,
         shuffle=False, verbose=verbose,
     )
     if len(model.outputs) > 1:
@@ -202,22 +213,6 @@ def inherit_weights(child, source):
     return child
 
 
-class StopAtDeadline(keras.callbacks.Callback):
-    """Ends `fit` after the batch that passes a wall-clock deadline.
-
-    Args:
-        deadline: a `time.time()` value.
-    """
-
-    def __init__(self, deadline):
-        super().__init__()
-        self.deadline = deadline
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.time() > self.deadline:
-            self.model.stop_training = True
-
-
 def training_batches(x, y, batch_size, cutout=None, seed=None):
     """The training data as shuffled minibatches for `fit`.
 
@@ -268,8 +263,10 @@ def _regularization(space, drop_path, auxiliary_weight):
 
 
 def _child_builder(space, values, steps, filters, regularization):
-    """`build(epochs, steps)`: a fresh compiled child of `values`, its learning rate one cosine cycle over `epochs`
-    of `steps` minibatches (by default one pass over the data)."""
+    """`(build, (peak, minimum))`: `build(epochs, steps, on_the_clock=False)` compiles a fresh child of
+    `values`, its learning rate one cosine cycle over `epochs` of `steps` minibatches (by default one pass
+    over the data) between the space's peak and minimum rates; `on_the_clock`: a float rate, for
+    `CosineToDeadline` to set."""
     if isinstance(space, VanillaNAS):
         if filters is not None:
             raise ValueError(
@@ -279,9 +276,10 @@ def _child_builder(space, values, steps, filters, regularization):
         hp.values = dict(values)
         description = space.describe(hp)
 
-        def build_vanilla(epochs, steps=steps):
+        def build_vanilla(epochs, steps=steps, on_the_clock=False):
             model = space.build_model(description, compile=False)
-            learning_rate = keras.optimizers.schedules.CosineDecay(space.learning_rate, max(epochs, 1) * steps)
+            learning_rate = space.learning_rate if on_the_clock else keras.optimizers.schedules.CosineDecay(
+                space.learning_rate, max(epochs, 1) * steps)
             optimizer = keras.optimizers.SGD(
                 learning_rate,
                 momentum=space.momentum,
@@ -291,124 +289,20 @@ def _child_builder(space, values, steps, filters, regularization):
             model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             return model
 
-        return build_vanilla
+        return build_vanilla, (space.learning_rate, 0.0)
     encoding = space.encode(values)
     if filters is not None:
         space = space.with_options(filters=checks.positive_int("filters", filters))
 
-    def build_enas(epochs, steps=steps):
+    def build_enas(epochs, steps=steps, on_the_clock=False):
         # The search's warm restarts become one cycle over the whole training.
-        cycle = space.with_options(restart_period=max(epochs, 1), restart_multiplier=1, steps_per_epoch=steps)
+        cycle = space.with_options(restart_period=max(epochs, 1), restart_multiplier=1,
+                                   steps_per_epoch=None if on_the_clock else steps)
         if not regularization:
             return cycle.build_child(encoding)
         return cycle.build_child(encoding, total_steps=max(epochs, 1) * steps, **regularization)
 
-    return build_enas
-
-
-def _plan_within(build, train, steps, validation_data, max_epochs, deadline, verbose):
-    """`(epochs, steps_per_epoch)` of the child that fill the time to `deadline`, from a timed probe copy."""
-    start = time.time()
-    next(iter(train))  # each epoch starts so: a shuffle buffer to fill before the first batch
-    epoch_start_seconds = time.time() - start
-    probe = build(max_epochs)
-    probe_steps = min(steps, 20)
-    # Cached, so the timed pass does not refill a shuffle buffer that a real epoch fills once.
-    sample = train.take(probe_steps).cache()
-    start = time.time()
-    probe.fit(sample, epochs=1, shuffle=False, verbose=0)  # traces and fills the cache
-    first_pass = time.time() - start
-    clock = _StepClock()
-    start = time.time()
-    probe.fit(sample, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
-    step_seconds = clock.step_seconds() or (time.time() - start) / probe_steps
-    # The model that is trained for real traces again.
-    setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
-    epoch_overhead = epoch_start_seconds
-    if validation_data is not None:
-        validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
-        validation_steps = int(validation.cardinality())
-        if validation_steps > 0:
-            start = time.time()
-            probe.evaluate(validation.take(2), verbose=0)  # traces
-            setup_seconds += time.time() - start
-            timed_steps, clock = min(validation_steps, 10), _StepClock()
-            start = time.time()
-            probe.evaluate(validation.take(timed_steps), verbose=0, callbacks=[clock])
-            batch_seconds = clock.step_seconds() or (time.time() - start) / timed_steps
-            epoch_overhead += batch_seconds * validation_steps
-    # 5% slack for the per-epoch overhead the probe does not see.
-    available = (deadline - time.time()) * 0.95 - setup_seconds
-    epochs, steps_per_epoch = fill_budget(available, epoch_overhead, step_seconds, steps, max_epochs)
-    if verbose:
-        print(
-            f"retrain: about {epoch_overhead + step_seconds * steps:.0f} s per pass over the data; {epochs} epochs "
-            f"of {steps_per_epoch} steps ({steps} per pass) fit the budget",
-            flush=True,
-        )
-    return epochs, steps_per_epoch
-
-
-def fill_budget(seconds, epoch_overhead, step_seconds, steps, max_epochs):
-    """The epochs, and steps per epoch, of a training that fills `seconds`.
-
-    The epoch count is the number of passes over the data that fit, rounded
-    to the nearest whole number (at least 1, at most `max_epochs`); the
-    epochs' length then takes up the rest, so that no fraction of an epoch
-    is left unused. Capped at `max_epochs`, the epochs stay one pass long.
-
-    Args:
-        seconds: time for the whole training.
-        epoch_overhead: seconds each epoch costs beside its steps (validation, refilling a shuffle buffer).
-        step_seconds: seconds per training step.
-        steps: steps in one pass over the data.
-        max_epochs: the most epochs to train.
-
-    Returns:
-        `(epochs, steps_per_epoch)`.
-
-    Example:
-
-    >>> fill_budget(1000, epoch_overhead=10, step_seconds=1.0, steps=100, max_epochs=50)
-    (9, 101)
-    >>> fill_budget(1000, epoch_overhead=10, step_seconds=1.0, steps=100, max_epochs=5)
-    (5, 100)
-    """
-    passes = seconds / (epoch_overhead + step_seconds * steps)
-    if passes >= max_epochs:
-        return max_epochs, steps
-    epochs = max(int(round(passes)), 1)
-    return epochs, max(int((seconds - epochs * epoch_overhead) / (epochs * step_seconds)), 1)
-
-
-class _StepClock(keras.callbacks.Callback):
-    """Times the training or scoring steps of one pass between batch ends.
-
-    A small child's step takes milliseconds; timing the whole `fit` call
-    would add its fixed start-up cost to every step of the probe and fit
-    too few epochs into the budget.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.ends = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.ends.append(time.perf_counter())
-
-    on_test_batch_end = on_train_batch_end
-
-    def step_seconds(self):
-        """Seconds per step, or `None` from fewer than two steps."""
-        if len(self.ends) < 2:
-            return None
-        return (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
-
-
-def _batched(arrays, batch_size=128):
-    import tensorflow as tf
-
-    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
+    return build_enas, (space.training.learning_rate, space.training.min_learning_rate)
 
 
 def _with_auxiliary_labels(data):
@@ -431,4 +325,4 @@ def _without_auxiliary_head(model):
     return single
 
 
-__all__ = ["MICRO_DROP_PATH", "MICRO_AUXILIARY_WEIGHT", "StopAtDeadline", "retrain"]
+__all__ = ["MICRO_DROP_PATH", "MICRO_AUXILIARY_WEIGHT", "StopAtDeadline", "fill_budget", "retrain"]

@@ -8,7 +8,7 @@ import tensorflow as tf
 from supernet_checks import WeightsAtStart, assert_training_started_from
 
 import keras_rlnas
-from keras_rlnas import export, retrain
+from keras_rlnas import export, retrain, time_budget
 from keras_rlnas.layers.final_training import ScheduledDropPath
 
 
@@ -110,27 +110,68 @@ def test_retrain_time_budget_bounds_the_run(tmp_path, data):
     ],
 )
 def test_fill_budget_leaves_no_fraction_of_an_epoch_unused(seconds, max_epochs, plan):
-    epochs, steps = retrain.fill_budget(seconds, epoch_overhead=10, step_seconds=1.0, steps=100, max_epochs=max_epochs)
+    epochs, steps = time_budget.fill_budget(seconds, epoch_overhead=10, step_seconds=1.0, steps=100, max_epochs=max_epochs)
     assert (epochs, steps) == plan
     if plan[0] < max_epochs and seconds > 0:
         assert seconds - epochs * 10 - epochs * 1.0 < epochs * steps <= seconds - epochs * 10
 
 
-def test_a_time_budget_trains_the_fitted_epochs_on_one_cosine_cycle(data, monkeypatch):
-    x, y = data
-    space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
-    monkeypatch.setattr(retrain, "fill_budget", lambda *args: (2, 5))
-    rates = []
+def cosine(peak, low, progress):
+    return low + 0.5 * (peak - low) * (1 + np.cos(np.pi * np.asarray(progress, float)))
+
+
+def rate_recorder(rates):
     record = keras.callbacks.LambdaCallback(
         on_train_batch_begin=lambda batch, logs: rates.append(float(record.model.optimizer.learning_rate))
     )
-    model = retrain.retrain(space, space.decode(space.random_encoding(1)), x, y, epochs=9, batch_size=32,
-                            time_budget=600, callbacks=[record])
-    # 2 epochs of 5 steps over 3-step passes of the data; one cosine cycle over the 2 epochs (the rate
-    # changes once per epoch, as in the reference code).
-    assert len(model.history.epoch) == 2 and int(model.optimizer.iterations) == 10
+    return record
+
+
+def test_a_binding_time_budget_anneals_on_the_clock_and_trains_to_the_deadline(data, monkeypatch):
+    x, y = data
+    space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
+    # The probe's plan: 2 epochs of 5 steps (over 3-step passes of the data). The run is faster than
+    # planned, so it goes on past the plan to the epoch cap (3), its rate annealed by steps done.
+    monkeypatch.setattr(time_budget, "fill_budget", lambda *args: (2, 5))
+    rates = []
+    model = retrain.retrain(space, space.decode(space.random_encoding(1)), x, y, epochs=3, batch_size=32,
+                            time_budget=600, callbacks=[rate_recorder(rates)])
+    assert len(model.history.epoch) == 3 and int(model.optimizer.iterations) == 15
     peak, low = space.training.learning_rate, space.training.min_learning_rate
-    np.testing.assert_allclose(rates, [peak] * 5 + [(peak + low) / 2] * 5, rtol=1e-5)
+    # A second of 600 moves the clock's progress by under 0.002: the steps lead.
+    np.testing.assert_allclose(rates, cosine(peak, low, np.arange(15) / 15), rtol=2e-3)
+
+
+def test_a_time_budget_the_epoch_cap_binds_keeps_the_per_epoch_schedule(data, monkeypatch):
+    x, y = data
+    space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
+    monkeypatch.setattr(time_budget, "fill_budget", lambda *args: (3, 3))  # 3 whole passes: the cap
+    rates = []
+    model = retrain.retrain(space, space.decode(space.random_encoding(1)), x, y, epochs=3, batch_size=32,
+                            time_budget=600, callbacks=[rate_recorder(rates)])
+    assert len(model.history.epoch) == 3 and int(model.optimizer.iterations) == 9
+    peak, low = space.training.learning_rate, space.training.min_learning_rate
+    # One cosine cycle over the 3 epochs, the rate changing once per epoch as in the reference code.
+    np.testing.assert_allclose(rates, np.repeat(cosine(peak, low, [0, 1 / 3, 2 / 3]), 3), rtol=1e-5)
+
+
+def test_cosine_to_deadline_follows_the_clock_or_the_steps_whichever_leads():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.4), "sparse_categorical_crossentropy")
+    x, y = np.ones((8, 2), "float32"), np.zeros(8, "int32")
+    # Each reading of the clock moves it on 10 s: fit begins at 0, the 4 steps read 10, 20, 30, 40.
+    ticks = iter(range(0, 1000, 10))
+    schedule = time_budget.CosineToDeadline(deadline=40, minimum=0.1, clock=lambda: next(ticks))
+    rates = []
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[schedule, rate_recorder(rates)])
+    np.testing.assert_allclose(rates, cosine(0.4, 0.1, [0.25, 0.5, 0.75, 1.0]), rtol=1e-6)
+    # Past the deadline the rate stays at the minimum; with a step count, the steps lead a slow clock.
+    ticks = iter(range(0, 1000, 1))
+    schedule = time_budget.CosineToDeadline(deadline=1000, minimum=0.0, peak=0.2, total_steps=4,
+                                            clock=lambda: next(ticks))
+    rates.clear()
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[schedule, rate_recorder(rates)])
+    np.testing.assert_allclose(rates, cosine(0.2, 0.0, [0.001, 0.25, 0.5, 0.75]), rtol=1e-5)
 
 
 def test_vanilla_retrain_works_through_the_same_module(data):

@@ -463,8 +463,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 0.4 when `None`, 0 for macro).
             time_budget: seconds for the whole retraining, or `None`. The
                 epoch count (at most `epochs`) and length are then chosen from
-                the timed steps of a probe copy of the child, so the cosine schedule
-                still ends at its minimum; training also stops at the budget.
+                the timed steps of a probe copy of the child; unless `epochs`
+                caps them, the cosine schedule follows the clock, ending at its
+                minimum at the budget, where training stops.
             callbacks: Keras callbacks for `fit`.
             verbose: `fit`'s verbosity.
             from_shared_weights: start the child from the supernet's current
