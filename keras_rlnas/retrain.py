@@ -103,27 +103,25 @@ def retrain(
     if regularization.get("auxiliary_weight"):
         train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
     build, learning_rates = _child_builder(space, values, steps, filters, regularization)
-    epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
-    steps_per_epoch, on_the_clock, fit_epochs = None, False, epochs
+    max_epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
+    epochs, steps_per_epoch, on_the_clock = max_epochs, None, False
     if time_budget is not None:
         deadline = time.time() + checks.positive_float("time_budget", time_budget)
-        epochs, steps_per_epoch = plan_within(build, train, steps, validation_data, fit_epochs, deadline, verbose)
+        epochs, steps_per_epoch = plan_within(build, train, steps, validation_data, max_epochs, deadline, verbose)
         # Epochs of a fitted length, each a little more or less than one pass over the data.
         train = train.repeat()
         callbacks.append(StopAtDeadline(deadline))
         # Unless the epoch cap ends training first, the rate follows the clock, so it anneals by the deadline
         # however far the probe misjudged the steps, and training runs on to the deadline.
-        on_the_clock = (epochs, steps_per_epoch) != (fit_epochs, steps)
+        on_the_clock = (epochs, steps_per_epoch) != (max_epochs, steps)
         if on_the_clock:
             peak, minimum = learning_rates
-            callbacks.insert(0, CosineToDeadline(deadline, minimum, peak, total_steps=fit_epochs * steps_per_epoch))
-        else:
-            fit_epochs = epochs
+            callbacks.insert(0, CosineToDeadline(deadline, minimum, peak, total_steps=max_epochs * steps_per_epoch))
     model = build(epochs, steps_per_epoch or steps, on_the_clock)
     if inherit_from is not None:
         inherit_weights(model, inherit_from)
     history = model.fit(
-        train, epochs=fit_epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks,
+        train, epochs=max_epochs if on_the_clock else epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks,
         shuffle=False, verbose=verbose,
     )
     if len(model.outputs) > 1:
