@@ -121,8 +121,8 @@ def retrain(
     if inherit_from is not None:
         inherit_weights(model, inherit_from)
     history = model.fit(
-        train, epochs=max_epochs if on_the_clock else epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks,
-        shuffle=False, verbose=verbose,
+        train, epochs=max_epochs if on_the_clock else epochs, steps_per_epoch=steps_per_epoch,
+        validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose,
     )
     if len(model.outputs) > 1:
         model = _without_auxiliary_head(model)
