@@ -428,7 +428,7 @@ def run_enas(args, data, budget):
     best = tuner.oracle.get_best_trials(1)[0]
     began = time.time()
     model = tuner.retrain(best.hyperparameters, x, y, epochs=args.max_final_epochs, filters=args.retrain_filters,
-                          time_budget=budget.left(), verbose=args.verbose)
+                          cutout=args.retrain_cutout, time_budget=budget.left(), verbose=args.verbose)
     return {
         "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
         "details": {"enas_epochs": tuner.epochs_done, "omega_phases_cut_at_deadline": clock.cut_epochs,
@@ -437,6 +437,7 @@ def run_enas(args, data, budget):
                     "seconds_before_first_omega": round(clock.first_omega_began - search_began, 1),
                     "best_shared_weight_val_accuracy": best.score, "space": space.get_config(),
                     "architecture": best.hyperparameters.values, "retrain_filters": args.retrain_filters,
+                    "retrain_cutout": args.retrain_cutout,
                     "final_epochs": len(model.history.epoch)},
     }
 
@@ -483,9 +484,14 @@ def cell_key(record):
 
 def variant(args):
     """What sets a cell's system apart from its default, e.g. `"stem stride 2"`; `None` for the default."""
-    if args.system in ("enas-macro", "enas-micro") and args.enas_stem_strides != 1:
-        return f"stem stride {args.enas_stem_strides}"
-    return None
+    if args.system not in ("enas-macro", "enas-micro"):
+        return None
+    parts = []
+    if args.enas_stem_strides != 1:
+        parts.append(f"stem stride {args.enas_stem_strides}")
+    if args.retrain_cutout:
+        parts.append(f"cutout {args.retrain_cutout}")
+    return ", ".join(parts) or None
 
 
 def search_fraction(args):
@@ -502,7 +508,7 @@ def search_fraction(args):
 
 
 def cell_name(args):
-    name = args.system + (f"-stem{args.enas_stem_strides}" if variant(args) else "")
+    name = args.system + (f"-{variant(args).replace(' ', '').replace(',', '-')}" if variant(args) else "")
     return f"{name}-{args.budget_minutes:g}min-seed{args.seed}"
 
 
@@ -711,6 +717,7 @@ def parse_args(argv=None):
     parser.add_argument("--enas-stem-strides", type=int, default=1,
                         help="stride of the ENAS spaces' stem convolution (1, as in the papers; 2 quarters the maps)")
     parser.add_argument("--retrain-filters", type=int, help="width of the retrained ENAS child (search width)")
+    parser.add_argument("--retrain-cutout", type=int, help="side of the cutout square in the ENAS child's retraining")
     parser.add_argument("--enas-options", help="JSON of extra ENASTuner options")
     parser.add_argument("--vanilla-options", help="JSON over the VanillaNAS space options")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 2), help="2: a line per final-training epoch")
@@ -728,7 +735,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.system is not None:
         probe = {"system": args.system, "budget_minutes": args.budget_minutes, "seed": args.seed,
-                 "search_fraction": search_fraction(args)}
+                 "search_fraction": search_fraction(args), "variant": variant(args)}
         done = {cell_key(record) for record in read_results(args.results)}
         if cell_key(probe) in done and not args.force:
             print(f"{cell_name(args)} is already in {args.results}; --force runs it again.")
