@@ -489,6 +489,8 @@ def variant(args):
     parts = []
     if args.enas_stem_strides != 1:
         parts.append(f"stem stride {args.enas_stem_strides}")
+    if args.retrain_filters:
+        parts.append(f"retrain width {args.retrain_filters}")
     if args.retrain_cutout:
         parts.append(f"cutout {args.retrain_cutout}")
     return ", ".join(parts) or None
