@@ -132,7 +132,7 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
     if verbose:
         print(
             f"retrain: about {epoch_overhead + step_seconds * steps:.0f} s per pass over the data; {epochs} epochs "
-            f"of {steps_per_epoch} steps ({steps} per pass) fit the budget",
+            f"of {steps_per_epoch} steps ({steps} per pass) fit the budget by this estimate",
             flush=True,
         )
     return epochs, steps_per_epoch

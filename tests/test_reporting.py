@@ -171,6 +171,10 @@ def test_progress_line_reports_eta_and_stops_at_the_time_budget():
     monitor.progress.start -= 31.0
     assert monitor.time_up()
     assert monitor.progress.eta(0) == pytest.approx(0.0, abs=1.0)
+    on_the_clock = ProgressLine(total=20, unit="epochs", time_limit=600.0, stream=io.StringIO())
+    on_the_clock.start -= 450.0
+    line = on_the_clock.render(8)  # 8 of at most 20 epochs, three quarters of the time spent
+    assert "8 epochs (at most 20)" in line and "[###############-----]" in line and "ETA 2:30" in line
 
 
 def test_time_budget_stops_a_search_between_trials(tmp_path):

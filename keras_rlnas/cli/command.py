@@ -266,7 +266,7 @@ def cmd_retrain(args):
     keras.utils.set_random_seed(seed)
     progress = ProgressLine(total=epochs, unit="epochs", label="retrain", time_limit=options.get("time_budget"))
 
-    def fitted_epochs(params):  # a time budget fits fewer epochs than asked
+    def fitted_epochs(params):  # the count fit() runs to, where the recipe changed it
         progress.total = params.get("epochs") or progress.total
 
     callbacks = [] if args.verbose else [epoch_callback(

@@ -45,6 +45,10 @@ class ProgressLine:
     >>> progress = ProgressLine(total=4, unit="epochs", stream=io.StringIO())
     >>> progress.render(2).split()[1:3]
     ['[##########----------]', '2/4']
+    >>> on_the_clock = ProgressLine(total=20, unit="epochs", time_limit=600.0, stream=io.StringIO())
+    >>> on_the_clock.start -= 450.0  # three quarters of the budget spent
+    >>> on_the_clock.render(8).split()[1:6]
+    ['[###############-----]', '8', 'epochs', '(at', 'most']
     """
 
     def __init__(self, total=None, unit="steps", time_limit=None, stream=None, label="search", width=20):
@@ -73,10 +77,16 @@ class ProgressLine:
     def render(self, done):
         elapsed = time.monotonic() - self.start
         parts = [self.label]
-        if self.total:
-            filled = int(self.width * min(done / self.total, 1.0))
+        # Under a time budget the work ends at the count or the clock, whichever comes first.
+        shares = ([min(done / self.total, 1.0)] if self.total else []) + (
+            [min(elapsed / self.time_limit, 1.0)] if self.time_limit else [])
+        if shares:
+            filled = int(self.width * max(shares))
             parts.append("[" + "#" * filled + "-" * (self.width - filled) + "]")
+        if self.total and not self.time_limit:
             parts.append(f"{done}/{self.total} {self.unit}")
+        elif self.total:
+            parts.append(f"{done} {self.unit} (at most {self.total})")
         else:
             parts.append(f"{done} {self.unit}")
         parts.append(f"elapsed {format_seconds(elapsed)}")
