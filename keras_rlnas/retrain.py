@@ -32,7 +32,7 @@ import numpy as np
 from keras_rlnas import _checks as checks
 from keras_rlnas.data import augmentation
 from keras_rlnas.spaces import ENASMicro, VanillaNAS
-from keras_rlnas.time_budget import CosineToDeadline, StopAtDeadline, fill_budget, plan_within
+from keras_rlnas.time_budget import CosineToDeadline, StopAtDeadline, plan_within
 
 #: The reference code's micro final training: drop-path rate and auxiliary loss weight.
 MICRO_DROP_PATH = 0.4
@@ -66,7 +66,8 @@ def retrain(
             or its `{name: value}` values.
         x, y: training arrays, or `x` a finite `tf.data.Dataset` of
             `(images, labels)` batches and `y` `None`.
-        epochs: training epochs (one cosine cycle over them).
+        epochs: training epochs (one cosine cycle over them), or with a
+            `time_budget` the most epochs.
         batch_size: minibatch size of arrays.
         validation_data: optional `(x, y)` or dataset passed to `fit`.
         filters: ENAS spaces: channels of the final network (the paper
@@ -80,11 +81,13 @@ def retrain(
         time_budget: seconds for the whole training, or `None`. The epochs'
             count and length (a little more or less than one pass over the
             data) are then fitted to it from the timed steps of a probe copy
-            of the child (`keras_rlnas.time_budget`); unless `epochs` caps
-            them, training runs to the deadline and the cosine cycle follows
-            the clock, ending at its minimum at the deadline however far the
-            probe misjudged the steps (`CosineToDeadline`). Training stops
-            at the budget.
+            of the child (`keras_rlnas.time_budget`); training then runs to
+            the deadline or to `epochs`, whichever comes first, on one cosine
+            cycle set before every step from the share of the time or of the
+            steps spent, whichever leads, so it ends at its minimum however
+            far the probe misjudged the steps (`CosineToDeadline`; the
+            micro space's drop-path schedule follows the planned steps).
+            Training stops a validation pass before the budget's end.
         callbacks: Keras callbacks for `fit`.
         seed: seed of the shuffling and cutout of arrays.
         verbose: `fit`'s verbosity.
@@ -104,24 +107,24 @@ def retrain(
         train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
     build, learning_rates = _child_builder(space, values, steps, filters, regularization)
     max_epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
-    epochs, steps_per_epoch, on_the_clock = max_epochs, None, False
-    if time_budget is not None:
+    epochs, steps_per_epoch, on_the_clock = max_epochs, None, time_budget is not None
+    if on_the_clock:
         deadline = time.time() + checks.positive_float("time_budget", time_budget)
-        epochs, steps_per_epoch = plan_within(build, train, steps, validation_data, max_epochs, deadline, verbose)
+        epochs, steps_per_epoch, closing_seconds = plan_within(
+            build, train, steps, validation_data, max_epochs, deadline, verbose)
         # Epochs of a fitted length, each a little more or less than one pass over the data.
         train = train.repeat()
-        callbacks.append(StopAtDeadline(deadline))
-        # Unless the epoch cap ends training first, the rate follows the clock, so it anneals by the deadline
-        # however far the probe misjudged the steps, and training runs on to the deadline.
-        on_the_clock = (epochs, steps_per_epoch) != (max_epochs, steps)
-        if on_the_clock:
-            peak, minimum = learning_rates
-            callbacks.insert(0, CosineToDeadline(deadline, minimum, peak, total_steps=max_epochs * steps_per_epoch))
+        # Training runs on to the deadline (or the epoch cap), its rate annealed by whichever ends first,
+        # however far the probe misjudged the steps; fit's last validation pass comes after the stop.
+        stop_at = deadline - closing_seconds
+        peak, minimum = learning_rates
+        callbacks.insert(0, CosineToDeadline(stop_at, minimum, peak, total_steps=max_epochs * steps_per_epoch))
+        callbacks.append(StopAtDeadline(stop_at))
     model = build(epochs, steps_per_epoch or steps, on_the_clock)
     if inherit_from is not None:
         inherit_weights(model, inherit_from)
     history = model.fit(
-        train, epochs=max_epochs if on_the_clock else epochs, steps_per_epoch=steps_per_epoch,
+        train, epochs=max_epochs, steps_per_epoch=steps_per_epoch,
         validation_data=validation_data, callbacks=callbacks, shuffle=False, verbose=verbose,
     )
     if len(model.outputs) > 1:
@@ -323,4 +326,4 @@ def _without_auxiliary_head(model):
     return single
 
 
-__all__ = ["MICRO_DROP_PATH", "MICRO_AUXILIARY_WEIGHT", "StopAtDeadline", "fill_budget", "retrain"]
+__all__ = ["MICRO_DROP_PATH", "MICRO_AUXILIARY_WEIGHT", "StopAtDeadline", "retrain"]

@@ -2,10 +2,13 @@
 
 `retrain(time_budget=...)` uses all three: `plan_within` times a probe copy
 of the child and `fill_budget` turns its step time into epochs of a fitted
-length; `CosineToDeadline` then anneals the learning rate on the clock, so
-the cosine reaches its minimum at the deadline even when the probe's
-estimate is off (a probe of a few steps misjudges an epoch by 15-20 % either
-way on a busy CPU); `StopAtDeadline` ends training at the deadline.
+length; `CosineToDeadline` then anneals the learning rate on the clock (or
+over the capped steps, when they end first), so the cosine reaches its
+minimum at the deadline even when the probe's estimate is off (a probe of a
+few steps misjudges an epoch by 15-20 % either way on a busy CPU);
+`StopAtDeadline` ends training at the deadline. Both end a validation pass
+before the budget's end, since `fit` scores the validation data once more
+after it stops.
 
 Example:
 
@@ -55,18 +58,22 @@ class CosineToDeadline(keras.callbacks.Callback):
         deadline: a `time.time()` value.
         minimum: the learning rate at the deadline.
         peak: the learning rate at the start; the optimizer's when `None`.
-        total_steps: the most steps the run will take, or `None`.
+        total_steps: the most steps the run will take, or `None`. Steps
+            are counted at batch ends: one per call of the train function,
+            so with `steps_per_execution > 1` give the count of calls.
         clock: a function returning the time (`time.time`).
     """
 
     def __init__(self, deadline, minimum=0.0, peak=None, total_steps=None, clock=time.time):
         super().__init__()
-        self.deadline, self.minimum, self.peak = deadline, float(minimum), peak
+        self.deadline, self.minimum, self.given_peak = deadline, float(minimum), peak
         self.total_steps, self.clock = total_steps, clock
-        self.last_rate = None
+        self.peak = self.last_rate = None
 
     def on_train_begin(self, logs=None):
         self.began, self.steps = self.clock(), 0
+        # Read at every start: a previous run left the optimizer at its minimum.
+        self.peak = self.given_peak
         if self.peak is None:
             self.peak = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
@@ -83,7 +90,7 @@ class CosineToDeadline(keras.callbacks.Callback):
 
 
 def plan_within(build, train, steps, validation_data, max_epochs, deadline, verbose=0):
-    """`(epochs, steps_per_epoch)` of a child that fill the time to `deadline`, from a timed probe copy.
+    """`(epochs, steps_per_epoch, closing_seconds)` of a child that fill the time to `deadline`, from a timed probe.
 
     Args:
         build: `build(epochs)`, a fresh compiled copy of the child.
@@ -95,7 +102,10 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
         verbose: print the plan.
 
     Returns:
-        `(epochs, steps_per_epoch)` (see `fill_budget`).
+        `(epochs, steps_per_epoch)` (see `fill_budget`) and `closing_seconds`,
+        the probe's time for one pass over `validation_data` (0 without):
+        `fit` scores it once more after training stops, so a stop at the
+        deadline comes that long before it.
     """
     start = time.time()
     next(iter(train))  # each epoch starts so: a shuffle buffer to fill before the first batch
@@ -113,7 +123,7 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
     step_seconds = clock.step_seconds() or (time.time() - start) / probe_steps
     # The model that is trained for real traces again.
     setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
-    epoch_overhead = epoch_start_seconds
+    epoch_overhead, closing_seconds = epoch_start_seconds, 0.0
     if validation_data is not None:
         validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
         validation_steps = int(validation.cardinality())
@@ -125,7 +135,8 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
             start = time.time()
             probe.evaluate(validation.take(timed_steps), verbose=0, callbacks=[clock])
             batch_seconds = clock.step_seconds() or (time.time() - start) / timed_steps
-            epoch_overhead += batch_seconds * validation_steps
+            closing_seconds = batch_seconds * validation_steps
+            epoch_overhead += closing_seconds
     # 5% slack for the per-epoch overhead the probe does not see.
     available = (deadline - time.time()) * 0.95 - setup_seconds
     epochs, steps_per_epoch = fill_budget(available, epoch_overhead, step_seconds, steps, max_epochs)
@@ -135,7 +146,7 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
             f"of {steps_per_epoch} steps ({steps} per pass) fit the budget by this estimate",
             flush=True,
         )
-    return epochs, steps_per_epoch
+    return epochs, steps_per_epoch, closing_seconds
 
 
 def fill_budget(seconds, epoch_overhead, step_seconds, steps, max_epochs):

@@ -1,5 +1,7 @@
 """Final training of a found child: drop-path, auxiliary head, time budget, every space."""
 
+import time
+
 import keras
 import keras_tuner
 import numpy as np
@@ -142,7 +144,7 @@ def test_a_binding_time_budget_anneals_on_the_clock_and_trains_to_the_deadline(d
     np.testing.assert_allclose(rates, cosine(peak, low, np.arange(15) / 15), rtol=2e-3)
 
 
-def test_a_time_budget_the_epoch_cap_binds_keeps_the_per_epoch_schedule(data, monkeypatch):
+def test_a_time_budget_the_epoch_cap_binds_anneals_over_the_capped_steps(data, monkeypatch):
     x, y = data
     space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
     monkeypatch.setattr(time_budget, "fill_budget", lambda *args: (3, 3))  # 3 whole passes: the cap
@@ -151,8 +153,26 @@ def test_a_time_budget_the_epoch_cap_binds_keeps_the_per_epoch_schedule(data, mo
                             time_budget=600, callbacks=[rate_recorder(rates)])
     assert len(model.history.epoch) == 3 and int(model.optimizer.iterations) == 9
     peak, low = space.training.learning_rate, space.training.min_learning_rate
-    # One cosine cycle over the 3 epochs, the rate changing once per epoch as in the reference code.
-    np.testing.assert_allclose(rates, np.repeat(cosine(peak, low, [0, 1 / 3, 2 / 3]), 3), rtol=1e-5)
+    # The 9 capped steps end long before the deadline: they lead, one cosine step by step.
+    np.testing.assert_allclose(rates, cosine(peak, low, np.arange(9) / 9), rtol=2e-3)
+
+
+def test_a_time_budget_the_clock_ends_stops_at_the_deadline_annealed(data, monkeypatch):
+    x, y = data
+    space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
+    # The probe plans a single step; the cap (10,000 epochs) is out of reach, so only the clock can end it.
+    monkeypatch.setattr(time_budget, "fill_budget", lambda *args: (1, 1))
+    rates, budget = [], 12.0
+    start = time.time()
+    model = retrain.retrain(space, space.decode(space.random_encoding(1)), x, y, epochs=10_000, batch_size=32,
+                            time_budget=budget, validation_data=(x[:32], y[:32]), callbacks=[rate_recorder(rates)])
+    seconds = time.time() - start
+    assert int(model.optimizer.iterations) > 1 and "val_accuracy" in model.history.history
+    peak, low = space.training.learning_rate, space.training.min_learning_rate
+    assert rates[0] > low + 0.5 * (peak - low)  # the probe and the traces took under half the budget
+    assert rates[-1] - low < 0.01 * (peak - low)  # the last step began at the deadline: the minimum
+    # The stop comes a validation pass before the deadline, the pass itself within it: a step's lateness at most.
+    assert seconds < budget + 1.0
 
 
 def test_cosine_to_deadline_follows_the_clock_or_the_steps_whichever_leads():
