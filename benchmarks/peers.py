@@ -49,9 +49,8 @@ the search ends. Each part holds its deadline:
   the search deadline and stops the oracle from starting another (the trial
   it stopped is scored on what it learned so far);
 - final training of `kt-*` and `cnn-bn`: Adam with its learning rate annealed
-  on a cosine of wall-clock time to the deadline (the counterpart of
-  `retrain`'s epoch-fitted cosine cycle) and stopped after the batch that
-  passes it.
+  on a cosine of wall-clock time to the deadline (`retrain`'s schedule under
+  a time budget) and stopped after the batch that passes it.
 
 Data, the same for every system: `keras_rlnas.datasets.load_arrays("fashion_mnist")`,
 55,000 training / 5,000 validation / 10,000 test images, whitened with the
