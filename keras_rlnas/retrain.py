@@ -244,7 +244,12 @@ def training_batches(x, y, batch_size, cutout=None, seed=None):
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(min(len(x), 10000), seed=seed)
     if cutout:
         size = checks.positive_int("cutout", cutout)
-        dataset = dataset.map(lambda image, label: (augmentation.cutout(image, size, seed), label))
+
+        # A named function: autograph cannot read a lambda's source inside a call and warns.
+        def cut_out(image, label):
+            return augmentation.cutout(image, size, seed), label
+
+        dataset = dataset.map(cut_out)
     return dataset.batch(batch_size).prefetch(2), int(np.ceil(len(x) / batch_size))
 
 
