@@ -47,8 +47,8 @@ class ProgressLine:
     ['[##########----------]', '2/4']
     >>> on_the_clock = ProgressLine(total=20, unit="epochs", time_limit=600.0, stream=io.StringIO())
     >>> on_the_clock.start -= 450.0  # three quarters of the budget spent
-    >>> on_the_clock.render(8).split()[1:6]
-    ['[###############-----]', '8', 'epochs', '(at', 'most']
+    >>> " ".join(on_the_clock.render(8).split()[1:8])
+    '[###############-----] 8 of at most 20 epochs'
     """
 
     def __init__(self, total=None, unit="steps", time_limit=None, stream=None, label="search", width=20):
@@ -86,7 +86,7 @@ class ProgressLine:
         if self.total and not self.time_limit:
             parts.append(f"{done}/{self.total} {self.unit}")
         elif self.total:
-            parts.append(f"{done} {self.unit} (at most {self.total})")
+            parts.append(f"{done} of at most {self.total} {self.unit}")
         else:
             parts.append(f"{done} {self.unit}")
         parts.append(f"elapsed {format_seconds(elapsed)}")
