@@ -129,7 +129,7 @@ def rate_recorder(rates):
     return record
 
 
-def test_a_binding_time_budget_anneals_on_the_clock_and_trains_to_the_deadline(data, monkeypatch):
+def test_a_time_budget_runs_past_a_short_plan_to_the_epoch_cap_annealed_by_steps(data, monkeypatch):
     x, y = data
     space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
     # The probe's plan: 2 epochs of 5 steps (over 3-step passes of the data). The run is faster than

@@ -236,12 +236,14 @@ def test_controller_view_asks_the_tuner_first_and_knows_plain_tuners():
     assert controller_view(TunerOfAControllerOracle()) is view
 
 
-def test_epoch_callback_reports_the_epoch_count_fit_runs():
+def test_epoch_callback_reports_every_epoch_end_and_survives_a_deep_copy():
+    import copy
+
     from keras_rlnas.reporting.monitor import epoch_callback
 
-    seen, ends = [], []
+    ends = []
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
-    callback = epoch_callback(lambda epoch, logs: ends.append(epoch), on_train_begin=lambda params: seen.append(params["epochs"]))
-    model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=3, verbose=0, callbacks=[callback])
-    assert seen == [3] and ends == [0, 1, 2]
+    callback = epoch_callback(lambda epoch, logs: ends.append((epoch, "loss" in logs)))
+    model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=3, verbose=0, callbacks=[copy.deepcopy(callback)])
+    assert ends == [(0, True), (1, True), (2, True)]

@@ -264,14 +264,10 @@ def cmd_retrain(args):
     limit = run["data"]["limit"] if args.limit is None else (args.limit or None)
     seed = run["search"]["seed"]
     keras.utils.set_random_seed(seed)
+    # Under --max-minutes, `epochs` is a cap: the count reads "of at most".
     progress = ProgressLine(total=epochs, unit="epochs", label="retrain", time_limit=options.get("time_budget"))
-
-    def fitted_epochs(params):  # the count fit() runs to, where the recipe changed it
-        progress.total = params.get("epochs") or progress.total
-
     callbacks = [] if args.verbose else [epoch_callback(
-        lambda epoch, logs: progress.update(epoch + 1, note=_metrics_note(logs), force=True),
-        on_train_begin=fitted_epochs)]
+        lambda epoch, logs: progress.update(epoch + 1, note=_metrics_note(logs), force=True))]
     start = time.time()
     try:
         model, test, overrides, data_info = recipe.retrain(

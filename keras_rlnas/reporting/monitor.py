@@ -120,11 +120,8 @@ class ProgressLine:
             self._drawn = False
 
 
-def epoch_callback(fn, on_train_begin=None):
+def epoch_callback(fn):
     """A Keras callback calling `fn(epoch, logs)` at every epoch end, shared by Keras Tuner's copies.
-
-    `on_train_begin(params)`, when given, receives `fit`'s parameters (the
-    epoch count among them) when training starts.
 
     Example:
 
@@ -134,10 +131,6 @@ def epoch_callback(fn, on_train_begin=None):
     """
 
     class EpochCallback(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            if on_train_begin is not None:
-                on_train_begin(self.params)
-
         def on_epoch_end(self, epoch, logs=None):
             fn(epoch, logs or {})
 
