@@ -170,6 +170,8 @@ def test_search_takes_random_search_arguments(tmp_path, capsys):
     logs = recorder.calls[2][2]
     assert {"loss", "accuracy", "val_accuracy", "controller_reward", "learning_rate"} <= set(logs)
     assert logs["val_accuracy"] == tuner.oracle.trials[tuner.oracle.start_order[0]].score
+    phases = [logs[f"{phase}_seconds"] for phase in ("omega", "controller", "derivation")]
+    assert min(phases) > 0 and logs["seconds"] == pytest.approx(sum(phases))
     printed = capsys.readouterr().out
     assert "Epoch 1/2" in printed and "Epoch 2/2" in printed and "val_accuracy" in printed
     assert {"epoch_accuracy", "epoch_loss", "epoch_controller_reward"} <= _scalar_tags(tmp_path / "logs" / "train")

@@ -321,11 +321,19 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             callbacks.on_epoch_begin(epoch)
             self.supernet.set_epoch(epoch)
             omega = self._omega_phase(train, inputs.batch_size)
+            controller_began = time.time()
             theta = self._theta_phase(validation_batches) if self.sampler == "controller" else {}
+            derivation_began = time.time()
             values, score = self._derive(validation_batches)
             self._record_trial(values, score)
+            ended = time.time()
             self.epochs_done = epoch + 1
-            self.history.append({"epoch": epoch, "seconds": time.time() - start, "derived_accuracy": score, **omega, **theta})
+            self.history.append({
+                "epoch": epoch, "seconds": ended - start, "derived_accuracy": score, **omega, **theta,
+                # Where the epoch's time went: the shared weights' share is what a budget buys of them.
+                "omega_seconds": controller_began - start, "controller_seconds": derivation_began - controller_began,
+                "derivation_seconds": ended - derivation_began,
+            })
             self._save_state()
             learning_rate = getattr(self.supernet.optimizer, "learning_rate", None)
             callbacks.on_epoch_end(epoch, search_inputs.epoch_logs(self.history[-1], self.oracle.objective.name, learning_rate))

@@ -162,7 +162,10 @@ def epoch_logs(record, objective, learning_rate=None):
         `loss` / `accuracy` of the shared weights on the training data (also
         as `train_loss` / `train_accuracy`), the derived child's score under
         `objective` and as `val_accuracy`, the controller's statistics as
-        `controller_*`, and the epoch's `seconds`.
+        `controller_*`, and the epoch's `seconds` with the share of its
+        phases: `omega_seconds` (training the shared weights, with the data
+        feeding), `controller_seconds` (the controller's updates) and
+        `derivation_seconds` (deriving and recording the epoch's trial).
     """
     logs = {
         "loss": record["train_loss"],
@@ -172,6 +175,7 @@ def epoch_logs(record, objective, learning_rate=None):
         "val_accuracy": record["derived_accuracy"],
         objective: record["derived_accuracy"],
         "seconds": record["seconds"],
+        **{key: record[key] for key in ("omega_seconds", "controller_seconds", "derivation_seconds") if key in record},
     }
     if "reward" in record:  # The controller's statistics; none with sampler="uniform".
         logs.update({f"controller_{k}": record[k] for k in ("reward", "baseline", "entropy", "loss") if k in record})
