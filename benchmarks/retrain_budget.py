@@ -7,8 +7,11 @@ scored on the 5,000 validation images after every epoch (and once more after
 the stop), with the budget given, once per `--probe-error` (the factor the probe's step
 time is multiplied by before planning: 0.8 plans too many steps, 1.25 too
 few), and prints for each the planned epochs, the seconds used against the
-budget, the steps taken, the learning rate of the first and last steps, and
-the test accuracy.
+budget, the steps taken, the learning rate of the first and last steps, the
+test accuracy, and where the time past the stop went: when the last step
+ended against the deadline, the seconds of the last validation pass (the one
+after the stop) and of the longest one before it, and the seconds from the
+end of `fit` to `retrain`'s return.
 
 Commands
 --------
@@ -56,14 +59,27 @@ def misjudging(factor, plans):
 
 
 class RateRecorder(keras.callbacks.Callback):
-    """The learning rate of every training step."""
+    """The learning rate of every training step, and when the run's last step and validation passes ended."""
 
     def __init__(self):
         super().__init__()
-        self.rates = []
+        self.rates, self.validations = [], []
+        self.last_step_ended = self.validation_began = self.train_ended = None
 
     def on_train_batch_begin(self, batch, logs=None):
         self.rates.append(float(self.model.optimizer.learning_rate))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.last_step_ended = time.time()
+
+    def on_test_begin(self, logs=None):
+        self.validation_began = time.time()
+
+    def on_test_end(self, logs=None):
+        self.validations.append(time.time() - self.validation_began)
+
+    def on_train_end(self, logs=None):
+        self.train_ended = time.time()
 
 
 def retrain_misjudged(space, child, data, factor, args):
@@ -78,12 +94,15 @@ def retrain_misjudged(space, child, data, factor, args):
                                 validation_data=validation, callbacks=[recorder], seed=args.seed)
     finally:
         time_budget.fill_budget = fill_budget
-    seconds = time.time() - began
+    returned = time.time()
+    seconds = returned - began
+    deadline = began + args.budget
     accuracy = float(np.mean(np.argmax(model.predict(x_test, batch_size=500, verbose=0), axis=1) == y_test))
     planned = f"{plans[0][0]} x {plans[0][1]}" if plans else "-"
     return (f"{factor:>11.2f} {planned:>14} {seconds:>8.1f} {seconds - args.budget:>+6.1f} {len(recorder.rates):>6} "
             f"{len(model.history.epoch):>6} {recorder.rates[0]:>10.5f} {recorder.rates[-1]:>10.5f} {accuracy:>8.4f}  "
-            f"{os.getloadavg()[0]:.1f}")
+            f"{os.getloadavg()[0]:.1f}  {recorder.last_step_ended - deadline:+10.1f} {recorder.validations[-1]:>10.1f} "
+            f"{max(recorder.validations[:-1] or [0]):>10.1f} {returned - recorder.train_ended:>8.1f}")
 
 
 def main():
@@ -101,7 +120,8 @@ def main():
     (x, y), validation, (x_test, y_test), info = keras_rlnas.datasets.load_arrays("fashion_mnist")
     space = keras_rlnas.ENASMacro(info.input_shape, info.num_classes, num_layers=6, filters=24)
     print(f"{'probe error':>11} {'planned':>14} {'seconds':>8} {'over':>6} {'steps':>6} {'epochs':>6} "
-          f"{'first rate':>10} {'last rate':>10} {'test acc':>8}  load")
+          f"{'first rate':>10} {'last rate':>10} {'test acc':>8}  load  {'last step':>10} {'last val':>10} "
+          f"{'val before':>10} {'after fit':>8}")
     for factor in args.probe_error:
         print(retrain_misjudged(space, child, ((x, y), validation, (x_test, y_test)), factor, args), flush=True)
 
