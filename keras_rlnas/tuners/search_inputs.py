@@ -162,7 +162,7 @@ def epoch_logs(record, objective, learning_rate=None):
         `loss` / `accuracy` of the shared weights on the training data (also
         as `train_loss` / `train_accuracy`), the derived child's score under
         `objective` and as `val_accuracy`, the controller's statistics as
-        `controller_*`, and the epoch's `seconds` with the share of its
+        `controller_*`, the epoch's `seconds` and those of its three
         phases: `omega_seconds` (training the shared weights, with the data
         feeding), `controller_seconds` (the controller's updates) and
         `derivation_seconds` (deriving and recording the epoch's trial).
