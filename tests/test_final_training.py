@@ -7,7 +7,6 @@ import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
-from supernet_checks import WeightsAtStart, assert_training_started_from
 
 import keras_rlnas
 from keras_rlnas import export, retrain, time_budget
@@ -180,6 +179,21 @@ def test_a_time_budget_the_clock_ends_stops_at_the_deadline_annealed(data, monke
     assert seconds < budget + 1.0
 
 
+@pytest.mark.parametrize("first_epoch_deadline, batches", [(1.5, 2), (3.5, 5), (None, 5)])
+def test_a_stop_within_the_first_epoch_comes_by_its_own_earlier_deadline(monkeypatch, first_epoch_deadline, batches):
+    # A clock that moves one second per batch: batches end at 1, 2, 3 (the first epoch), 4, 5, ...
+    now = [0.0]
+    monkeypatch.setattr(time_budget, "time", type("Clock", (), {"time": staticmethod(lambda: now[0])}))
+    tick = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: now.__setitem__(0, now[0] + 1))
+    stop = time_budget.StopAtDeadline(4.5, first_epoch_deadline=first_epoch_deadline)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    model.fit(np.ones((6, 2), "float32"), np.zeros(6, "int32"), batch_size=2, epochs=5, verbose=0,
+              callbacks=[tick, stop])
+    # The earlier deadline binds within the first epoch only: past it, the stop waits for the later one.
+    assert int(model.optimizer.iterations) == batches
+
+
 def test_cosine_to_deadline_follows_the_clock_or_the_steps_whichever_leads():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(keras.optimizers.SGD(0.4), "sparse_categorical_crossentropy")
@@ -231,41 +245,3 @@ def test_widened_space_is_a_new_space():
     assert wide.get_config() == {**space.get_config(), "filters": 8}
     with pytest.raises(ValueError, match=r"Unknown option\(s\) \['width'\] for ENASMicro"):
         space.with_options(width=8)
-
-
-@pytest.mark.parametrize("space", [keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4), tiny_micro()])
-def test_retrain_from_shared_weights_starts_from_the_supernets_child(tmp_path, data, space):
-    x, y = data
-    # Where the shared weights come from does not matter here: no controller phase, a short derivation.
-    tuner = keras_rlnas.ENASTuner(
-        space, seed=0, sampler="uniform", derive_samples=2, derive_finalists=1, batch_size=32,
-        directory=str(tmp_path), project_name="p", verbose=0,
-    )
-    values = space.decode(space.random_encoding(4))
-    with pytest.raises(ValueError, match="needs the supernet's weights: run search"):
-        tuner.retrain(values, x, y, epochs=1, from_shared_weights=True)
-    tuner.search(x, y, validation_data=(x[:32], y[:32]), epochs=1)
-    shared = tuner.supernet.build_child(space.encode(values), compile=False)
-    recorded = WeightsAtStart()
-    model = tuner.retrain(values, x, y, epochs=1, callbacks=[recorded], from_shared_weights=True)
-    assert_training_started_from(recorded, shared)
-    assert len(model.outputs) == 1 and len(model.history.epoch) == 1
-    # From scratch, the same call starts elsewhere.
-    fresh = WeightsAtStart()
-    tuner.retrain(values, x, y, epochs=1, callbacks=[fresh])
-    kernel_layer = next(layer for layer in shared.layers if layer.weights and layer.weights[0].ndim == 4)
-    assert not np.array_equal(fresh.weights[kernel_layer.name][0], kernel_layer.get_weights()[0])
-    with pytest.raises(ValueError, match="4-filter weights; filters=6"):
-        tuner.retrain(values, x, y, epochs=1, filters=6, from_shared_weights=True)
-
-
-def test_inherit_weights_names_the_layer_that_does_not_fit():
-    space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
-    encoding = space.random_encoding(1)
-    narrow, wide = space.build_child(encoding), space.with_options(filters=6).build_child(encoding)
-    with pytest.raises(ValueError, match=r"Cannot inherit the weights of layer '\w+' \(shapes .*holds shapes"):
-        retrain.inherit_weights(wide, narrow)
-    other = space.build_child(space.random_encoding(2))
-    plain = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Conv2D(2, 3, name="not_in_child")])
-    with pytest.raises(ValueError, match="'not_in_child'.*has no such layer"):
-        retrain.inherit_weights(other, plain)
