@@ -110,16 +110,17 @@ def retrain(
     epochs, steps_per_epoch, on_the_clock = max_epochs, None, time_budget is not None
     if on_the_clock:
         deadline = time.time() + checks.positive_float("time_budget", time_budget)
-        epochs, steps_per_epoch, closing_seconds = plan_within(
-            build, train, steps, validation_data, max_epochs, deadline, verbose)
+        plan = plan_within(build, train, steps, validation_data, max_epochs, deadline, verbose)
+        epochs, steps_per_epoch = plan.epochs, plan.steps_per_epoch
         # Epochs of a fitted length, each a little more or less than one pass over the data.
         train = train.repeat()
         # Training runs on to the deadline (or the epoch cap), its rate annealed by whichever ends first,
         # however far the probe misjudged the steps; fit's last validation pass comes after the stop.
-        stop_at = deadline - closing_seconds
+        stop_at, first_epoch_stop_at = deadline - plan.closing_seconds, deadline - plan.first_closing_seconds
         peak, minimum = learning_rates
-        callbacks.insert(0, CosineToDeadline(stop_at, minimum, peak, total_steps=max_epochs * steps_per_epoch))
-        callbacks.append(StopAtDeadline(stop_at))
+        cosine_end = first_epoch_stop_at if epochs == 1 else stop_at
+        callbacks.insert(0, CosineToDeadline(cosine_end, minimum, peak, total_steps=max_epochs * steps_per_epoch))
+        callbacks.append(StopAtDeadline(stop_at, first_epoch_deadline=first_epoch_stop_at))
     model = build(epochs, steps_per_epoch or steps, on_the_clock)
     if inherit_from is not None:
         inherit_weights(model, inherit_from)

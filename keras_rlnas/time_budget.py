@@ -8,7 +8,8 @@ minimum at the deadline even when the probe's estimate is off (a probe of a
 few steps misjudges an epoch by 15-20 % either way on a busy CPU);
 `StopAtDeadline` ends training at the deadline. Both end a validation pass
 before the budget's end, since `fit` scores the validation data once more
-after it stops.
+after it stops (a stop within the first epoch comes earlier still: that
+pass is the model's first and traces its scoring step).
 
 Example:
 
@@ -23,6 +24,7 @@ Example:
 True
 """
 
+import dataclasses
 import math
 import time
 
@@ -34,14 +36,28 @@ class StopAtDeadline(keras.callbacks.Callback):
 
     Args:
         deadline: a `time.time()` value.
+        first_epoch_deadline: the deadline until the first epoch ends, when
+            it comes earlier: `fit`'s first validation pass traces the
+            scoring step, so a stop within the first epoch needs more room
+            for the pass that follows it (`None`: `deadline` throughout).
     """
 
-    def __init__(self, deadline):
+    def __init__(self, deadline, first_epoch_deadline=None):
         super().__init__()
-        self.deadline = deadline
+        self.deadline, self.first_epoch_deadline = deadline, first_epoch_deadline
+        self.epochs_ended = 0
+
+    def on_train_begin(self, logs=None):
+        self.epochs_ended = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_ended += 1
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.time() > self.deadline:
+        deadline = self.deadline
+        if self.epochs_ended == 0 and self.first_epoch_deadline is not None:
+            deadline = min(deadline, self.first_epoch_deadline)
+        if time.time() > deadline:
             self.model.stop_training = True
 
 
@@ -89,8 +105,28 @@ class CosineToDeadline(keras.callbacks.Callback):
         self.steps += 1
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """How a child's training fills a budget, as a timed probe of it estimates.
+
+    Attributes:
+        epochs: epochs to train (see `fill_budget`).
+        steps_per_epoch: steps in each of them.
+        closing_seconds: one pass over the validation data, which `fit`
+            scores once more after training stops: a stop at the deadline
+            comes that long before it (0 without validation data).
+        first_closing_seconds: the same for a stop within the first epoch,
+            whose validation pass also traces the scoring step.
+    """
+
+    epochs: int
+    steps_per_epoch: int
+    closing_seconds: float = 0.0
+    first_closing_seconds: float = 0.0
+
+
 def plan_within(build, train, steps, validation_data, max_epochs, deadline, verbose=0):
-    """`(epochs, steps_per_epoch, closing_seconds)` of a child that fill the time to `deadline`, from a timed probe.
+    """The `TrainingPlan` of a child that fills the time to `deadline`, from a timed probe.
 
     Args:
         build: `build(epochs)`, a fresh compiled copy of the child.
@@ -102,10 +138,7 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
         verbose: print the plan.
 
     Returns:
-        `(epochs, steps_per_epoch)` (see `fill_budget`) and `closing_seconds`,
-        the probe's time for one pass over `validation_data` (0 without):
-        `fit` scores it once more after training stops, so a stop at the
-        deadline comes that long before it.
+        A `TrainingPlan`.
     """
     start = time.time()
     next(iter(train))  # each epoch starts so: a shuffle buffer to fill before the first batch
@@ -123,19 +156,22 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
     step_seconds = clock.step_seconds() or (time.time() - start) / probe_steps
     # The model that is trained for real traces again.
     setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
-    epoch_overhead, closing_seconds = epoch_start_seconds, 0.0
+    epoch_overhead, closing_seconds, scoring_trace_seconds = epoch_start_seconds, 0.0, 0.0
     if validation_data is not None:
         validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
         validation_steps = int(validation.cardinality())
         if validation_steps > 0:
+            traced_steps = min(validation_steps, 2)
             start = time.time()
-            probe.evaluate(validation.take(2), verbose=0)  # traces
-            setup_seconds += time.time() - start
+            probe.evaluate(validation.take(traced_steps), verbose=0)  # traces
+            traced_seconds = time.time() - start
+            setup_seconds += traced_seconds
             timed_steps, clock = min(validation_steps, 10), _StepClock()
             start = time.time()
             probe.evaluate(validation.take(timed_steps), verbose=0, callbacks=[clock])
             batch_seconds = clock.step_seconds() or (time.time() - start) / timed_steps
             closing_seconds = batch_seconds * validation_steps
+            scoring_trace_seconds = max(traced_seconds - batch_seconds * traced_steps, 0.0)
             epoch_overhead += closing_seconds
     # 5% slack for the per-epoch overhead the probe does not see.
     available = (deadline - time.time()) * 0.95 - setup_seconds
@@ -146,7 +182,7 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
             f"of {steps_per_epoch} steps ({steps} per pass) fit the budget by this estimate",
             flush=True,
         )
-    return epochs, steps_per_epoch, closing_seconds
+    return TrainingPlan(epochs, steps_per_epoch, closing_seconds, closing_seconds + scoring_trace_seconds)
 
 
 def fill_budget(seconds, epoch_overhead, step_seconds, steps, max_epochs):
@@ -211,4 +247,4 @@ def _batched(arrays, batch_size=128):
     return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
 
 
-__all__ = ["CosineToDeadline", "StopAtDeadline", "fill_budget", "plan_within"]
+__all__ = ["CosineToDeadline", "StopAtDeadline", "TrainingPlan", "fill_budget", "plan_within"]
