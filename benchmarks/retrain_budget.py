@@ -18,6 +18,7 @@ Commands
     python benchmarks/retrain_budget.py --budget 120                         # probe errors 0.8, 1.0, 1.25
     python benchmarks/retrain_budget.py --budget 240 --probe-error 0.8 1.25
     python benchmarks/retrain_budget.py --architecture CHILD.json            # {name: value} of a 6 x 24 child
+    python benchmarks/retrain_budget.py --budget 600 --probe-error 1.0 --no-validation   # as peers.py retrains
 
 Each run takes its budget plus the data load; run nothing timed beside it.
 """
@@ -91,7 +92,8 @@ def retrain_misjudged(space, child, data, factor, args):
     began = time.time()
     try:
         model = retrain.retrain(space, child, x, y, epochs=args.epochs, time_budget=args.budget,
-                                validation_data=validation, callbacks=[recorder], seed=args.seed)
+                                validation_data=None if args.no_validation else validation,
+                                callbacks=[recorder], seed=args.seed)
     finally:
         time_budget.fill_budget = fill_budget
     returned = time.time()
@@ -99,9 +101,10 @@ def retrain_misjudged(space, child, data, factor, args):
     deadline = began + args.budget
     accuracy = float(np.mean(np.argmax(model.predict(x_test, batch_size=500, verbose=0), axis=1) == y_test))
     planned = f"{plans[0][0]} x {plans[0][1]}" if plans else "-"
+    last_validation = f"{recorder.validations[-1]:.1f}" if recorder.validations else "-"
     return (f"{factor:>11.2f} {planned:>14} {seconds:>8.1f} {seconds - args.budget:>+6.1f} {len(recorder.rates):>6} "
             f"{len(model.history.epoch):>6} {recorder.rates[0]:>10.5f} {recorder.rates[-1]:>10.5f} {accuracy:>8.4f}  "
-            f"{os.getloadavg()[0]:.1f}  {recorder.last_step_ended - deadline:+10.1f} {recorder.validations[-1]:>10.1f} "
+            f"{os.getloadavg()[0]:.1f}  {recorder.last_step_ended - deadline:+10.1f} {last_validation:>10} "
             f"{max(recorder.validations[:-1] or [0]):>10.1f} {returned - recorder.train_ended:>8.1f}")
 
 
@@ -112,6 +115,8 @@ def main():
     parser.add_argument("--architecture", help="JSON of the child's {name: value} (default: DEFAULT_CHILD)")
     parser.add_argument("--epochs", type=int, default=200, help="the epoch cap")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-validation", action="store_true",
+                        help="retrain without validation data, as `peers.py` retrains the ENAS child")
     args = parser.parse_args()
     child = DEFAULT_CHILD
     if args.architecture:
