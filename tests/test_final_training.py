@@ -58,16 +58,8 @@ def test_micro_child_extras_leave_inference_unchanged():
         space.build_child(encoding, drop_path=0.4)
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(96, 12, 12, 1)).astype("float32")
-    y = rng.integers(0, 3, 96).astype("int32")
-    return x, y
-
-
-def test_micro_retrain_trains_the_auxiliary_head_and_returns_one_output(tmp_path, data):
-    x, y = data
+def test_micro_retrain_trains_the_auxiliary_head_and_returns_one_output(tmp_path, tiny_images):
+    x, y = tiny_images
     tuner = keras_rlnas.ENASTuner(tiny_micro(), seed=0, batch_size=32, directory=str(tmp_path), project_name="p", verbose=0)
     values = tuner.space.decode(tuner.space.random_encoding(5))
     model = tuner.retrain(values, x, y, epochs=2, filters=6, validation_data=(x[:32], y[:32]))
@@ -86,8 +78,8 @@ def test_micro_retrain_trains_the_auxiliary_head_and_returns_one_output(tmp_path
     np.testing.assert_allclose(served.serve(tf.constant(x[:8])).numpy(), expected, atol=1e-5)
 
 
-def test_retrain_time_budget_bounds_the_run(tmp_path, data):
-    x, y = data
+def test_retrain_time_budget_bounds_the_run(tmp_path, tiny_images):
+    x, y = tiny_images
     space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
     tuner = keras_rlnas.ENASTuner(space, seed=0, batch_size=32, directory=str(tmp_path), project_name="p", verbose=0)
     values = space.decode(space.random_encoding(2))
@@ -128,8 +120,8 @@ def rate_recorder(rates):
     return record
 
 
-def test_a_time_budget_runs_past_a_short_plan_to_the_epoch_cap_annealed_by_steps(data, monkeypatch):
-    x, y = data
+def test_a_time_budget_runs_past_a_short_plan_to_the_epoch_cap_annealed_by_steps(tiny_images, monkeypatch):
+    x, y = tiny_images
     space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
     # The probe's plan: 2 epochs of 5 steps (over 3-step passes of the data). The run is faster than
     # planned, so it goes on past the plan to the epoch cap (3), its rate annealed by steps done.
@@ -143,8 +135,8 @@ def test_a_time_budget_runs_past_a_short_plan_to_the_epoch_cap_annealed_by_steps
     np.testing.assert_allclose(rates, cosine(peak, low, np.arange(15) / 15), rtol=2e-3)
 
 
-def test_a_time_budget_the_epoch_cap_binds_anneals_over_the_capped_steps(data, monkeypatch):
-    x, y = data
+def test_a_time_budget_the_epoch_cap_binds_anneals_over_the_capped_steps(tiny_images, monkeypatch):
+    x, y = tiny_images
     space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
     monkeypatch.setattr(time_budget, "fill_budget", lambda *args: (3, 3))  # 3 whole passes: the cap
     rates = []
@@ -156,8 +148,8 @@ def test_a_time_budget_the_epoch_cap_binds_anneals_over_the_capped_steps(data, m
     np.testing.assert_allclose(rates, cosine(peak, low, np.arange(9) / 9), rtol=2e-3)
 
 
-def test_a_time_budget_the_clock_ends_stops_at_the_deadline_annealed(data, monkeypatch):
-    x, y = data
+def test_a_time_budget_the_clock_ends_stops_at_the_deadline_annealed(tiny_images, monkeypatch):
+    x, y = tiny_images
     space = keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4)
     # The probe plans a single step; the cap (10,000 epochs) is out of reach, so only the clock can end it.
     monkeypatch.setattr(time_budget, "fill_budget", lambda *args: (1, 1))
@@ -213,8 +205,8 @@ def test_cosine_to_deadline_follows_the_clock_or_the_steps_whichever_leads():
     np.testing.assert_allclose(rates, cosine(0.2, 0.0, [0.001, 0.25, 0.5, 0.75]), rtol=1e-5)
 
 
-def test_vanilla_retrain_works_through_the_same_module(data):
-    x, y = data
+def test_vanilla_retrain_works_through_the_same_module(tiny_images):
+    x, y = tiny_images
     space = keras_rlnas.VanillaNAS(
         (12, 12, 1), 3, num_layers=2, filter_heights=(1, 3), filter_widths=(1, 3), num_filters=(4, 8)
     )
@@ -226,7 +218,7 @@ def test_vanilla_retrain_works_through_the_same_module(data):
     # One cosine cycle over all epochs: the rate has decayed to zero at the end.
     assert float(model.optimizer.learning_rate) < 1e-6
     # A batched dataset, with a budget the probe already spent: one epoch.
-    dataset = tf.data.Dataset.from_tensor_slices(data).batch(32)
+    dataset = tf.data.Dataset.from_tensor_slices(tiny_images).batch(32)
     model = retrain.retrain(space, hp.values, dataset, epochs=3, time_budget=1e-3)
     assert len(model.history.epoch) == 1
     with pytest.raises(ValueError, match="`filters` widens the ENAS spaces.*8"):

@@ -13,17 +13,9 @@ def tiny_micro():
     return keras_rlnas.ENASMicro((12, 12, 1), 3, num_cells=1, num_nodes=3, filters=4)
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(96, 12, 12, 1)).astype("float32")
-    y = rng.integers(0, 3, 96).astype("int32")
-    return x, y
-
-
 @pytest.mark.parametrize("space", [keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4), tiny_micro()])
-def test_retrain_from_shared_weights_starts_from_the_supernets_child(tmp_path, data, space):
-    x, y = data
+def test_retrain_from_shared_weights_starts_from_the_supernets_child(tmp_path, tiny_images, space):
+    x, y = tiny_images
     # Where the shared weights come from does not matter here: no controller phase, a short derivation.
     tuner = keras_rlnas.ENASTuner(
         space, seed=0, sampler="uniform", derive_samples=2, derive_finalists=1, batch_size=32,

@@ -1,0 +1,13 @@
+"""Fixtures shared by the test files."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tiny_images():
+    """`(x, y)`: 96 random 12 x 12 x 1 images and labels of 3 classes, for a tiny child's few steps."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 12, 12, 1)).astype("float32")
+    y = rng.integers(0, 3, 96).astype("int32")
+    return x, y
