@@ -158,21 +158,17 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
     setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
     epoch_overhead, closing_seconds, scoring_trace_seconds = epoch_start_seconds, 0.0, 0.0
     if validation_data is not None:
-        validation = validation_data if hasattr(validation_data, "take") else _batched(validation_data)
-        validation_steps = int(validation.cardinality())
-        if validation_steps > 0:
-            traced_steps = min(validation_steps, 2)
-            start = time.time()
-            probe.evaluate(validation.take(traced_steps), verbose=0)  # traces
-            traced_seconds = time.time() - start
-            setup_seconds += traced_seconds
-            timed_steps, clock = min(validation_steps, 10), _StepClock()
-            start = time.time()
-            probe.evaluate(validation.take(timed_steps), verbose=0, callbacks=[clock])
-            batch_seconds = clock.step_seconds() or (time.time() - start) / timed_steps
-            closing_seconds = batch_seconds * validation_steps
-            scoring_trace_seconds = max(traced_seconds - batch_seconds * traced_steps, 0.0)
-            epoch_overhead += closing_seconds
+        # Scored as `fit` scores it (its batch size, its conversion of arrays): the first pass also traces.
+        clock = _StepClock()
+        start = time.time()
+        _evaluate_as_fit_does(probe, validation_data, callbacks=[clock])
+        first_closing_seconds = time.time() - start
+        validation_steps = len(clock.ends)
+        batch_seconds = clock.step_seconds() or first_closing_seconds / max(validation_steps, 1)
+        closing_seconds = min(batch_seconds * validation_steps, first_closing_seconds)
+        scoring_trace_seconds = first_closing_seconds - closing_seconds
+        setup_seconds += scoring_trace_seconds
+        epoch_overhead += closing_seconds
     # 5% slack for the per-epoch overhead the probe does not see.
     available = (deadline - time.time()) * 0.95 - setup_seconds
     epochs, steps_per_epoch = fill_budget(available, epoch_overhead, step_seconds, steps, max_epochs)
@@ -241,10 +237,12 @@ class _StepClock(keras.callbacks.Callback):
         return (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
 
 
-def _batched(arrays, batch_size=128):
-    import tensorflow as tf
-
-    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
+def _evaluate_as_fit_does(model, validation_data, callbacks):
+    """One pass of `model.evaluate` over `fit`'s `validation_data` (a dataset or an `(x, y[, weights])` tuple)."""
+    if isinstance(validation_data, (tuple, list)):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(tuple(validation_data))
+        return model.evaluate(x, y, sample_weight=sample_weight, verbose=0, callbacks=callbacks)
+    return model.evaluate(validation_data, verbose=0, callbacks=callbacks)
 
 
 __all__ = ["CosineToDeadline", "StopAtDeadline", "TrainingPlan", "fill_budget", "plan_within"]
