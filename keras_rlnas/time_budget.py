@@ -156,7 +156,7 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
     step_seconds = clock.step_seconds() or (time.time() - start) / probe_steps
     # The model that is trained for real traces again.
     setup_seconds = max(first_pass - step_seconds * probe_steps, 0.0)
-    epoch_overhead, closing_seconds, scoring_trace_seconds = epoch_start_seconds, 0.0, 0.0
+    epoch_overhead, closing_seconds, first_closing_seconds = epoch_start_seconds, 0.0, 0.0
     if validation_data is not None:
         # Scored as `fit` scores it (its batch size, its conversion of arrays): the first pass also traces.
         clock = _StepClock()
@@ -166,8 +166,7 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
         validation_steps = len(clock.ends)
         batch_seconds = clock.step_seconds() or first_closing_seconds / max(validation_steps, 1)
         closing_seconds = min(batch_seconds * validation_steps, first_closing_seconds)
-        scoring_trace_seconds = first_closing_seconds - closing_seconds
-        setup_seconds += scoring_trace_seconds
+        setup_seconds += first_closing_seconds - closing_seconds  # the real model traces its scoring step too
         epoch_overhead += closing_seconds
     # 5% slack for the per-epoch overhead the probe does not see.
     available = (deadline - time.time()) * 0.95 - setup_seconds
@@ -178,7 +177,7 @@ def plan_within(build, train, steps, validation_data, max_epochs, deadline, verb
             f"of {steps_per_epoch} steps ({steps} per pass) fit the budget by this estimate",
             flush=True,
         )
-    return TrainingPlan(epochs, steps_per_epoch, closing_seconds, closing_seconds + scoring_trace_seconds)
+    return TrainingPlan(epochs, steps_per_epoch, closing_seconds, first_closing_seconds)
 
 
 def fill_budget(seconds, epoch_overhead, step_seconds, steps, max_epochs):
