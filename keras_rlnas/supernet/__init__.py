@@ -23,12 +23,13 @@ Example:
 
 from keras_rlnas.layers.batch_norm import BatchNorm, frozen_moving_statistics
 from keras_rlnas.spaces import ENASMacro
-from keras_rlnas.supernet.base import Supernet, SupernetModel
+from keras_rlnas.supernet.base import Supernet
 from keras_rlnas.supernet.custom import ChoiceSupernet, ChoiceSupernetModel
 from keras_rlnas.supernet.custom_space import ChoiceSpace
 from keras_rlnas.supernet.few_shot import ConvCountGroups, FewShotSupernets
 from keras_rlnas.supernet.macro import MacroSupernet, MacroSupernetModel
 from keras_rlnas.supernet.micro import MicroSupernet, MicroSupernetModel
+from keras_rlnas.supernet.model import SupernetModel
 from keras_rlnas.training import (
     CosineWarmRestarts,
     NesterovSGD,

@@ -20,8 +20,9 @@ from keras_rlnas.layers.batch_norm import (
 )
 from keras_rlnas.layers.choice import InputChoice, LayerChoice
 from keras_rlnas.layers.choice_context import architecture_scope
-from keras_rlnas.supernet.base import Supernet, SupernetModel
+from keras_rlnas.supernet.base import Supernet
 from keras_rlnas.supernet.custom_space import ChoiceSpace
+from keras_rlnas.supernet.model import SupernetModel
 
 # Probabilities are clipped before the log, as Keras's cross-entropy on probabilities does.
 PROBABILITY_FLOOR = 1e-7

@@ -5,8 +5,9 @@ import functools
 import tensorflow as tf
 
 from keras_rlnas.spaces.enas_macro import ENASMacro
-from keras_rlnas.supernet.base import Supernet, SupernetModel, regularization
+from keras_rlnas.supernet.base import Supernet
 from keras_rlnas.supernet.entangled import EntangledMacroOps
+from keras_rlnas.supernet.model import SupernetModel, regularization
 
 
 class MacroSupernetModel(SupernetModel):

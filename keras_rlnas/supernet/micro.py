@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from keras_rlnas.layers import ops
 from keras_rlnas.spaces.enas_micro import ENASMicro
-from keras_rlnas.supernet.base import Supernet, SupernetModel, regularization
+from keras_rlnas.supernet.base import Supernet
+from keras_rlnas.supernet.model import SupernetModel, regularization
 from keras_rlnas.supernet.stacked import SourceStackedFactorizedReduction, SourceStackedSepConv
 
 
