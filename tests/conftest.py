@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 
 @pytest.fixture(scope="module")
@@ -11,3 +12,14 @@ def tiny_images():
     x = rng.normal(size=(96, 12, 12, 1)).astype("float32")
     y = rng.integers(0, 3, 96).astype("int32")
     return x, y
+
+
+@pytest.fixture(scope="module")
+def quick_graph_compilation():
+    """Grappler's graph passes off for a test module: on tiny supernets they cost more than they save.
+
+    The setting is global to the process, so it is restored when the module ends.
+    """
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    yield
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})

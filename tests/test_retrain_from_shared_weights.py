@@ -8,6 +8,8 @@ from supernet_checks import WeightsAtStart, assert_training_started_from
 import keras_rlnas
 from keras_rlnas import retrain
 
+pytestmark = pytest.mark.usefixtures("quick_graph_compilation")
+
 
 def tiny_micro():
     return keras_rlnas.ENASMicro((12, 12, 1), 3, num_cells=1, num_nodes=3, filters=4)

@@ -18,12 +18,7 @@ IMAGES = RNG.random((16, 8, 8, 1), dtype=np.float32)
 LABELS = RNG.integers(0, 3, 16)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def quick_graph_compilation():
-    """Grappler's graph passes cost more than they save on these tiny supernets."""
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    yield
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+pytestmark = pytest.mark.usefixtures("quick_graph_compilation")
 
 
 @pytest.fixture(scope="module")
