@@ -3,11 +3,12 @@
 TensorFlow runs Grappler's passes over each traced function the first time
 it runs it. The micro supernet's train step is a graph of about 50,000 nodes
 (every candidate op of every cell behind `tf.switch_case`), and the passes
-hold up the first minibatch for about a minute of this CPU. Grappler can be
-switched off only for a whole process
-(`tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})`),
-so each setting runs in a Python process of its own, the two alternating
-from round to round.
+hold up the first minibatch for about a minute of this CPU.
+`ENASTuner(grappler=False)` switches them off while `search()` runs; since
+TensorFlow switches them only for a whole process, each setting runs in a
+Python process of its own, the two alternating from round to round. Each
+epoch is one `search()` call, so the setting is switched off and restored
+around every epoch, as a search resumed or extended call by call would.
 
 Each process builds an `ENASTuner` over the space `benchmarks/peers.py`
 searches (micro: 1 cell per stage x 16 filters; macro: 6 layers x 24
@@ -59,10 +60,6 @@ def since(began):
 
 def run_worker(args):
     """One process, one setting: prints a `RESULT {json}` line."""
-    import tensorflow as tf
-
-    if args.worker == "no-grappler":
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     from keras_rlnas import data
     from keras_rlnas.spaces import ENASMacro, ENASMicro
     from keras_rlnas.tuners import ENASTuner
@@ -73,7 +70,7 @@ def run_worker(args):
     else:
         space = ENASMacro(info.input_shape, info.num_classes, num_layers=6, filters=24)
     tuner = ENASTuner(space, seed=args.seed, directory=tempfile.mkdtemp(prefix="enas_startup_"), overwrite=True,
-                      verbose=0)
+                      grappler=args.worker == "grappler", verbose=0)
     began = clocks()
     tuner._build_supernet()
     result = {"setting": args.worker, "build": since(began), "epochs": []}

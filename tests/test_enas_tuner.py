@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from supernet_checks import assert_every_op_once_per_position
 
 import keras_rlnas
@@ -194,6 +195,32 @@ def test_callbacks_can_stop_the_search(tmp_path):
     assert tuner.epochs_done == 2 and stopper.stopped_epoch == 1
     tuner.search(x, y, validation_data=(x[:16], y[:16]), epochs=5, callbacks=[Recorder(stop_after=3)])
     assert tuner.epochs_done == 3
+
+
+def grappler_switched_off():
+    return tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+
+
+class GrapplerSetting(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.switched_off = grappler_switched_off()
+
+
+def test_grappler_false_switches_the_graph_optimiser_off_while_the_search_runs(tmp_path):
+    x, y = tiny_data()
+    assert not grappler_switched_off()  # TensorFlow's default in this test process
+    seen = GrapplerSetting()
+    tiny_tuner(tmp_path / "off", grappler=False).search(
+        x, y, validation_data=(x[:16], y[:16]), epochs=1, callbacks=[seen]
+    )
+    assert seen.switched_off and not grappler_switched_off()
+    with pytest.raises(ValueError, match="64 images but 60 labels"):  # restored when the search fails, too
+        tiny_tuner(tmp_path / "fails", grappler=False).search(x, y[:60], validation_data=(x, y), epochs=1)
+    assert not grappler_switched_off()
+    tiny_tuner(tmp_path / "on").search(x, y, validation_data=(x[:16], y[:16]), epochs=1, callbacks=[seen])
+    assert not seen.switched_off
+    with pytest.raises(ValueError, match="grappler.*'no'"):
+        tiny_tuner(tmp_path / "bad", grappler="no")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ It searches the ENAS macro and micro spaces, and any model a user builds with
 """
 
 import collections
+import contextlib
 import glob
 import itertools
 import os
@@ -20,7 +21,7 @@ from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
 from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, weights_restored
-from keras_rlnas.tuners import derivation, search_inputs
+from keras_rlnas.tuners import derivation, grappler, search_inputs
 from keras_rlnas.tuners.derivation import cycle, minibatches
 
 STATE_FILE = "enas_state.json"
@@ -128,6 +129,11 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             `MirroredStrategy()` over one machine's GPUs) under which the
             supernet's variables live and its steps run, each minibatch split
             across the replicas; as Keras Tuner's argument of that name.
+        grappler: `False` switches TensorFlow's graph optimiser off while
+            `search()` runs, for the whole process (TensorFlow has no switch
+            per function), and restores it when `search()` returns. On a CPU
+            its passes over a large supernet's steps hold up the first
+            minibatch (see `benchmarks/enas_startup.py`).
         verbose: print one line per epoch.
         **kwargs: `directory`, `project_name`, `overwrite`, ... of Keras Tuner.
 
@@ -168,6 +174,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         controller_options=None,
         supernet_options=None,
         distribution_strategy=None,
+        grappler=True,
         verbose=1,
         **kwargs,
     ):
@@ -186,6 +193,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.fine_tune_steps = checks.positive_int("fine_tune_steps", fine_tune_steps, minimum=0)
         self.batch_size = checks.positive_int("batch_size", batch_size)
         self.validation_batch_size = checks.positive_int("validation_batch_size", validation_batch_size)
+        if not isinstance(grappler, bool):
+            raise ValueError(f"`grappler` must be True or False, got {grappler!r}.")
+        self.grappler = grappler
         self.sampler = sampler
         self.seed = 0 if seed is None else int(seed)
         self.verbose = verbose
@@ -292,6 +302,10 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 supernet's model; `model.stop_training`, as `EarlyStopping`
                 sets it, ends the search after the epoch).
         """
+        with contextlib.nullcontext() if self.grappler else grappler.switched_off():
+            self._search(x, y, validation_data, epochs, batch_size, time_budget, validation_batch_size, **kwargs)
+
+    def _search(self, x, y, validation_data, epochs, batch_size, time_budget, validation_batch_size, **kwargs):
         inputs = search_inputs.prepare(
             self.space, x, y, validation_data, epochs=epochs, batch_size=batch_size or self.batch_size,
             **{"verbose": self.verbose, **kwargs},
