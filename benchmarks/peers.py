@@ -492,6 +492,8 @@ def variant(args):
         parts.append(f"retrain width {args.retrain_filters}")
     if args.retrain_cutout:
         parts.append(f"cutout {args.retrain_cutout}")
+    for name, value in sorted(json.loads(args.enas_options or "{}").items()):
+        parts.append(f"{name}={json.dumps(value)}")
     return ", ".join(parts) or None
 
 
