@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
+
+from keras_rlnas.tuners.grappler import switched_off
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +19,7 @@ def tiny_images():
 def quick_graph_compilation():
     """Grappler's graph passes off for a test module: on tiny supernets they cost more than they save.
 
-    The setting is global to the process, so it is restored when the module ends.
+    The setting is global to the process, so the one found is restored when the module ends.
     """
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    yield
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+    with switched_off():
+        yield

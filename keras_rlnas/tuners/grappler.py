@@ -4,7 +4,7 @@ Grappler rewrites every traced function the first time it runs. A
 supernet's steps are large graphs (every candidate op of every layer behind
 `tf.switch_case`: about 50,000 nodes in the micro supernet's train step),
 and on a CPU its passes hold up the search's first minibatch for tens of
-seconds, while the ops' branches, library functions, are left as they were.
+seconds.
 TensorFlow switches Grappler only for the whole process, so the setting is
 restored when the search returns: a child trained after it gets the passes.
 """
