@@ -78,6 +78,11 @@ def parse_arguments():
         help="ENASTuner(fine_tune_steps=...): the finalists' training of their own when a search ends "
         f"(0, the tuner's default: none; {FINE_TUNE_STEPS} is the module's setting)",
     )
+    parser.add_argument(
+        "--finalist-epochs", type=int, default=0,
+        help="ENASTuner(finalist_epochs=...): when a search ends, its finalists each train this many epochs "
+        "from scratch and the best on validation is derived (0, the tuner's default: none)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--random-from", default=None, metavar="JSON",
@@ -113,7 +118,7 @@ def make_space(args, info):
 
 
 def search(space, sampler, data, args):
-    """`(derived values, shared-weight score, seconds, final policy entropy or None)` of one search."""
+    """`(derived values, score, seconds, final policy entropy or None, final choice's record or None)` of one search."""
     (x, y), validation = data
     keras.utils.set_random_seed(args.seed)  # both searches start from the same supernet weights
     tuner = keras_rlnas.ENASTuner(
@@ -121,6 +126,7 @@ def search(space, sampler, data, args):
         sampler=sampler,
         seed=args.seed,
         fine_tune_steps=args.fine_tune_steps,
+        finalist_epochs=args.finalist_epochs,
         directory=tempfile.mkdtemp(prefix="enas_vs_random_"),
         project_name=sampler,
         verbose=0,
@@ -131,7 +137,8 @@ def search(space, sampler, data, args):
     trial = tuner.oracle.get_best_trials(1)[0]
     history = tuner.learner.history
     entropy = float(history[-1]["entropy"]) if history and "entropy" in history[-1] else None
-    return dict(trial.hyperparameters.values), float(trial.score), seconds, entropy
+    final_choice = tuner.trained_finalists or tuner.fine_tuned
+    return dict(trial.hyperparameters.values), float(trial.score), seconds, entropy, final_choice
 
 
 def test_accuracy(space, values, train, test, args, seed):
@@ -167,8 +174,8 @@ RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_
 
 
 def settings_of(arguments):
-    """A run's settings apart from its seed and file names (runs before fine-tuning had none)."""
-    return {"fine_tune_steps": 0, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
+    """A run's settings apart from its seed and file names (older runs had no final choice)."""
+    return {"fine_tune_steps": 0, "finalist_epochs": 0, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
 
 
 def saved_random(args):
@@ -176,7 +183,7 @@ def saved_random(args):
     run = json.load(open(args.random_from))
     ours = settings_of(vars(args))
     # The random children depend on the seed and the retraining, not on how the searches run.
-    unrelated = ("fine_tune_steps",)
+    unrelated = ("fine_tune_steps", "finalist_epochs")
     if run["arguments"]["seed"] != args.seed or any(
         settings_of(run["arguments"]).get(k) != ours[k] for k in ours if k not in unrelated
     ):
@@ -306,9 +313,10 @@ def main():
 
     rows = {}
     for label, sampler in (("ENAS (controller)", "controller"), ("weight-sharing random search", "uniform")):
-        values, shared, seconds, entropy = search(space, sampler, ((x, y), validation), args)
+        values, shared, seconds, entropy, final_choice = search(space, sampler, ((x, y), validation), args)
         scores = [test_accuracy(space, values, (x, y), test, args, seed) for seed in seeds]
-        rows[label] = dict(values=values, shared=shared, search_seconds=seconds, entropy=entropy, test=scores)
+        rows[label] = dict(values=values, shared=shared, search_seconds=seconds, entropy=entropy, test=scores,
+                           final_choice=final_choice)
         print(
             f"{label}: searched {seconds:.0f} s, shared-weight score {shared:.4f}"
             + (f", final entropy {entropy:.2f}" if entropy is not None else "")

@@ -87,6 +87,30 @@ def test_search_ends_with_the_best_fine_tuned_finalist(tmp_path, data):
         make_tuner(tmp_path, fine_tune_steps=-1)
 
 
+def test_search_ends_with_the_best_finalist_trained_from_scratch(tmp_path, data):
+    (x, y), validation, _ = data
+    tuner = make_tuner(tmp_path, finalist_epochs=1, derive_finalists=2)
+    tuner.search(x, y, validation_data=validation, epochs=1)
+    epoch_trial, trained_trial = (tuner.oracle.trials[t] for t in tuner.oracle.start_order)
+    scores = tuner.trained_finalists["scores"]
+    assert tuner.trained_finalists["epoch"] == 1 and len(scores) in (2, 3)
+    assert trained_trial.score == max(scores)
+    # The recorded child holds the weights it was scored with: its own, not the shared ones.
+    child = tuner.load_model(trained_trial)
+    predictions = child.predict(validation[0], verbose=0)
+    assert np.mean(np.argmax(predictions, axis=-1) == validation[1]) == pytest.approx(trained_trial.score)
+    shared = tuner.supernet.build_child(tuner.space.encode(trained_trial.hyperparameters.values))
+    assert any(not np.allclose(a, b) for a, b in zip(child.get_weights(), shared.get_weights()))
+    # A resumed search that runs no epoch trains no finalist again.
+    resumed = make_tuner(tmp_path, overwrite=False, finalist_epochs=1, derive_finalists=2)
+    resumed.search(x, y, validation_data=validation, epochs=1)
+    assert len(resumed.oracle.trials) == 2 and resumed.trained_finalists["scores"] == scores
+    with pytest.raises(ValueError, match="fine_tune_steps=4.*finalist_epochs=1"):
+        make_tuner(tmp_path, fine_tune_steps=4, finalist_epochs=1)
+    with pytest.raises(ValueError, match="finalist_epochs.*-1"):
+        make_tuner(tmp_path, finalist_epochs=-1)
+
+
 def test_uniform_sampler_and_retrain(tmp_path, data):
     (x, y), validation, _ = data
     tuner = make_tuner(tmp_path, sampler="uniform")

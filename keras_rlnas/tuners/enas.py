@@ -7,7 +7,6 @@ It searches the ENAS macro and micro spaces, and any model a user builds with
 import collections
 import contextlib
 import glob
-import itertools
 import os
 import time
 
@@ -20,15 +19,13 @@ from keras_rlnas.controller import PRESETS, Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
-from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, weights_restored
 from keras_rlnas.tuners import derivation, grappler, search_inputs
 from keras_rlnas.tuners.derivation import cycle, minibatches
+from keras_rlnas.tuners.final_choice import CALIBRATION_BATCHES, FinalChoice
 
 STATE_FILE = "enas_state.json"
 # The supernet's arrays after epoch N; STATE_FILE names the one it commits.
 SUPERNET_FILE = "supernet-{:06d}.npz"
-# Training minibatches kept from each omega phase for BN recalibration of derived children.
-CALIBRATION_BATCHES = 4
 # A child trained alone takes the reference code's minibatch size.
 RETRAIN_BATCH_SIZE = 128
 # Over the reference code's preset: no temperature and rewards scaled by their
@@ -60,7 +57,7 @@ class _RecordingOracle(keras_tuner.Oracle):
         return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
 
 
-class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
+class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
     """ENAS: one shared-weight supernet, a controller that learns which child to keep.
 
     `search(x, y, validation_data=..., epochs=E)` runs E ENAS epochs. Each has
@@ -109,6 +106,13 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             others; a short training of their own weakens that bias, but its
             gain in ranking is within the noise of the measurements so far
             (see the README).
+        finalist_epochs: 0, or: when the search ends, the same candidates
+            each train alone from scratch for this many epochs with
+            `retrain()`'s recipe and are scored on every validation image, and
+            the best is recorded as the last trial, holding its own weights
+            (DARTS's choice by a short training from scratch;
+            `keras_rlnas.tuners.final_choice`). Each epoch costs about half
+            an omega phase per candidate. Not with `fine_tune_steps`.
         batch_size: default minibatch size of the omega phase. 32, not the
             reference code's 128: a candidate op trains only on the
             minibatches that sample it, and four times as many updates per
@@ -169,6 +173,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         derive_samples=100,
         derive_finalists=5,
         fine_tune_steps=0,
+        finalist_epochs=0,
         batch_size=32,
         validation_batch_size=128,
         controller_options=None,
@@ -191,6 +196,12 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.derive_samples = checks.positive_int("derive_samples", derive_samples)
         self.derive_finalists = checks.positive_int("derive_finalists", derive_finalists)
         self.fine_tune_steps = checks.positive_int("fine_tune_steps", fine_tune_steps, minimum=0)
+        self.finalist_epochs = checks.positive_int("finalist_epochs", finalist_epochs, minimum=0)
+        if self.fine_tune_steps and self.finalist_epochs:
+            raise ValueError(
+                f"The search ends with one choice among its finalists: fine_tune_steps={fine_tune_steps!r} "
+                f"(from the shared weights) or finalist_epochs={finalist_epochs!r} (from scratch), not both."
+            )
         self.batch_size = checks.positive_int("batch_size", batch_size)
         self.validation_batch_size = checks.positive_int("validation_batch_size", validation_batch_size)
         if not isinstance(grappler, bool):
@@ -230,8 +241,9 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.history = []
         self.epochs_done = 0
         self._finalists = []
-        # `epochs_done` when the fine-tuned finalists were last recorded, and their scores.
+        # `epochs_done` when the fine-tuned / trained finalists were last recorded, and their scores.
         self.fine_tuned = None
+        self.trained_finalists = None
         oracle = _RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
         # With overwrite=False and a saved search, this calls reload(), which restores it.
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
@@ -329,7 +341,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             if (
                 time_budget is not None
                 and self.history
-                and start - began + self.history[-1]["seconds"] + self._fine_tuning_seconds() > time_budget
+                and start - began + self.history[-1]["seconds"] + self._final_choice_seconds() > time_budget
             ):
                 break
             callbacks.on_epoch_begin(epoch)
@@ -353,8 +365,8 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
             callbacks.on_epoch_end(epoch, search_inputs.epoch_logs(self.history[-1], self.oracle.objective.name, learning_rate))
             if self.supernet.model.stop_training:
                 break
-        if self.fine_tune_steps and self.epochs_done and (self.fine_tuned or {}).get("epoch") != self.epochs_done:
-            self._record_fine_tuned(train, inputs.validation)
+        if self._final_choice_due():
+            self._final_choice(inputs, train)
         callbacks.on_train_end()
         self.on_search_end()
 
@@ -401,49 +413,15 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         )
         return self.space.decode(encoding), score
 
-    def _fine_tuning_seconds(self):
-        """About how long `_record_fine_tuned` takes, from the last omega phase's speed."""
-        if not self.fine_tune_steps or not self.history:
-            return 0.0
-        per_image = self.history[-1].get("omega_seconds_per_image", 0.0)
-        return derivation.fine_tuning_seconds(self.derive_finalists + 1, self.fine_tune_steps, per_image)
-
-    def _record_fine_tuned(self, train, validation):
-        """Records, as the last trial, the best finalist after each trains alone from the shared weights.
-
-        The candidates are the last derivation's finalists and the best child
-        recorded so far; each is fine-tuned for `fine_tune_steps` steps,
-        recalibrated and scored on every validation image (the finalists'
-        1,024 images cannot tell apart children this close).
-        """
-        start = time.time()
-        if self._calibration_images is None:  # a resumed search that ran no epoch
-            batches = itertools.islice(minibatches(train, self.batch_size, self.rng), CALIBRATION_BATCHES)
-            self._calibration_images, _ = derivation.concatenated(batches)
-        best = self.space.encode(self.oracle.get_best_trials(1)[0].hyperparameters.values)
-        candidates = list(self._finalists)
-        if not any(np.array_equal(best, candidate) for candidate in candidates):
-            candidates.append(best)
-        index, scores, state = derivation.fine_tuned_choice(
-            self.supernet, candidates, cycle(train, FINE_TUNE_BATCH_SIZE, self.rng), validation,
-            self.fine_tune_steps, self._calibration_images, self.validation_batch_size,
-        )
-        with weights_restored(self.supernet):  # the search goes on from the epoch's weights
-            self.supernet.set_state(state)
-            self.supernet.recalibrate(self._calibration_images, candidates[index])
-            self._record_trial(self.space.decode(candidates[index]), scores[index])
-        self.fine_tuned = {"epoch": self.epochs_done, "scores": scores, "seconds": time.time() - start}
-        self._save_state()
-        if self.verbose:
-            print(
-                f"fine-tuned {len(candidates)} finalists for {self.fine_tune_steps} steps each: best "
-                f"{scores[index]:.4f} ({time.time() - start:.0f} s)", flush=True
-            )
-
-    def _record_trial(self, values, score):
+    def _record_trial(self, values, score, model=None):
+        """Records `values` as a completed trial holding `model`'s weights (the child on the shared weights by default)."""
         self.oracle.next_values = dict(values)
         trial = self.oracle.create_trial(self.tuner_id)
-        child = self.supernet.build_child(self.space.encode(values))
+        encoding = self.space.encode(values)
+        child = self.supernet.build_child(encoding)
+        if model is not None:  # saved as `load_model` builds it: without the trained model's optimizer
+            child = self.space.build_child(encoding)
+            child.set_weights(model.get_weights())
         child.save_weights(self._get_checkpoint_fname(trial.trial_id))
         self.oracle.update_trial(trial.trial_id, {self.oracle.objective.name: score}, step=self.epochs_done)
         trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
@@ -534,7 +512,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         # STATE_FILE goes last: it commits the epoch, its supernet file and the controller's.
         state = {
             "epochs_done": self.epochs_done, "history": self.history, "rng": self.rng.bit_generator.state,
-            "fine_tuned": self.fine_tuned,
+            "fine_tuned": self.fine_tuned, "trained_finalists": self.trained_finalists,
         }
         self.learner.save(root, STATE_FILE, extra={**state, "supernet_file": supernet_file})
         for old in glob.glob(os.path.join(root, SUPERNET_FILE.replace("{:06d}", "*"))):
@@ -553,6 +531,7 @@ class ENASTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.history = state["history"]
         self.rng.bit_generator.state = state["rng"]
         self.fine_tuned = state.get("fine_tuned")
+        self.trained_finalists = state.get("trained_finalists")
 
 
 __all__ = ["ENASTuner"]
