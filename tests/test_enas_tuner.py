@@ -95,6 +95,8 @@ def test_search_ends_with_the_best_finalist_trained_from_scratch(tmp_path, data)
     scores = tuner.trained_finalists["scores"]
     assert tuner.trained_finalists["epoch"] == 1 and len(scores) in (2, 3)
     assert trained_trial.score == max(scores)
+    # The final choice ranks first, whatever the epochs' shared-weight scores.
+    assert tuner.oracle.get_best_trials(2) == [trained_trial, epoch_trial]
     # The recorded child holds the weights it was scored with: its own, not the shared ones.
     child = tuner.load_model(trained_trial)
     predictions = child.predict(validation[0], verbose=0)
@@ -105,6 +107,12 @@ def test_search_ends_with_the_best_finalist_trained_from_scratch(tmp_path, data)
     resumed = make_tuner(tmp_path, overwrite=False, finalist_epochs=1, derive_finalists=2)
     resumed.search(x, y, validation_data=validation, epochs=1)
     assert len(resumed.oracle.trials) == 2 and resumed.trained_finalists["scores"] == scores
+    assert resumed.oracle.get_best_trials(1)[0].trial_id == trained_trial.trial_id
+    # Once the search goes on without the stage, the trials rank by score again.
+    resumed = make_tuner(tmp_path, overwrite=False)
+    resumed.search(x, y, validation_data=validation, epochs=2)
+    assert resumed.oracle.final_trial_id is None
+    assert resumed.oracle.get_best_trials(1)[0].score == max(t.score for t in resumed.oracle.trials.values())
     with pytest.raises(ValueError, match="fine_tune_steps=4.*finalist_epochs=1"):
         make_tuner(tmp_path, fine_tune_steps=4, finalist_epochs=1)
     with pytest.raises(ValueError, match="finalist_epochs.*-1"):

@@ -44,11 +44,30 @@ SAMPLERS = ("controller", "uniform", "fair")
 
 
 class _RecordingOracle(keras_tuner.Oracle):
-    """Records the architecture derived after each ENAS epoch as a Keras Tuner trial."""
+    """Records the architecture derived after each ENAS epoch as a Keras Tuner trial.
+
+    The trial of a search's final choice among its finalists
+    (`keras_rlnas.tuners.final_choice`) ranks first in `get_best_trials`
+    until another epoch is recorded: its score, after training of the
+    child's own, is not on the scale of the epochs' shared-weight scores.
+    """
 
     def __init__(self, objective, seed=None):
         super().__init__(objective=objective, max_trials=None, seed=seed)
         self.next_values = None
+        self.final_trial_id = None
+
+    def get_best_trials(self, num_trials=1):
+        best = super().get_best_trials(num_trials=len(self.trials))
+        final = [trial for trial in best if trial.trial_id == self.final_trial_id]
+        return (final + [trial for trial in best if trial.trial_id != self.final_trial_id])[:num_trials]
+
+    def get_state(self):
+        return {**super().get_state(), "final_trial_id": self.final_trial_id}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.final_trial_id = state.get("final_trial_id")
 
     def populate_space(self, trial_id):
         if self.next_values is None:
@@ -413,8 +432,11 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         )
         return self.space.decode(encoding), score
 
-    def _record_trial(self, values, score, model=None):
-        """Records `values` as a completed trial holding `model`'s weights (the child on the shared weights by default)."""
+    def _record_trial(self, values, score, model=None, final=False):
+        """Records `values` as a completed trial holding `model`'s weights (the child on the shared weights by default).
+
+        `final`: the search's final choice, ranked first until the next epoch's trial.
+        """
         self.oracle.next_values = dict(values)
         trial = self.oracle.create_trial(self.tuner_id)
         encoding = self.space.encode(values)
@@ -425,6 +447,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         child.save_weights(self._get_checkpoint_fname(trial.trial_id))
         self.oracle.update_trial(trial.trial_id, {self.oracle.objective.name: score}, step=self.epochs_done)
         trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
+        self.oracle.final_trial_id = trial.trial_id if final else None
         self.oracle.end_trial(trial)
         self.save()  # tuner0.json: lets overwrite=False find and reload the project.
 

@@ -14,7 +14,7 @@ its last trial:
   enters the choice; it costs about half an omega phase per finalist epoch.
 
 Both score every validation image and record the winner holding the weights
-it was scored with. `FinalChoice` holds the stage for `ENASTuner`.
+it was scored with, as the trial `get_best_trials` ranks first. `FinalChoice` holds the stage for `ENASTuner`.
 """
 
 import itertools
@@ -96,7 +96,7 @@ class FinalChoice:
         with weights_restored(self.supernet):  # the search goes on from the epoch's weights
             self.supernet.set_state(state)
             self.supernet.recalibrate(self._calibration_images, candidates[index])
-            self._record_trial(self.space.decode(candidates[index]), scores[index])
+            self._record_trial(self.space.decode(candidates[index]), scores[index], final=True)
         self.fine_tuned = {"epoch": self.epochs_done, "scores": scores, "seconds": time.time() - start}
         self._save_state()
         self._report_final_choice("fine-tuned", len(candidates), f"{self.fine_tune_steps} steps", scores[index], start)
@@ -120,7 +120,7 @@ class FinalChoice:
             if best_model is None or scores[-1] > max(scores[:-1]):
                 best_model = model
         index = int(np.argmax(scores))
-        self._record_trial(self.space.decode(candidates[index]), scores[index], model=best_model)
+        self._record_trial(self.space.decode(candidates[index]), scores[index], model=best_model, final=True)
         self.trained_finalists = {"epoch": self.epochs_done, "scores": scores, "seconds": time.time() - start}
         self._save_state()
         self._report_final_choice("trained", len(candidates), f"{self.finalist_epochs} epochs", scores[index], start)
