@@ -19,6 +19,8 @@ Method
     python benchmarks/enas_vs_random.py --space micro --layers 1 --filters 12
     python benchmarks/enas_vs_random.py --quick               # a smoke run of a few minutes
     python benchmarks/enas_vs_random.py --seed 1 --json seed1.json   # another search seed
+    python benchmarks/enas_vs_random.py --finalist-epochs 1 --random-from seed0.json   # both searches end with
+                                              # finalists trained from scratch; seed 0's random children reused
     python benchmarks/enas_vs_random.py --pool seed0.json seed1.json  # the runs together
 
 With `--pool`, saved runs (`--json`) of different `--seed`s and otherwise the

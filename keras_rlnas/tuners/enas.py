@@ -440,8 +440,9 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         self.oracle.next_values = dict(values)
         trial = self.oracle.create_trial(self.tuner_id)
         encoding = self.space.encode(values)
-        child = self.supernet.build_child(encoding)
-        if model is not None:  # saved as `load_model` builds it: without the trained model's optimizer
+        if model is None:
+            child = self.supernet.build_child(encoding)
+        else:  # saved as `load_model` builds it: without the trained model's optimizer
             child = self.space.build_child(encoding)
             child.set_weights(model.get_weights())
         child.save_weights(self._get_checkpoint_fname(trial.trial_id))

@@ -13,8 +13,9 @@ its last trial:
   training from scratch (Liu et al., 2019, section 3.3). No shared weight
   enters the choice; it costs about half an omega phase per finalist epoch.
 
-Both score every validation image and record the winner holding the weights
-it was scored with, as the trial `get_best_trials` ranks first. `FinalChoice` holds the stage for `ENASTuner`.
+Both score every validation image and record the winner, holding the
+weights it was scored with, as the trial `get_best_trials` ranks first.
+`FinalChoice` holds the stage for `ENASTuner`.
 """
 
 import itertools
