@@ -42,6 +42,10 @@ units of the spread of the random children's means:
 saved, so adding a search seed retrains only its own children:
 
     python benchmarks/enas_vs_random.py --retrain-more seed0.json ... seed3.json --retrained-from more.json --json more4.json
+
+Runs that differ only in how the searches end (`--finalist-epochs`,
+`--fine-tune-steps`, with `--random-from`) share their random children, whose
+retrainings `--retrained-from` then reuses.
 """
 
 import argparse
@@ -175,6 +179,8 @@ def margin_figures(rows, random_scores, rng, resamples):
 
 #: Arguments that name a run or what to do with saved runs, not how children are searched and retrained.
 RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds", "retrained_from")
+#: Arguments of how a search ends: the random children do not depend on them.
+SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs")
 
 
 def settings_of(arguments):
@@ -186,10 +192,8 @@ def saved_random(args):
     """The random children's encodings and scores of the saved run `--random-from`, checked against this run."""
     run = json.load(open(args.random_from))
     ours = settings_of(vars(args))
-    # The random children depend on the seed and the retraining, not on how the searches run.
-    unrelated = ("fine_tune_steps", "finalist_epochs")
     if run["arguments"]["seed"] != args.seed or any(
-        settings_of(run["arguments"]).get(k) != ours[k] for k in ours if k not in unrelated
+        settings_of(run["arguments"]).get(k) != ours[k] for k in ours if k not in SEARCH_ONLY
     ):
         raise SystemExit(f"--random-from: {args.random_from} has other settings: {run['arguments']}")
     return run.get("random_encodings"), run["random"]
@@ -235,13 +239,24 @@ def random_encodings_of(run, space):
 
 
 def earlier_retrainings(path, settings):
-    """`{(search seed, child name): test accuracies}` of a saved `--retrain-more` run with `settings`."""
+    """`{(search seed, child name): test accuracies}` of a saved `--retrain-more` run with `settings`.
+
+    Runs that differ only in how the searches end share their random children
+    (`--random-from`): then only those are reused.
+    """
     if path is None:
         return {}
     saved = json.load(open(path))
-    if saved["settings"] != settings:
+    saved_settings = {"finalist_epochs": 0, **saved["settings"]}
+    same_children = {k: v for k, v in saved_settings.items() if k not in SEARCH_ONLY} == {
+        k: v for k, v in settings.items() if k not in SEARCH_ONLY}
+    if not same_children:
         raise SystemExit(f"--retrained-from: {path} retrained runs of other settings: {saved['settings']}")
-    return {(child["search_seed"], child["name"]): child["test"] for child in saved["children"]}
+    same_searches = saved_settings == settings
+    return {
+        (child["search_seed"], child["name"]): child["test"] for child in saved["children"]
+        if same_searches or child["name"].startswith("random child")
+    }
 
 
 def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=None):
