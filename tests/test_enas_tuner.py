@@ -54,14 +54,24 @@ def test_search_records_a_trial_per_epoch_and_resumes(tmp_path, data):
     assert resumed.controller.num_updates == 6
 
 
+def search_with_final_choice(tmp_path, data, record, finalists, **options):
+    """`(tuner, final trial, finalists' scores)` of one epoch's search that ends with a final choice."""
+    (x, y), validation, _ = data
+    tuner = make_tuner(tmp_path, derive_finalists=finalists, **options)
+    tuner.search(x, y, validation_data=validation, epochs=1)
+    epoch_trial, final_trial = (tuner.oracle.trials[t] for t in tuner.oracle.start_order)
+    scores = getattr(tuner, record)["scores"]
+    # The finalists, and the best child if it is not one of them.
+    assert getattr(tuner, record)["epoch"] == 1 and len(scores) in (finalists, finalists + 1)
+    assert final_trial.score == max(scores)
+    # The final choice ranks first, whatever the epochs' shared-weight scores.
+    assert tuner.oracle.get_best_trials(2) == [final_trial, epoch_trial]
+    return tuner, final_trial, scores
+
+
 def test_search_ends_with_the_best_fine_tuned_finalist(tmp_path, data):
     (x, y), validation, _ = data
-    tuner = make_tuner(tmp_path, fine_tune_steps=4, derive_finalists=3)
-    tuner.search(x, y, validation_data=validation, epochs=1)
-    epoch_trial, fine_tuned_trial = (tuner.oracle.trials[t] for t in tuner.oracle.start_order)
-    scores = tuner.fine_tuned["scores"]
-    assert tuner.fine_tuned["epoch"] == 1 and len(scores) in (3, 4)  # finalists, and the best child if not one
-    assert fine_tuned_trial.score == max(scores)
+    tuner, fine_tuned_trial, scores = search_with_final_choice(tmp_path, data, "fine_tuned", 3, fine_tune_steps=4)
     # The shared weights are those of the epoch, not of a fine-tuned child.
     saved = MacroSupernet(tuner.space)
     saved.load(os.path.join(tuner.project_dir, "supernet-000001.npz"))
@@ -89,14 +99,7 @@ def test_search_ends_with_the_best_fine_tuned_finalist(tmp_path, data):
 
 def test_search_ends_with_the_best_finalist_trained_from_scratch(tmp_path, data):
     (x, y), validation, _ = data
-    tuner = make_tuner(tmp_path, finalist_epochs=1, derive_finalists=2)
-    tuner.search(x, y, validation_data=validation, epochs=1)
-    epoch_trial, trained_trial = (tuner.oracle.trials[t] for t in tuner.oracle.start_order)
-    scores = tuner.trained_finalists["scores"]
-    assert tuner.trained_finalists["epoch"] == 1 and len(scores) in (2, 3)
-    assert trained_trial.score == max(scores)
-    # The final choice ranks first, whatever the epochs' shared-weight scores.
-    assert tuner.oracle.get_best_trials(2) == [trained_trial, epoch_trial]
+    tuner, trained_trial, scores = search_with_final_choice(tmp_path, data, "trained_finalists", 2, finalist_epochs=1)
     # The recorded child holds the weights it was scored with: its own, not the shared ones.
     child = tuner.load_model(trained_trial)
     predictions = child.predict(validation[0], verbose=0)
