@@ -145,7 +145,7 @@ def search(space, sampler, data, args):
     entropy = float(history[-1]["entropy"]) if history and "entropy" in history[-1] else None
     final_choice = tuner.trained_finalists or tuner.fine_tuned
     if final_choice is not None:  # against the stage's cost estimate: about half an omega phase per child-epoch
-        final_choice = {**final_choice, "last_omega_seconds": history[-1]["omega_seconds"]}
+        final_choice = {**final_choice, "last_omega_seconds": tuner.history[-1]["omega_seconds"]}
     return dict(trial.hyperparameters.values), float(trial.score), seconds, entropy, final_choice
 
 
