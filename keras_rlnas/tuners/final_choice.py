@@ -66,7 +66,7 @@ class FinalChoice:
         if self.fine_tune_steps:
             per_image = last.get("omega_seconds_per_image", 0.0)
             return derivation.fine_tuning_seconds(candidates, self.fine_tune_steps, per_image)
-        # An epoch alone at minibatch 128 costs about half an omega pass at 32.
+        # An epoch alone at minibatch 128 costs about half an omega pass at 32; building each child is left out.
         omega_pass = last.get("omega_seconds", 0.0)
         return derivation.FINE_TUNE_COST_PER_OMEGA_IMAGE * candidates * self.finalist_epochs * omega_pass
 
