@@ -133,7 +133,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
             `keras_rlnas.tuners.final_choice`). Each epoch costs about half
             an omega phase per candidate, and building each candidate about
             as much again at one epoch (macro 6 x 16 on 12,000 images: 5-6
-            candidates in 66-95 s, an omega phase 13-14 s); a `time_budget`
+            candidates in 66-102 s, an omega phase 13-15 s); a `time_budget`
             reserves only the epochs. Not with `fine_tune_steps`.
         batch_size: default minibatch size of the omega phase. 32, not the
             reference code's 128: a candidate op trains only on the
