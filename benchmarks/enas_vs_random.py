@@ -337,7 +337,7 @@ def main():
         rows[label] = dict(values=values, shared=shared, search_seconds=seconds, entropy=entropy, test=scores,
                            final_choice=final_choice)
         print(
-            f"{label}: searched {seconds:.0f} s, shared-weight score {shared:.4f}"
+            f"{label}: searched {seconds:.0f} s, {'final choice' if final_choice else 'shared-weight'} score {shared:.4f}"
             + (f", final entropy {entropy:.2f}" if entropy is not None else "")
             + f"; retrained test accuracy {', '.join(f'{s:.4f}' for s in scores)}",
             flush=True,
