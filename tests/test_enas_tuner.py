@@ -64,8 +64,10 @@ def search_with_final_choice(tmp_path, data, record, finalists, **options):
     # The finalists, and the best child if it is not one of them.
     assert getattr(tuner, record)["epoch"] == 1 and len(scores) in (finalists, finalists + 1)
     assert final_trial.score == max(scores)
-    # The final choice ranks first, whatever the epochs' shared-weight scores.
+    # The final choice ranks first, even below the epochs' shared-weight scores.
+    final_score, final_trial.score = final_trial.score, epoch_trial.score - 1.0
     assert tuner.oracle.get_best_trials(2) == [final_trial, epoch_trial]
+    final_trial.score = final_score
     return tuner, final_trial, scores
 
 
