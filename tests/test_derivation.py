@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_rlnas.tuners.derivation import (
     concatenated,
     cycle,
     derive,
+    every_example,
     fine_tuning_seconds,
     minibatches,
 )
@@ -59,3 +61,13 @@ def test_fine_tuning_seconds_grow_with_candidates_and_steps():
     one = fine_tuning_seconds(1, 100, 1e-3)
     assert one > 0 and fine_tuning_seconds(6, 100, 1e-3) == pytest.approx(6 * one)
     assert fine_tuning_seconds(6, 200, 1e-3) == pytest.approx(12 * one)
+
+
+def test_every_example_keeps_the_images_a_whole_minibatch_would_leave_out():
+    x, y = np.arange(200, dtype="float32").reshape(200, 1), np.arange(200) % 3
+    images, labels = every_example((x, y), 128)
+    assert len(images) == 200 and np.array_equal(labels, y)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(128)
+    images, labels = every_example(dataset, 128)
+    np.testing.assert_array_equal(images, x)
+    np.testing.assert_array_equal(labels, y)

@@ -63,6 +63,13 @@ def concatenated(batches):
     return np.concatenate([images for images, _ in batches]), np.concatenate([labels for _, labels in batches])
 
 
+def every_example(data, batch_size):
+    """`(images, labels)` of all of `data`: `(x, y)` arrays as they are, a batched dataset joined."""
+    if isinstance(data, tuple):
+        return np.asarray(data[0]), np.asarray(data[1])
+    return concatenated(minibatches(data, batch_size))
+
+
 def derive(supernet, sample, validation_batches, samples, finalists, calibration_images,
            finalist_images=FINALIST_IMAGES):
     """The best of `samples` sampled architectures on the shared weights.
@@ -119,7 +126,7 @@ def fine_tuned_choice(supernet, candidates, training_batches, validation, steps,
     Returns:
         `(index, scores, state)` as `best_fine_tuned`.
     """
-    images, labels = concatenated(minibatches(validation, validation_batch_size))
+    images, labels = every_example(validation, validation_batch_size)
     return best_fine_tuned(
         supernet, candidates, training_batches, images, labels, steps=steps, calibration_images=calibration_images
     )
@@ -130,4 +137,7 @@ def fine_tuning_seconds(candidates, steps, omega_seconds_per_image):
     return FINE_TUNE_COST_PER_OMEGA_IMAGE * candidates * steps * FINE_TUNE_BATCH_SIZE * omega_seconds_per_image
 
 
-__all__ = ["FINALIST_IMAGES", "concatenated", "cycle", "derive", "fine_tuned_choice", "fine_tuning_seconds", "minibatches"]
+__all__ = [
+    "FINALIST_IMAGES", "concatenated", "cycle", "derive", "every_example", "fine_tuned_choice", "fine_tuning_seconds",
+    "minibatches",
+]

@@ -112,7 +112,7 @@ class FinalChoice:
         """
         start = time.time()
         x, y = train if isinstance(train, tuple) else (train, None)
-        images, labels = derivation.concatenated(minibatches(validation, self.validation_batch_size))
+        images, labels = derivation.every_example(validation, self.validation_batch_size)
         candidates, scores, best_model = self._finalist_candidates(), [], None
         for encoding in candidates:
             model = self.retrain(self.space.decode(encoding), x, y, epochs=self.finalist_epochs,
