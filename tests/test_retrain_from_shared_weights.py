@@ -12,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("quick_graph_compilation")
 
 
 def tiny_micro():
-    return keras_rlnas.ENASMicro((12, 12, 1), 3, num_cells=1, num_nodes=3, filters=4)
+    return keras_rlnas.ENASMicro((12, 12, 1), 3, num_cells=1, num_nodes=2, filters=4)
 
 
 @pytest.mark.parametrize("space", [keras_rlnas.ENASMacro((12, 12, 1), 3, num_layers=3, filters=4), tiny_micro()])
