@@ -38,6 +38,11 @@ units of the spread of the random children's means:
 
     python benchmarks/enas_vs_random.py --retrain-more seed0.json seed1.json seed2.json --retrain-seeds 3 --json more.json
 
+It ends with what the random children's means go with: Kendall's tau-b of
+their scores with each op's count (and, macro, 5 x 5 kernels, pools in the
+first third of the layers, skips), beside how often each searcher's children
+have it: where a searcher's choices part from what standalone training rewards.
+
 `--retrained-from more.json` reuses the retrainings an earlier `--retrain-more`
 saved, so adding a search seed retrains only its own children:
 
@@ -58,9 +63,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from enas_ranking import bootstrap_indices, bootstrap_taus, interval, kendall_tau_b  # noqa: E402  (this folder is on the path)
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.retrain import retrain  # noqa: E402
+from keras_rlnas.supernet.few_shot import op_names  # noqa: E402
 from keras_rlnas.supernet.fine_tuning import FINE_TUNE_STEPS  # noqa: E402
 
 QUICK = dict(limit=2000, validation=500, test=1000, search_epochs=2, retrain_epochs=1, random=3, seeds=1)
@@ -259,6 +266,48 @@ def earlier_retrainings(path, settings):
     }
 
 
+def traits(space, encoding):
+    """`{trait: count}` of a child: each op's count, then what the space's
+    children differ in besides (macro: 5 x 5 kernels, pools in the first
+    third of the layers, skips; micro: nothing more, identity is an op)."""
+    names = op_names(space, encoding)
+    counts = {name: names.count(name) for name in space.OPS}
+    if isinstance(space, keras_rlnas.ENASMacro):
+        _, skips = space.parse(encoding)
+        counts["5x5 kernels"] = sum("5x5" in name for name in names)
+        counts["early pools"] = sum("pool" in name for name in names[: max(1, len(names) // 3)])
+        counts["skips"] = sum(len(sources) for sources in skips)
+    return counts
+
+
+def what_scores_go_with(space_of, children, resamples):
+    """Prints and returns, per trait, Kendall's tau-b of the random children's
+    mean scores with their trait counts (90 % bootstrap over children) and
+    each searcher's mean count against the random children's.
+
+    Args:
+        space_of: `{search seed: space}`.
+        children: `(search seed, name, encoding, scores)` per child.
+        resamples: bootstrap resamples.
+    """
+    table = [(name, traits(space_of[seed], encoding), float(np.mean(scores))) for seed, name, encoding, scores in children]
+    random = [(counts, score) for name, counts, score in table if name.startswith("random")]
+    means = np.array([score for _, score in random])
+    indices = bootstrap_indices(len(random), resamples, np.random.default_rng(0))
+    labels = sorted({name for name, _, _ in table if not name.startswith("random")})
+    print("\nwhat the random children's mean scores go with: tau-b (90% bootstrap); mean count, random / "
+          + " / ".join(labels))
+    figures = {}
+    for trait in random[0][0]:
+        counts = np.array([c[trait] for c, _ in random], float)
+        tau, (low, high) = kendall_tau_b(counts, means), interval(bootstrap_taus(counts, means, indices))
+        searched = {label: float(np.mean([c[trait] for name, c, _ in table if name == label])) for label in labels}
+        figures[trait] = dict(tau=tau, interval=[low, high], random_mean=float(counts.mean()), searched=searched)
+        print(f"  {trait:<12} tau-b {tau:+.3f} [{low:+.3f}, {high:+.3f}]; {counts.mean():.2f} / "
+              + " / ".join(f"{value:.2f}" for value in searched.values()))
+    return figures
+
+
 def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=None):
     """Retrains the children of saved runs up to `seeds_per_child` seeds each and pools them (see the docstring)."""
     runs = [json.load(open(path)) for path in paths]
@@ -270,10 +319,10 @@ def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=No
     first = argparse.Namespace(**runs[0]["arguments"])
     (x, y), _, (x_test, y_test), info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=first.limit)
     test = (x_test[: first.test], y_test[: first.test])
-    children = []  # (search seed, name, test accuracies in seed order)
+    children, space_of = [], {}  # (search seed, name, encoding, test accuracies in seed order)
     for run in runs:
         args = argparse.Namespace(**run["arguments"])
-        space = make_space(args, info)
+        space = space_of[args.seed] = make_space(args, info)
         named = [(label, row["values"], list(row["test"])) for label, row in run["rows"].items()]
         named += [
             (f"random child {index}", space.decode(np.asarray(encoding)), [run["random"][index]])
@@ -287,28 +336,29 @@ def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=No
             for seed in range(args.seed + 1 + len(scores), args.seed + 1 + seeds_per_child):
                 scores.append(test_accuracy(space, values, (x, y), test, args, seed))
             print(f"search seed {args.seed}, {name}: {', '.join(f'{s:.4f}' for s in scores)}", flush=True)
-            children.append((args.seed, name, scores[:seeds_per_child]))
-    table = np.array([scores for _, _, scores in children])
+            children.append((args.seed, name, space.encode(values), scores[:seeds_per_child]))
+    table = np.array([scores for *_, scores in children])
     noise = float(np.sqrt(np.mean(table.var(axis=1, ddof=1))))
-    random_means = np.array([np.mean(s) for _, name, s in children if name.startswith("random")])
+    random_means = np.array([np.mean(s) for _, name, _, s in children if name.startswith("random")])
     between = float(random_means.var(ddof=1))
     architecture_sd = float(np.sqrt(max(between - noise**2 / seeds_per_child, 0.0)))
     print(f"\nretraining noise (sd between seeds of one child, pooled over {len(children)} children): {noise:.4f}")
     print(f"random children, mean of {seeds_per_child} seeds each: {random_means.mean():.4f} +- {random_means.std(ddof=1):.4f} "
           f"(n={len(random_means)}); their architectures alone: sd {architecture_sd:.4f}")
     labels = list(runs[0]["rows"])
-    derived = {label: [float(np.mean(s)) for _, name, s in children if name == label] for label in labels}
+    derived = {label: [float(np.mean(s)) for _, name, _, s in children if name == label] for label in labels}
     for label, scores in derived.items():
         print(f"{label:<32} {np.mean(scores):.4f} +- {np.std(scores, ddof=1):.4f} over {len(scores)} search seeds "
               f"({', '.join(f'{s:.4f}' for s in scores)})")
     figures = compare_searchers(derived, random_means, resamples)
+    trait_figures = what_scores_go_with(space_of, children, resamples)
     print(f"wall time {time.time() - began:.0f} s; load average {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     if json_path:
         with open(json_path, "w") as file:
             json.dump(
                 dict(runs=paths, settings=settings[0], retrain_seeds=seeds_per_child,
-                     children=[dict(search_seed=seed, name=name, test=scores) for seed, name, scores in children],
-                     retraining_noise=noise, architecture_sd=architecture_sd, figures=figures),
+                     children=[dict(search_seed=seed, name=name, test=scores) for seed, name, _, scores in children],
+                     retraining_noise=noise, architecture_sd=architecture_sd, figures=figures, traits=trait_figures),
                 file, indent=1, default=str,
             )
 
