@@ -14,7 +14,7 @@ from keras_rlnas.layers.final_training import ScheduledDropPath
 
 
 def tiny_micro(**kwargs):
-    return keras_rlnas.ENASMicro((12, 12, 1), 3, num_cells=1, num_nodes=3, filters=4, **kwargs)
+    return keras_rlnas.ENASMicro((12, 12, 1), 3, num_cells=1, num_nodes=2, filters=4, **kwargs)
 
 
 def test_drop_path_is_identity_at_inference_and_follows_its_schedule():
