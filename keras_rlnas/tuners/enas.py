@@ -22,6 +22,7 @@ from keras_rlnas.supernet import ChoiceSpace, build_supernet
 from keras_rlnas.tuners import derivation, grappler, search_inputs
 from keras_rlnas.tuners.derivation import cycle, minibatches
 from keras_rlnas.tuners.final_choice import CALIBRATION_BATCHES, FinalChoice
+from keras_rlnas.tuners.recording_oracle import RecordingOracle
 
 STATE_FILE = "enas_state.json"
 # The supernet's arrays after epoch N; STATE_FILE names the one it commits.
@@ -41,39 +42,6 @@ DEFAULT_CONTROLLER_OPTIONS = dict(
 
 # What picks the omega phase's children (see `ENASTuner`'s `sampler`).
 SAMPLERS = ("controller", "uniform", "fair")
-
-
-class _RecordingOracle(keras_tuner.Oracle):
-    """Records the architecture derived after each ENAS epoch as a Keras Tuner trial.
-
-    The trial of a search's final choice among its finalists
-    (`keras_rlnas.tuners.final_choice`) ranks first in `get_best_trials`
-    until another epoch is recorded: its score, after training of the
-    child's own, is not on the scale of the epochs' shared-weight scores.
-    """
-
-    def __init__(self, objective, seed=None):
-        super().__init__(objective=objective, max_trials=None, seed=seed)
-        self.next_values = None
-        self.final_trial_id = None
-
-    def get_best_trials(self, num_trials=1):
-        best = super().get_best_trials(num_trials=len(self.trials))
-        final = [trial for trial in best if trial.trial_id == self.final_trial_id]
-        return (final + [trial for trial in best if trial.trial_id != self.final_trial_id])[:num_trials]
-
-    def get_state(self):
-        return {**super().get_state(), "final_trial_id": self.final_trial_id}
-
-    def set_state(self, state):
-        super().set_state(state)
-        self.final_trial_id = state.get("final_trial_id")
-
-    def populate_space(self, trial_id):
-        if self.next_values is None:
-            return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
-        values, self.next_values = self.next_values, None
-        return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
 
 
 class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
@@ -266,7 +234,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         # `epochs_done` when the fine-tuned / trained finalists were last recorded, and their scores.
         self.fine_tuned = None
         self.trained_finalists = None
-        oracle = _RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
+        oracle = RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
         # With overwrite=False and a saved search, this calls reload(), which restores it.
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.oracle.verbose = verbose  # Keras Tuner's per-trial table follows the tuner's verbosity.

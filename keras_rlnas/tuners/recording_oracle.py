@@ -1,0 +1,48 @@
+"""The oracle of searches that train in `search()` and record what they find as trials.
+
+`ENASTuner` derives one architecture per epoch from its own sampler; Keras
+Tuner's results (`get_best_trials`, `results_summary`, `get_best_models`)
+read them from this oracle as from any other.
+"""
+
+import keras_tuner
+
+
+class RecordingOracle(keras_tuner.Oracle):
+    """Records the architecture derived after each ENAS epoch as a Keras Tuner trial.
+
+    The trial of a search's final choice among its finalists
+    (`keras_rlnas.tuners.final_choice`) ranks first in `get_best_trials`
+    until another epoch is recorded: its score, after training of the
+    child's own, is not on the scale of the epochs' shared-weight scores.
+
+    The tuner sets `next_values` before each `create_trial`; a trial created
+    without them is stopped at once, as Keras Tuner's oracles stop a search
+    whose space is exhausted.
+    """
+
+    def __init__(self, objective, seed=None):
+        super().__init__(objective=objective, max_trials=None, seed=seed)
+        self.next_values = None
+        self.final_trial_id = None
+
+    def get_best_trials(self, num_trials=1):
+        best = super().get_best_trials(num_trials=len(self.trials))
+        final = [trial for trial in best if trial.trial_id == self.final_trial_id]
+        return (final + [trial for trial in best if trial.trial_id != self.final_trial_id])[:num_trials]
+
+    def get_state(self):
+        return {**super().get_state(), "final_trial_id": self.final_trial_id}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.final_trial_id = state.get("final_trial_id")
+
+    def populate_space(self, trial_id):
+        if self.next_values is None:
+            return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+        values, self.next_values = self.next_values, None
+        return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+
+
+__all__ = ["RecordingOracle"]
