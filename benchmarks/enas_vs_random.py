@@ -267,9 +267,12 @@ def earlier_retrainings(path, settings):
 
 
 def traits(space, encoding):
-    """`{trait: count}` of a child: each op's count, then what the space's
-    children differ in besides (macro: 5 x 5 kernels, pools in the first
-    third of the layers, skips; micro: nothing more, identity is an op)."""
+    """`{trait: count}`: what a child is made of.
+
+    Each op's count; for macro children also their 5 x 5 kernels, pools in
+    the first third of the layers and skips (micro cells need nothing more:
+    identity is one of their ops).
+    """
     names = op_names(space, encoding)
     counts = {name: names.count(name) for name in space.OPS}
     if isinstance(space, keras_rlnas.ENASMacro):
