@@ -63,7 +63,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from enas_ranking import bootstrap_indices, bootstrap_taus, interval, kendall_tau_b  # noqa: E402  (this folder is on the path)
+from enas_ranking import bootstrap_indices, bootstrap_taus, features, interval, kendall_tau_b  # noqa: E402  (this folder is on the path)
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.retrain import retrain  # noqa: E402
@@ -276,10 +276,9 @@ def traits(space, encoding):
     names = op_names(space, encoding)
     counts = {name: names.count(name) for name in space.OPS}
     if isinstance(space, keras_rlnas.ENASMacro):
-        _, skips = space.parse(encoding)
         counts["5x5 kernels"] = sum("5x5" in name for name in names)
         counts["early pools"] = sum("pool" in name for name in names[: max(1, len(names) // 3)])
-        counts["skips"] = sum(len(sources) for sources in skips)
+        counts["skips"] = features(space, encoding)[1]
     return counts
 
 
