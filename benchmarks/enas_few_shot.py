@@ -64,7 +64,6 @@ from keras_rlnas.tuners.derivation import cycle  # noqa: E402
 
 def parse_arguments():
     parser = ranking.argument_parser(__doc__.split("\n")[0])
-    parser.add_argument("--supernet-seed", type=int, default=None, help="seed of a newly trained supernet (--seed)")
     parser.add_argument("--load-supernet", default=None, help="a Supernet.save file to score instead of training")
     parser.add_argument("--save-supernet", default=None, help="write the trained one-shot supernet here")
     parser.add_argument("--few-shot-epochs", type=int, default=FEW_SHOT_EPOCHS, help="epochs per sub-supernet")

@@ -188,6 +188,10 @@ def argument_parser(description=None):
         help="a --json file of an earlier run: reuse its standalone scores for the same children",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--supernet-seed", type=int, default=None,
+        help="seed of the supernet's weights and omega draws (default: --seed); the children stay those of --seed",
+    )
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     parser.add_argument(
         "--analyse", metavar="JSON", default=None,
@@ -593,13 +597,14 @@ def main():
     rng = np.random.default_rng(args.seed + 1)
 
     # 1. The supernet.
-    keras.utils.set_random_seed(args.seed)  # the supernet's initial weights
+    supernet_seed = args.seed if args.supernet_seed is None else args.supernet_seed
+    keras.utils.set_random_seed(supernet_seed)  # the supernet's initial weights
     directory = tempfile.mkdtemp(prefix="enas_ranking_")
     # Few derivation samples: the benchmark scores its own children, not the derived one.
     tuner = keras_rlnas.ENASTuner(
         space,
         sampler=args.sampler,
-        seed=args.seed,
+        seed=supernet_seed,
         batch_size=args.supernet_batch,
         supernet_options=supernet_options(args),
         derive_samples=10,
