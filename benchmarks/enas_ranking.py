@@ -70,6 +70,7 @@ ranked in minutes instead of the hour of standalone training.
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -193,6 +194,10 @@ def argument_parser(description=None):
         help="seed of the supernet's weights and omega draws (default: --seed); the children stay those of --seed",
     )
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    parser.add_argument(
+        "--ensemble", metavar="JSON", nargs="+", default=None,
+        help="no run: the ranking of the children's recalibrated scores averaged over saved --json runs",
+    )
     parser.add_argument(
         "--analyse", metavar="JSON", default=None,
         help="no run: print the ranking beyond the conv count of a saved --json run",
@@ -336,6 +341,43 @@ def analyse_saved(path, bootstrap=2000, seed=0):
     proxies = {key: [child[key] for child in children] for key in PROXY_LABELS if key in children[0]}
     standalone = [child["standalone"] for child in children]
     return beyond_feature("conv count", [child["convs"] for child in children], proxies, standalone, indices)
+
+
+def ensemble_saved(paths, bootstrap=2000, seed=0):
+    """`--ensemble FILE...`: the ranking of shared scores averaged over several saved supernets.
+
+    Each run's recalibrated scores are standardised (supernets differ in their
+    mean and spread) and averaged per child. If the supernets' orders were a
+    true order plus independent noise, the average would rank better than a
+    single supernet; if they share one bias, it would not.
+    """
+    runs = []
+    for path in paths:
+        with open(path) as file:
+            runs.append(json.load(file)["children"])
+    encodings = [child["encoding"] for child in runs[0]]
+    for path, children in zip(paths, runs):
+        if [child["encoding"] for child in children] != encodings:
+            raise SystemExit(f"--ensemble: {path} scored other children than {paths[0]}.")
+    standalone = np.array([np.mean(child["standalone"]) for child in runs[0]])
+    scores = np.array([[child["recalibrated"] for child in children] for children in runs])
+    standardised = (scores - scores.mean(axis=1, keepdims=True)) / scores.std(axis=1, keepdims=True)
+    print(f"recalibrated shared scores of {len(runs[0])} children on {len(paths)} supernets, tau-b against mean standalone")
+    for path, row in zip(paths, scores):
+        print(f"  {os.path.basename(path):<56} {kendall_tau_b(row, standalone):+.3f}")
+    agreement = [kendall_tau_b(scores[i], scores[j]) for i, j in itertools.combinations(range(len(paths)), 2)]
+    print(f"  supernets with each other: tau-b {np.mean(agreement):+.3f} on average ({min(agreement):+.3f}..{max(agreement):+.3f})")
+    for size in range(2, len(paths) + 1):
+        taus = [kendall_tau_b(standardised[list(subset)].mean(axis=0), standalone)
+                for subset in itertools.combinations(range(len(paths)), size)]
+        print(f"  averages of {size} supernets: tau-b {np.mean(taus):+.3f} (over {len(taus)} subsets, {min(taus):+.3f}..{max(taus):+.3f})")
+    average = standardised.mean(axis=0)
+    indices = bootstrap_indices(len(standalone), bootstrap, np.random.default_rng(seed))
+    low, high = interval(bootstrap_taus(average, standalone, indices))
+    print(f"  the average of all {len(paths)}: tau-b {kendall_tau_b(average, standalone):+.3f}  90% CI [{low:+.3f}, {high:+.3f}]")
+    proxies = {"recalibrated": average}
+    return beyond_feature("conv count", [child["convs"] for child in runs[0]], proxies,
+                          [child["standalone"] for child in runs[0]], indices)
 
 
 # ----------------------------------------------------------- children chosen
@@ -578,6 +620,9 @@ def main():
     args = parse_arguments()
     if args.analyse:
         analyse_saved(args.analyse, args.bootstrap, args.seed)
+        return
+    if args.ensemble:
+        ensemble_saved(args.ensemble, args.bootstrap, args.seed)
         return
     began = time.time()
     print(f"{args.sampler}-supernet ranking benchmark: {vars(args)}")
