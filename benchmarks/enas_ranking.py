@@ -343,6 +343,22 @@ def analyse_saved(path, bootstrap=2000, seed=0):
     return beyond_feature("conv count", [child["convs"] for child in children], proxies, standalone, indices)
 
 
+def make_space(kind, layers, filters, input_shape=(28, 28, 1), num_classes=10):
+    """The benchmark's space (`--space`, `--layers`, `--filters`); Fashion-MNIST's shape by default."""
+    if kind == "macro":
+        return keras_rlnas.ENASMacro(input_shape, num_classes, num_layers=layers, filters=filters)
+    return keras_rlnas.ENASMicro(input_shape, num_classes, num_cells=layers, filters=filters)
+
+
+def trait_taus(space, encodings, orders):
+    """Prints tau-b of each order (`{label: scores}`) with each op's count and the second feature."""
+    counts = {op: [op_names(space, encoding).count(op) for encoding in encodings] for op in space.OPS}
+    counts[feature_names(space)[1]] = [features(space, encoding)[1] for encoding in encodings]
+    print("\n  tau-b with each trait   " + "".join(f"{label:>12}" for label in orders))
+    for trait, values in counts.items():
+        print(f"    {trait:<20}" + "".join(f"{kendall_tau_b(order, values):>+12.2f}" for order in orders.values()))
+
+
 def ensemble_saved(paths, bootstrap=2000, seed=0):
     """`--ensemble FILE...`: the ranking of shared scores averaged over several saved supernets.
 
@@ -375,6 +391,9 @@ def ensemble_saved(paths, bootstrap=2000, seed=0):
     indices = bootstrap_indices(len(standalone), bootstrap, np.random.default_rng(seed))
     low, high = interval(bootstrap_taus(average, standalone, indices))
     print(f"  the average of all {len(paths)}: tau-b {kendall_tau_b(average, standalone):+.3f}  90% CI [{low:+.3f}, {high:+.3f}]")
+    saved = json.load(open(paths[0]))["arguments"]
+    space = make_space(saved["space"], saved["layers"], saved["filters"])
+    trait_taus(space, [np.asarray(encoding) for encoding in encodings], {"shared": average, "standalone": standalone})
     proxies = {"recalibrated": average}
     return beyond_feature("conv count", [child["convs"] for child in runs[0]], proxies,
                           [child["standalone"] for child in runs[0]], indices)
@@ -631,14 +650,7 @@ def main():
         "fashion_mnist", limit=args.limit
     )
     x_val, y_val = x_val[: args.validation], y_val[: args.validation]
-    if args.space == "macro":
-        space = keras_rlnas.ENASMacro(
-            info.input_shape, info.num_classes, num_layers=args.layers, filters=args.filters
-        )
-    else:
-        space = keras_rlnas.ENASMicro(
-            info.input_shape, info.num_classes, num_cells=args.layers, filters=args.filters
-        )
+    space = make_space(args.space, args.layers, args.filters, info.input_shape, info.num_classes)
     rng = np.random.default_rng(args.seed + 1)
 
     # 1. The supernet.
