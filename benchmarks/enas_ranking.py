@@ -62,10 +62,17 @@ Commands
     python benchmarks/enas_ranking.py --json /tmp/ranking.json   # also save every figure
     python benchmarks/enas_ranking.py --standalone-from /tmp/ranking.json   # new supernet, same standalone runs
     python benchmarks/enas_ranking.py --analyse /tmp/ranking.json   # the ranking beyond the conv count, no run
+    python benchmarks/enas_ranking.py --standalone-from /tmp/ranking.json --supernet-seed 1 --json /tmp/s1.json
+    python benchmarks/enas_ranking.py --ensemble /tmp/ranking.json /tmp/s1.json   # supernets averaged, no run
 
 `--standalone-from` reuses the standalone scores of a saved run (the same
 children and standalone settings are checked), so another supernet is
-ranked in minutes instead of the hour of standalone training.
+ranked in minutes instead of the hour of standalone training, and
+`--supernet-seed` gives that supernet its own seed with the same children.
+`--ensemble` reads several such runs: how far their supernets agree with
+each other, whether averaging their scores ranks better than one supernet
+(it would if each supernet's order were the standalone one plus noise), and
+what each order goes with (tau-b with each op's count and the skip count).
 """
 
 import argparse
