@@ -22,6 +22,8 @@ Method
     python benchmarks/enas_vs_random.py --finalist-epochs 1 --random-from seed0.json   # both searches end with
                                               # finalists trained from scratch; seed 0's random children reused
     python benchmarks/enas_vs_random.py --pool seed0.json seed1.json  # the runs together
+    python benchmarks/enas_vs_random.py --searchers controller --controller-options '{"skip_weight": 20}' \
+        --random-from seed0.json --json skips_seed0.json    # the ENAS search alone, other controller options
 
 With `--pool`, saved runs (`--json`) of different `--seed`s and otherwise the
 same settings are read, not rerun: each search seed gives one derived child
@@ -48,8 +50,9 @@ saved, so adding a search seed retrains only its own children:
 
     python benchmarks/enas_vs_random.py --retrain-more seed0.json ... seed3.json --retrained-from more.json --json more4.json
 
-Runs that differ only in how the searches end (`--finalist-epochs`,
-`--fine-tune-steps`, with `--random-from`) share their random children, whose
+Runs that differ only in how the searches end or which searches run
+(`--finalist-epochs`, `--fine-tune-steps`, `--controller-options`,
+`--searchers`, with `--random-from`) share their random children, whose
 retrainings `--retrained-from` then reuses.
 """
 
@@ -70,6 +73,8 @@ from keras_rlnas.retrain import retrain  # noqa: E402
 from keras_rlnas.supernet.few_shot import op_names  # noqa: E402
 from keras_rlnas.supernet.fine_tuning import FINE_TUNE_STEPS  # noqa: E402
 
+# Label of each search by its ENASTuner sampler.
+SEARCHERS = {"controller": "ENAS (controller)", "uniform": "weight-sharing random search"}
 QUICK = dict(limit=2000, validation=500, test=1000, search_epochs=2, retrain_epochs=1, random=3, seeds=1)
 
 
@@ -95,6 +100,14 @@ def parse_arguments():
         "--finalist-epochs", type=int, default=0,
         help="ENASTuner(finalist_epochs=...): when a search ends, its finalists each train this many epochs "
         "from scratch and the best on validation is derived (0, the tuner's default: none)",
+    )
+    parser.add_argument(
+        "--controller-options", type=json.loads, default=None, metavar="JSON",
+        help='ENASTuner(controller_options=...) of the ENAS search, e.g. \'{"skip_weight": 20}\' (default: the tuner\'s)',
+    )
+    parser.add_argument(
+        "--searchers", nargs="+", choices=SEARCHERS, default=list(SEARCHERS),
+        help="the searches run: the controller (ENAS) and weight-sharing random search (uniform)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -140,6 +153,7 @@ def search(space, sampler, data, args):
         seed=args.seed,
         fine_tune_steps=args.fine_tune_steps,
         finalist_epochs=args.finalist_epochs,
+        controller_options=args.controller_options if sampler == "controller" else None,
         directory=tempfile.mkdtemp(prefix="enas_vs_random_"),
         project_name=sampler,
         verbose=0,
@@ -187,12 +201,13 @@ def margin_figures(rows, random_scores, rng, resamples):
 #: Arguments that name a run or what to do with saved runs, not how children are searched and retrained.
 RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds", "retrained_from")
 #: Arguments of how a search ends: the random children do not depend on them.
-SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs")
+SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs", "controller_options", "searchers")
 
 
 def settings_of(arguments):
     """A run's settings apart from its seed and file names (older runs had no final choice)."""
-    return {"fine_tune_steps": 0, "finalist_epochs": 0, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
+    older = {"fine_tune_steps": 0, "finalist_epochs": 0, "controller_options": None, "searchers": list(SEARCHERS)}
+    return {**older, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
 
 
 def saved_random(args):
@@ -254,7 +269,7 @@ def earlier_retrainings(path, settings):
     if path is None:
         return {}
     saved = json.load(open(path))
-    saved_settings = {"finalist_epochs": 0, **saved["settings"]}
+    saved_settings = settings_of(saved["settings"])
     same_children = {k: v for k, v in saved_settings.items() if k not in SEARCH_ONLY} == {
         k: v for k, v in settings.items() if k not in SEARCH_ONLY}
     if not same_children:
@@ -383,7 +398,8 @@ def main():
     seeds = [args.seed + 1 + run for run in range(args.seeds)]
 
     rows = {}
-    for label, sampler in (("ENAS (controller)", "controller"), ("weight-sharing random search", "uniform")):
+    for sampler in args.searchers:
+        label = SEARCHERS[sampler]
         values, shared, seconds, entropy, final_choice = search(space, sampler, ((x, y), validation), args)
         scores = [test_accuracy(space, values, (x, y), test, args, seed) for seed in seeds]
         rows[label] = dict(values=values, shared=shared, search_seconds=seconds, entropy=entropy, test=scores,
