@@ -72,7 +72,8 @@ ranked in minutes instead of the hour of standalone training, and
 `--ensemble` reads several such runs: how far their supernets agree with
 each other, whether averaging their scores ranks better than one supernet
 (it would if each supernet's order were the standalone one plus noise), and
-what each order goes with (tau-b with each op's count and the skip count).
+what each order goes with (tau-b with each of `traits`: op counts, 5 x 5
+kernels, pools in the first third of the layers, skips).
 """
 
 import argparse
@@ -358,11 +359,11 @@ def make_space(kind, layers, filters, input_shape=(28, 28, 1), num_classes=10):
 
 
 def trait_taus(space, encodings, orders):
-    """Prints tau-b of each order (`{label: scores}`) with each op's count and the second feature."""
-    counts = {op: [op_names(space, encoding).count(op) for encoding in encodings] for op in space.OPS}
-    counts[feature_names(space)[1]] = [features(space, encoding)[1] for encoding in encodings]
+    """Prints tau-b of each order (`{label: scores}`) with each of the children's `traits`."""
+    rows = [traits(space, encoding) for encoding in encodings]
     print("\n  tau-b with each trait   " + "".join(f"{label:>12}" for label in orders))
-    for trait, values in counts.items():
+    for trait in rows[0]:
+        values = [row[trait] for row in rows]
         print(f"    {trait:<20}" + "".join(f"{kendall_tau_b(order, values):>+12.2f}" for order in orders.values()))
 
 
@@ -374,10 +375,11 @@ def ensemble_saved(paths, bootstrap=2000, seed=0):
     true order plus independent noise, the average would rank better than a
     single supernet; if they share one bias, it would not.
     """
-    runs = []
+    saved = []
     for path in paths:
         with open(path) as file:
-            runs.append(json.load(file)["children"])
+            saved.append(json.load(file))
+    runs = [run["children"] for run in saved]
     encodings = [child["encoding"] for child in runs[0]]
     for path, children in zip(paths, runs):
         if [child["encoding"] for child in children] != encodings:
@@ -398,8 +400,8 @@ def ensemble_saved(paths, bootstrap=2000, seed=0):
     indices = bootstrap_indices(len(standalone), bootstrap, np.random.default_rng(seed))
     low, high = interval(bootstrap_taus(average, standalone, indices))
     print(f"  the average of all {len(paths)}: tau-b {kendall_tau_b(average, standalone):+.3f}  90% CI [{low:+.3f}, {high:+.3f}]")
-    saved = json.load(open(paths[0]))["arguments"]
-    space = make_space(saved["space"], saved["layers"], saved["filters"])
+    arguments = saved[0]["arguments"]
+    space = make_space(arguments["space"], arguments["layers"], arguments["filters"])
     trait_taus(space, [np.asarray(encoding) for encoding in encodings], {"shared": average, "standalone": standalone})
     proxies = {"recalibrated": average}
     return beyond_feature("conv count", [child["convs"] for child in runs[0]], proxies,
@@ -407,6 +409,22 @@ def ensemble_saved(paths, bootstrap=2000, seed=0):
 
 
 # ----------------------------------------------------------- children chosen
+def traits(space, encoding):
+    """`{trait: count}`: what a child is made of.
+
+    Each op's count; for macro children also their 5 x 5 kernels, pools in
+    the first third of the layers and skips (micro cells need nothing more:
+    identity is one of their ops).
+    """
+    names = op_names(space, encoding)
+    counts = {name: names.count(name) for name in space.OPS}
+    if isinstance(space, keras_rlnas.ENASMacro):
+        counts["5x5 kernels"] = sum("5x5" in name for name in names)
+        counts["early pools"] = sum("pool" in name for name in names[: max(1, len(names) // 3)])
+        counts["skips"] = features(space, encoding)[1]
+    return counts
+
+
 def features(space, encoding):
     """Two complexity features of a child: (conv ops, skip connections).
 

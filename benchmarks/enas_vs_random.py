@@ -66,11 +66,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from enas_ranking import bootstrap_indices, bootstrap_taus, features, interval, kendall_tau_b  # noqa: E402  (this folder is on the path)
+from enas_ranking import bootstrap_indices, bootstrap_taus, interval, kendall_tau_b, traits  # noqa: E402  (this folder is on the path)
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.retrain import retrain  # noqa: E402
-from keras_rlnas.supernet.few_shot import op_names  # noqa: E402
 from keras_rlnas.supernet.fine_tuning import FINE_TUNE_STEPS  # noqa: E402
 
 # Label of each search by its ENASTuner sampler.
@@ -134,6 +133,9 @@ def parse_arguments():
         parser.error(f"--retrain-seeds must be at least 2 for the retraining noise, got {args.retrain_seeds}.")
     if args.random < 2:
         parser.error(f"--random must be at least 2 for a spread, got {args.random}.")
+    if args.controller_options is not None and not isinstance(args.controller_options, dict):
+        parser.error(f"--controller-options must be a JSON object of Controller options, got {args.controller_options!r}.")
+    args.searchers = list(dict.fromkeys(args.searchers))  # each search once, in the order given
     return args
 
 
@@ -279,22 +281,6 @@ def earlier_retrainings(path, settings):
         (child["search_seed"], child["name"]): child["test"] for child in saved["children"]
         if same_searches or child["name"].startswith("random child")
     }
-
-
-def traits(space, encoding):
-    """`{trait: count}`: what a child is made of.
-
-    Each op's count; for macro children also their 5 x 5 kernels, pools in
-    the first third of the layers and skips (micro cells need nothing more:
-    identity is one of their ops).
-    """
-    names = op_names(space, encoding)
-    counts = {name: names.count(name) for name in space.OPS}
-    if isinstance(space, keras_rlnas.ENASMacro):
-        counts["5x5 kernels"] = sum("5x5" in name for name in names)
-        counts["early pools"] = sum("pool" in name for name in names[: max(1, len(names) // 3)])
-        counts["skips"] = features(space, encoding)[1]
-    return counts
 
 
 def what_scores_go_with(space_of, children, resamples):
