@@ -54,7 +54,8 @@ the search ends. Each part holds its deadline:
 
 Data, the same for every system: `keras_rlnas.datasets.load_arrays("fashion_mnist")`,
 55,000 training / 5,000 validation / 10,000 test images, whitened with the
-training set's statistics, no augmentation. Searches train children on
+training set's statistics, no augmentation (`--final-augment PAD` shifts and
+flips the final training's images: `final_training_data`). Searches train children on
 `--trial-images` training images (a seeded random subset; ENAS draws a fresh
 subset of that size each epoch) and score them on all 5,000 validation
 images; the final model trains on all 55,000 training images. The test set
@@ -295,13 +296,44 @@ def cnn_bn():
 
 
 def train_until(model, x, y, deadline, verbose=0):
-    """Trains a compiled `model` on all of `(x, y)` until `deadline`, learning rate on a wall-clock cosine."""
+    """Trains a compiled `model` on all of `(x, y)` until `deadline`, learning rate on a wall-clock cosine.
+
+    `x` may be a batched `tf.data.Dataset` (`final_training_data`), `y` then `None`.
+    """
     stop_at_deadline, cosine_to_deadline, _, _ = _callbacks()
+    batching = {"shuffle": False} if y is None else {"batch_size": FINAL_BATCH_SIZE, "shuffle": True}
     history = model.fit(
-        x, y, batch_size=FINAL_BATCH_SIZE, epochs=100_000, shuffle=True, verbose=verbose,
+        x, y, epochs=100_000, verbose=verbose, **batching,
         callbacks=[cosine_to_deadline(deadline), stop_at_deadline(deadline)],
     )
     return len(history.epoch)
+
+
+def final_training_data(args, x, y):
+    """The final training's data: the arrays, or with `--final-augment PAD` shuffled batches shifted and flipped.
+
+    Each image is zero-padded by PAD pixels and cropped back at a random
+    offset, then flipped left-right at random (Fashion-MNIST's garments keep
+    their class in a mirror); ENAS's `--retrain-cutout` is then cut out in the
+    same pipeline. Returns `(x, y)` for `fit` / `retrain`: arrays, or a
+    dataset and `None`.
+    """
+    if not args.final_augment:
+        return x, y
+    import tensorflow as tf
+
+    from keras_rlnas.data import augmentation
+
+    pad, cutout, seed = args.final_augment, args.retrain_cutout, args.seed
+
+    def augment(image, label):
+        image = tf.image.random_flip_left_right(augmentation.random_crop(image, pad, seed), seed=seed)
+        return (augmentation.cutout(image, cutout, seed) if cutout else image), label
+
+    dataset = tf.data.Dataset.from_tensor_slices((x.astype("float32"), y.astype("int32")))
+    dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(FINAL_BATCH_SIZE).prefetch(tf.data.AUTOTUNE), None
 
 
 def trial_subset(data, images, seed):
@@ -316,7 +348,7 @@ def run_cnn_bn(args, data, budget):
     (x, y), _, _ = data
     model = cnn_bn()
     began = time.time()
-    epochs = train_until(model, x, y, budget.final_deadline, args.verbose)
+    epochs = train_until(model, *final_training_data(args, x, y), budget.final_deadline, args.verbose)
     return {"model": model, "seconds_search": 0.0, "seconds_train": time.time() - began,
             "details": {"final_epochs": epochs}}
 
@@ -344,7 +376,7 @@ def run_keras_tuner(args, data, budget):
     best = tuner.oracle.get_best_trials(1)[0]
     model = cnn_hypermodel(best.hyperparameters)
     began = time.time()
-    epochs = train_until(model, x, y, budget.final_deadline, args.verbose)
+    epochs = train_until(model, *final_training_data(args, x, y), budget.final_deadline, args.verbose)
     return {
         "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
         "details": {"trials": len(tuner.oracle.trials), "best_val_accuracy_in_search": best.score,
@@ -374,7 +406,7 @@ def run_rlsearch_vanilla(args, data, budget):
     seconds_search = time.time() - began
     best = tuner.oracle.get_best_trials(1)[0]
     began = time.time()
-    model = retrain.retrain(space, best.hyperparameters, x, y, epochs=args.max_final_epochs,
+    model = retrain.retrain(space, best.hyperparameters, *final_training_data(args, x, y), epochs=args.max_final_epochs,
                             batch_size=FINAL_BATCH_SIZE, time_budget=budget.left(), seed=args.seed,
                             verbose=args.verbose)
     return {
@@ -426,8 +458,10 @@ def run_enas(args, data, budget):
     seconds_search = time.time() - search_began
     best = tuner.oracle.get_best_trials(1)[0]
     began = time.time()
-    model = tuner.retrain(best.hyperparameters, x, y, epochs=args.max_final_epochs, filters=args.retrain_filters,
-                          cutout=args.retrain_cutout, time_budget=budget.left(), verbose=args.verbose)
+    # With --final-augment the cutout is cut in final_training_data's pipeline.
+    cutout = None if args.final_augment else args.retrain_cutout
+    model = tuner.retrain(best.hyperparameters, *final_training_data(args, x, y), epochs=args.max_final_epochs,
+                          filters=args.retrain_filters, cutout=cutout, time_budget=budget.left(), verbose=args.verbose)
     return {
         "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
         "details": {"enas_epochs": tuner.epochs_done, "omega_phases_cut_at_deadline": clock.cut_epochs,
@@ -483,8 +517,9 @@ def cell_key(record):
 
 def variant(args):
     """What sets a cell's system apart from its default, e.g. `"stem stride 2"`; `None` for the default."""
+    augmented = [f"final crop {args.final_augment} + flip"] if args.final_augment and args.system != "autokeras" else []
     if args.system not in ("enas-macro", "enas-micro"):
-        return None
+        return ", ".join(augmented) or None
     parts = []
     if args.enas_stem_strides != 1:
         parts.append(f"stem stride {args.enas_stem_strides}")
@@ -494,7 +529,7 @@ def variant(args):
         parts.append(f"cutout {args.retrain_cutout}")
     for name, value in sorted(json.loads(args.enas_options or "{}").items()):
         parts.append(f"{name}={json.dumps(value)}")
-    return ", ".join(parts) or None
+    return ", ".join(parts + augmented) or None
 
 
 def search_fraction(args):
@@ -721,6 +756,8 @@ def parse_args(argv=None):
                         help="stride of the ENAS spaces' stem convolution (1, as in the papers; 2 quarters the maps)")
     parser.add_argument("--retrain-filters", type=int, help="width of the retrained ENAS child (search width)")
     parser.add_argument("--retrain-cutout", type=int, help="side of the cutout square in the ENAS child's retraining")
+    parser.add_argument("--final-augment", type=int, metavar="PAD",
+                        help="final training (not AutoKeras's) on images shifted by up to PAD pixels and flipped")
     parser.add_argument("--enas-options", help="JSON of extra ENASTuner options")
     parser.add_argument("--vanilla-options", help="JSON over the VanillaNAS space options")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 2), help="2: a line per final-training epoch")
@@ -731,6 +768,9 @@ def parse_args(argv=None):
         parser.error("a cell needs --system and --budget-minutes (or use --table / --plot)")
     if not 0 < args.search_fraction < 1:
         parser.error("--search-fraction must be in (0, 1)")
+    if args.final_augment is not None and (args.final_augment < 0 or args.system == "autokeras"):
+        parser.error(f"--final-augment takes a pad of 0 pixels or more for a system other than autokeras "
+                     f"(AutoKeras augments inside its own search), got {args.final_augment} for {args.system}")
     return args
 
 

@@ -140,7 +140,6 @@ def load(
 
     mean_t = tf.constant(mean, tf.float32)
     std_t = tf.constant(std, tf.float32)
-    height, width, channels = info.input_shape
 
     def standardise(image, label):
         image = (tf.cast(image, tf.float32) - mean_t) / std_t
@@ -148,8 +147,7 @@ def load(
 
     def augment_fn(image, label):
         if pad:
-            image = tf.image.pad_to_bounding_box(image, pad, pad, height + 2 * pad, width + 2 * pad)
-            image = tf.image.random_crop(image, (height, width, channels), seed=seed)
+            image = augmentation.random_crop(image, pad, seed)
         if flip:
             image = tf.image.random_flip_left_right(image, seed=seed)
         if cutout:
