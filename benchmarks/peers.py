@@ -315,25 +315,16 @@ def final_training_data(args, x, y):
     Each image is zero-padded by PAD pixels and cropped back at a random
     offset, then flipped left-right at random (Fashion-MNIST's garments keep
     their class in a mirror); ENAS's `--retrain-cutout` is then cut out in the
-    same pipeline. Returns `(x, y)` for `fit` / `retrain`: arrays, or a
-    dataset and `None`.
+    same pipeline (`keras_rlnas.retrain.training_batches`). Returns `(x, y)`
+    for `fit` / `retrain`: arrays, or a dataset and `None`.
     """
     if not args.final_augment:
         return x, y
-    import tensorflow as tf
+    from keras_rlnas.retrain import training_batches
 
-    from keras_rlnas.data import augmentation
-
-    pad, cutout, seed = args.final_augment, args.retrain_cutout, args.seed
-
-    def augment(image, label):
-        image = tf.image.random_flip_left_right(augmentation.random_crop(image, pad, seed), seed=seed)
-        return (augmentation.cutout(image, cutout, seed) if cutout else image), label
-
-    dataset = tf.data.Dataset.from_tensor_slices((x.astype("float32"), y.astype("int32")))
-    dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(FINAL_BATCH_SIZE).prefetch(tf.data.AUTOTUNE), None
+    cutout = args.retrain_cutout if args.system in ("enas-macro", "enas-micro") else None
+    batches, _ = training_batches(x, y, FINAL_BATCH_SIZE, cutout, args.seed, pad=args.final_augment, flip=True)
+    return batches, None
 
 
 def trial_subset(data, images, seed):

@@ -7,7 +7,7 @@ Once-for-All and BigNAS start their children). Every space gets one cosine
 learning-rate cycle over all epochs and an optional time budget (a timed
 probe picks how many epochs, and how long, fill it; the cycle then follows
 the clock to the deadline, where training stops), and training arrays can
-be cut out. The ENAS spaces add the
+be shifted, flipped and cut out. The ENAS spaces add the
 final-training options of Pham et al. (2018): a wider network (`filters`)
 and, in the micro space, scheduled drop-path and an auxiliary head.
 
@@ -50,6 +50,8 @@ def retrain(
     validation_data=None,
     filters=None,
     cutout=None,
+    pad=None,
+    flip=False,
     drop_path=None,
     auxiliary_weight=None,
     time_budget=None,
@@ -74,6 +76,10 @@ def retrain(
             widens it: 36 -> 96 macro, 20 -> 36 micro); the space's when `None`.
         cutout: side of the square cut out of each training image (arrays;
             a dataset brings its own augmentation), or `None`.
+        pad: pixels of zero padding around each training image before a
+            random crop back to its size (arrays), or `None`: no shift (the
+            reference code pads CIFAR's 32 x 32 images by 4).
+        flip: flip training images left-right at random (arrays).
         drop_path: micro space: scheduled drop-path rate in the cells
             (`MICRO_DROP_PATH` when `None`).
         auxiliary_weight: micro space: weight of the auxiliary head's loss
@@ -89,7 +95,7 @@ def retrain(
             micro space's drop-path schedule follows the planned steps).
             Training stops a validation pass before the budget's end.
         callbacks: Keras callbacks for `fit`.
-        seed: seed of the shuffling and cutout of arrays.
+        seed: seed of the shuffling and augmentation of arrays.
         verbose: `fit`'s verbosity.
         inherit_from: optional model of the same architecture holding trained
             weights (e.g. `Supernet.build_child(encoding)`); the child starts
@@ -101,7 +107,7 @@ def retrain(
         head is left out); `model.history` is `fit`'s history.
     """
     values = dict(checks.values_of(hp))
-    train, steps = training_batches(x, y, batch_size, cutout, seed)
+    train, steps = training_batches(x, y, batch_size, cutout, seed, pad=pad, flip=flip)
     regularization = _regularization(space, drop_path, auxiliary_weight)
     if regularization.get("auxiliary_weight"):
         train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
@@ -135,15 +141,15 @@ def retrain(
 
 
 def retrain_own_model(space, hp, x, y=None, *, epochs=10, batch_size=128, validation_data=None, cutout=None,
-                      time_budget=None, callbacks=None, seed=0, verbose=0, filters=None, drop_path=None,
+                      pad=None, flip=False, time_budget=None, callbacks=None, seed=0, verbose=0, filters=None, drop_path=None,
                       auxiliary_weight=None, inherit_from=None):
     """Trains the plain model a user's build function makes for `hp`, with its own compile settings.
 
     Args:
         space: a `keras_rlnas.supernet.ChoiceSpace` (a model built with
             `LayerChoice` / `InputChoice`).
-        hp, x, y, epochs, batch_size, validation_data, cutout, callbacks,
-            seed, verbose, inherit_from: as for `retrain`.
+        hp, x, y, epochs, batch_size, validation_data, cutout, pad, flip,
+            callbacks, seed, verbose, inherit_from: as for `retrain`.
         time_budget: seconds, or `None`: training stops at the budget (the
             model's own learning-rate schedule is kept).
         filters, drop_path, auxiliary_weight: options of the ENAS spaces'
@@ -165,7 +171,7 @@ def retrain_own_model(space, hp, x, y=None, *, epochs=10, batch_size=128, valida
         raise ValueError(f"The build function of {space.name!r} returns an uncompiled model; compile it to retrain it.")
     if inherit_from is not None:
         inherit_weights(model, inherit_from)
-    train, _ = training_batches(x, y, batch_size, cutout, seed)
+    train, _ = training_batches(x, y, batch_size, cutout, seed, pad=pad, flip=flip)
     callbacks = list(callbacks or [])
     if time_budget is not None:
         callbacks.append(StopAtDeadline(time.time() + checks.positive_float("time_budget", time_budget)))
@@ -215,7 +221,7 @@ def inherit_weights(child, source):
     return child
 
 
-def training_batches(x, y, batch_size, cutout=None, seed=None):
+def training_batches(x, y, batch_size, cutout=None, seed=None, *, pad=None, flip=False):
     """The training data as shuffled minibatches for `fit`.
 
     Args:
@@ -223,16 +229,20 @@ def training_batches(x, y, batch_size, cutout=None, seed=None):
             batched `tf.data.Dataset`, used as it is (`y` is then ignored).
         batch_size: minibatch size for arrays.
         cutout: side of the square cut out of each image (arrays only), or `None`.
-        seed: seed of the shuffling and cutout.
+        seed: seed of the shuffling and augmentation.
+        pad: pixels of zero padding before a random crop back to size
+            (arrays only), or `None`.
+        flip: random left-right flips (arrays only).
 
     Returns:
         `(batches, steps per epoch)`.
     """
+    augmenting = {name: value for name, value in (("cutout", cutout), ("pad", pad), ("flip", flip)) if value}
     if hasattr(x, "as_numpy_iterator"):
-        if cutout:
+        if augmenting:
             raise ValueError(
-                f"`cutout` applies to arrays, got cutout={cutout!r} with a dataset: cut out in its "
-                "pipeline instead (`keras_rlnas.data.load(..., cutout=...)`)."
+                f"{sorted(augmenting)} augment arrays, got {augmenting} with a dataset: augment in its "
+                "pipeline instead (`keras_rlnas.data.load(..., pad=..., flip=..., cutout=...)`)."
             )
         steps = int(x.cardinality())
         if steps < 1:
@@ -241,16 +251,19 @@ def training_batches(x, y, batch_size, cutout=None, seed=None):
     import tensorflow as tf
 
     batch_size = checks.positive_int("batch_size", batch_size)
+    size = checks.positive_int("cutout", cutout) if cutout else None
+    shift = checks.positive_int("pad", pad, minimum=0) if pad is not None else 0
     x, y = np.asarray(x, "float32"), np.asarray(y, "int32")
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(min(len(x), 10000), seed=seed)
-    if cutout:
-        size = checks.positive_int("cutout", cutout)
+    if augmenting:
+        flip = bool(flip)
 
         # A named function: autograph cannot read a lambda's source inside a call and warns.
-        def cut_out(image, label):
-            return augmentation.cutout(image, size, seed), label
+        def augment(image, label):
+            return augmentation.augment(image, shift, flip, size, seed), label
 
-        dataset = dataset.map(cut_out)
+        # One map call at a time: parallel calls would hand the seeded draws out in the threads' order.
+        dataset = dataset.map(augment)
     return dataset.batch(batch_size).prefetch(2), int(np.ceil(len(x) / batch_size))
 
 

@@ -152,6 +152,7 @@ def test_bad_space_from_the_shell_is_one_line_not_a_traceback(tmp_path):
         (["retrain", "{tmp}"], "has no run.json", 1),
         (["export", "{tmp}", "--format", "onnx"], "invalid choice: 'onnx'", 2),
         (["retrain", "{tmp}", "--drop-path", "-0.1"], "must be >= 0.0, got '-0.1'", 2),
+        (["retrain", "{tmp}", "--pad", "-2"], "must be >= 0, got '-2'", 2),
         (["launch"], "invalid choice: 'launch'", 2),
     ],
 )
@@ -174,6 +175,9 @@ def test_resume_refuses_a_different_search_and_export_needs_a_retrain(tmp_path, 
     assert "has no retrained model" in capsys.readouterr().err
     assert cli.main(["retrain", str(tmp_path), "--drop-path", "0.3", "--max-minutes", "5"]) == 2
     assert ("--drop-path and --max-minutes apply to `retrain --space enas-macro|enas-micro`, not 'vanilla'"
+            in capsys.readouterr().err)
+    assert cli.main(["retrain", str(tmp_path), "--pad", "4", "--flip"]) == 2
+    assert ("--pad and --flip apply to `retrain --space enas-macro|enas-micro`, not 'vanilla'"
             in capsys.readouterr().err)
     assert cli.main(["retrain", str(tmp_path), "--from-shared-weights"]) == 2
     assert ("--from-shared-weights applies to `retrain --space enas-macro|enas-micro`, not 'vanilla'"

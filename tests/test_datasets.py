@@ -168,6 +168,34 @@ def test_pad_and_crop_shifts_by_at_most_pad_pixels(local_fashion):
     assert moved > 25  # 80 of 81 offsets move the image
 
 
+def test_final_training_arrays_are_shifted_and_flipped_like_the_pipeline():
+    from keras_rlnas.retrain import training_batches
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 8, 8, 1)).astype("float32")
+    index = np.arange(60)  # as labels, each image's row in x
+    batches, steps = training_batches(x, index, 16, seed=1, pad=2, flip=True)
+    assert steps == 4
+    moved = flipped = 0
+    for images, rows in batches.as_numpy_iterator():
+        for image, row in zip(images, rows):
+            matches = [
+                (dy, dx, mirrored) for mirrored in (False, True) for dy in range(-2, 3) for dx in range(-2, 3)
+                if np.allclose(image, _shift(x[row][:, ::-1] if mirrored else x[row], dy, dx))
+            ]
+            assert matches, "an augmented image is not a shifted (and perhaps mirrored) original"
+            moved += matches[0][:2] != (0, 0)
+            flipped += matches[0][2]
+    assert moved > 30 and 10 < flipped < 50
+    plain, _ = training_batches(x, index, 16, seed=1)
+    images, rows = next(plain.as_numpy_iterator())
+    np.testing.assert_array_equal(images, x[rows])
+    with pytest.raises(ValueError, match=r"\['flip', 'pad'\] augment arrays.*'pad': 2"):
+        training_batches(batches, None, 16, pad=2, flip=True)
+    with pytest.raises(ValueError, match="`pad` must be an integer >= 0, got -1"):
+        training_batches(x, index, 16, pad=-1)
+
+
 def test_flip_default_depends_on_the_data_set():
     assert "mnist" in data.NO_FLIP_DATASETS and "svhn_cropped" in data.NO_FLIP_DATASETS
     assert "fashion_mnist" not in data.NO_FLIP_DATASETS and "cifar10" not in data.NO_FLIP_DATASETS
@@ -184,6 +212,15 @@ def test_cutout_zeroes_one_square():
         assert zero.sum() == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
         assert np.ptp(rows) < 16 and np.ptp(cols) < 16
         assert (out[zero] == 0).all() and (out[~zero] == 1).all()
+
+
+def test_seeded_cutout_draws_row_and_column_apart_inside_a_pipeline():
+    def cut_one_pixel(image):
+        return data.cutout(image, 1, seed=5)
+
+    images = tf.data.Dataset.from_tensors(tf.ones((16, 16, 1))).repeat(40).map(cut_one_pixel)
+    holes = [tuple(np.argwhere(image[..., 0] == 0)[0]) for image in images.as_numpy_iterator()]
+    assert len(set(holes)) > 20 and sum(row != col for row, col in holes) > 20
 
 
 @pytest.mark.parametrize(

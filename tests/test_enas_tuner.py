@@ -129,7 +129,7 @@ def test_uniform_sampler_and_retrain(tmp_path, data):
     tuner = make_tuner(tmp_path, sampler="uniform")
     tuner.search(x, y, validation_data=validation, epochs=1)
     assert tuner.controller.num_updates == 0 and len(tuner.oracle.trials) == 1
-    model = tuner.retrain(tuner.get_best_hyperparameters(1)[0], x, y, epochs=1, filters=8, cutout=8)
+    model = tuner.retrain(tuner.get_best_hyperparameters(1)[0], x, y, epochs=1, filters=8, cutout=8, pad=2, flip=True)
     assert model.count_params() > tuner.get_best_models(1)[0].count_params()
     assert model.predict(validation[0][:4], verbose=0).shape == (4, 10)
 

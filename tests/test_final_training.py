@@ -225,7 +225,7 @@ def test_vanilla_retrain_works_through_the_same_module(tiny_images):
         retrain.retrain(space, hp, x, y, epochs=1, filters=8)
     with pytest.raises(ValueError, match="vanilla_nas space has no cells"):
         retrain.retrain(space, hp, x, y, epochs=1, drop_path=0.2)
-    with pytest.raises(ValueError, match="`cutout` applies to arrays.*cutout=4"):
+    with pytest.raises(ValueError, match=r"\['cutout'\] augment arrays, got \{'cutout': 4\} with a dataset"):
         retrain.retrain(space, hp, dataset, epochs=1, cutout=4)
 
 

@@ -111,6 +111,8 @@ def build_parser():
     retrain.add_argument("--limit", type=_count, help="images per split; 0 = all (default: the search's --limit)")
     retrain.add_argument("--filters", type=_positive_int, help="ENAS: channels of the final network (wider than the search's)")
     retrain.add_argument("--cutout", type=_positive_int, help="ENAS: side of the cutout square")
+    retrain.add_argument("--pad", type=_count, help="ENAS: shift training images by a random crop after this much zero padding")
+    retrain.add_argument("--flip", action="store_true", default=None, help="ENAS: flip training images left-right at random")
     retrain.add_argument("--drop-path", type=_nonnegative_float, help="ENAS micro: drop-path rate (default 0.4)")
     retrain.add_argument("--auxiliary-weight", type=_nonnegative_float, help="ENAS micro: auxiliary head loss weight (default 0.4)")
     retrain.add_argument("--max-minutes", type=_positive_float, help="ENAS: time budget; the epoch count (at most --epochs) and length are fitted to it")
@@ -242,7 +244,7 @@ def cmd_report(args):
 
 
 # ----------------------------------------------------------------------- retrain
-RETRAIN_FLAGS = ("filters", "cutout", "drop_path", "auxiliary_weight", "max_minutes", "from_shared_weights")
+RETRAIN_FLAGS = ("filters", "cutout", "pad", "flip", "drop_path", "auxiliary_weight", "max_minutes", "from_shared_weights")
 
 
 def cmd_retrain(args):

@@ -156,7 +156,8 @@ class VanillaRecipe(Recipe):
 class ENASRecipe(Recipe):
     """An ENAS space, searched by `ENASTuner` (one shared-weight supernet)."""
 
-    retrain_flags = ("filters", "cutout", "drop_path", "auxiliary_weight", "max_minutes", "from_shared_weights")
+    retrain_flags = ("filters", "cutout", "pad", "flip", "drop_path", "auxiliary_weight", "max_minutes",
+                     "from_shared_weights")
     notes = {"trials": "ENAS records one trial per epoch; use --epochs"}
     default_batch_size = 32
     retrain_batch_size = 128

@@ -57,8 +57,9 @@ def cutout(image, size, seed=None):
     image = tf.convert_to_tensor(image)
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
-    center_y = tf.random.uniform((), 0, height, dtype=tf.int32, seed=seed)
-    center_x = tf.random.uniform((), 0, width, dtype=tf.int32, seed=seed)
+    # One draw for both coordinates: two ops of one seed in a traced function draw the same numbers.
+    center = tf.random.uniform((2,), seed=seed) * tf.cast(shape[:2], tf.float32)
+    center_y, center_x = tf.unstack(tf.cast(center, tf.int32))
     rows = tf.range(height)[:, None]
     cols = tf.range(width)[None, :]
     half = size // 2
@@ -69,3 +70,41 @@ def cutout(image, size, seed=None):
         & (cols < center_x - half + size)
     )
     return image * tf.cast(~inside, image.dtype)[:, :, None]
+
+
+# `augment` takes the square's side as `cutout`, as every training function does, which hides the function.
+_cutout_square = cutout
+
+
+def augment(image, pad=0, flip=False, cutout=None, seed=None):
+    """The training recipe of the ENAS reference code: a random shift, a random flip, cutout.
+
+    Args:
+        image: a `(height, width, channels)` image tensor.
+        pad: pixels of zero padding before a random crop back to size
+            (`random_crop`); 0 or `None`: no shift.
+        flip: whether to flip the image left-right with probability 1/2.
+        cutout: side of the square zeroed at a random place (`cutout`), or `None`.
+        seed: seed of the random draws.
+
+    Returns:
+        The augmented image, same shape and dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> augment(np.ones((8, 8, 1), "float32"), pad=2, flip=True, cutout=4, seed=0).shape
+    TensorShape([8, 8, 1])
+    """
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    # Each op its own seed: ops of one seed in a traced function draw the same numbers.
+    crop_seed, flip_seed, cutout_seed = (None, None, None) if seed is None else (seed, seed + 1, seed + 2)
+    if pad:
+        image = random_crop(image, pad, crop_seed)
+    if flip:
+        image = tf.image.random_flip_left_right(image, seed=flip_seed)
+    if cutout:
+        image = _cutout_square(image, cutout, cutout_seed)
+    return image

@@ -146,13 +146,7 @@ def load(
         return image, tf.cast(label, tf.int32)
 
     def augment_fn(image, label):
-        if pad:
-            image = augmentation.random_crop(image, pad, seed)
-        if flip:
-            image = tf.image.random_flip_left_right(image, seed=seed)
-        if cutout:
-            image = augmentation.cutout(image, cutout, seed)
-        return image, label
+        return augmentation.augment(image, pad, flip, cutout, seed), label
 
     autotune = tf.data.AUTOTUNE
     train = train_raw.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

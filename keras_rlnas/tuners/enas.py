@@ -439,7 +439,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
     # -------------------------------------------------------------------- retrain
     def retrain(self, hp, x, y, epochs=10, batch_size=None, validation_data=None, filters=None, cutout=None,
                 drop_path=None, auxiliary_weight=None, time_budget=None, callbacks=None, verbose=0,
-                from_shared_weights=False):
+                from_shared_weights=False, pad=None, flip=False):
         """Trains the child `hp` with the paper's final-training options, from scratch or from the shared weights.
 
         Args:
@@ -467,6 +467,10 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
                 weights for it instead of a random initialisation (weight
                 inheritance, `keras_rlnas.retrain.inherit_weights`). Needs
                 the search's `filters`.
+            pad: pixels of zero padding before a random crop back to size,
+                shifting each training image (arrays only), or `None`.
+            flip: flip training images left-right at random (arrays only;
+                not for digits or characters, whose class a mirror changes).
 
         Returns:
             The trained `keras.Model` (class probabilities only: the auxiliary
@@ -481,7 +485,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         inherit_from = self._child_on_shared_weights(hp, filters) if from_shared_weights else None
         return train(
             self.space, hp, x, y, epochs=epochs, batch_size=batch_size or RETRAIN_BATCH_SIZE,
-            validation_data=validation_data, filters=filters, cutout=cutout, drop_path=drop_path,
+            validation_data=validation_data, filters=filters, cutout=cutout, pad=pad, flip=flip, drop_path=drop_path,
             auxiliary_weight=auxiliary_weight, time_budget=time_budget, callbacks=callbacks, seed=self.seed,
             verbose=verbose, inherit_from=inherit_from,
         )
