@@ -310,20 +310,22 @@ def train_until(model, x, y, deadline, verbose=0):
 
 
 def final_training_data(args, x, y):
-    """The final training's data: the arrays, or with `--final-augment PAD` shuffled batches shifted and flipped.
+    """The final training's data: the arrays, or shuffled batches augmented as the flags ask.
 
-    Each image is zero-padded by PAD pixels and cropped back at a random
-    offset, then flipped left-right at random (Fashion-MNIST's garments keep
-    their class in a mirror); ENAS's `--retrain-cutout` is then cut out in the
-    same pipeline (`keras_rlnas.retrain.training_batches`). Returns `(x, y)`
-    for `fit` / `retrain`: arrays, or a dataset and `None`.
+    With `--final-augment PAD` each image is zero-padded by PAD pixels and
+    cropped back at a random offset, then flipped left-right at random
+    (Fashion-MNIST's garments keep their class in a mirror); ENAS's
+    `--retrain-cutout` is cut out in the same pipeline
+    (`keras_rlnas.retrain.training_batches`). Returns `(x, y)` for `fit` /
+    `retrain`: arrays, or a dataset and `None`.
     """
-    if not args.final_augment:
+    cutout = args.retrain_cutout if args.system in ("enas-macro", "enas-micro") else None
+    if not (args.final_augment or cutout):
         return x, y
     from keras_rlnas.retrain import training_batches
 
-    cutout = args.retrain_cutout if args.system in ("enas-macro", "enas-micro") else None
-    batches, _ = training_batches(x, y, FINAL_BATCH_SIZE, cutout, args.seed, pad=args.final_augment, flip=True)
+    batches, _ = training_batches(x, y, FINAL_BATCH_SIZE, cutout, args.seed, pad=args.final_augment,
+                                  flip=bool(args.final_augment))
     return batches, None
 
 
@@ -449,10 +451,8 @@ def run_enas(args, data, budget):
     seconds_search = time.time() - search_began
     best = tuner.oracle.get_best_trials(1)[0]
     began = time.time()
-    # With --final-augment the cutout is cut in final_training_data's pipeline.
-    cutout = None if args.final_augment else args.retrain_cutout
     model = tuner.retrain(best.hyperparameters, *final_training_data(args, x, y), epochs=args.max_final_epochs,
-                          filters=args.retrain_filters, cutout=cutout, time_budget=budget.left(), verbose=args.verbose)
+                          filters=args.retrain_filters, time_budget=budget.left(), verbose=args.verbose)
     return {
         "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
         "details": {"enas_epochs": tuner.epochs_done, "omega_phases_cut_at_deadline": clock.cut_epochs,
@@ -508,7 +508,7 @@ def cell_key(record):
 
 def variant(args):
     """What sets a cell's system apart from its default, e.g. `"stem stride 2"`; `None` for the default."""
-    augmented = [f"final crop {args.final_augment} + flip"] if args.final_augment and args.system != "autokeras" else []
+    augmented = [f"final crop {args.final_augment} + flip"] if args.final_augment else []
     if args.system not in ("enas-macro", "enas-micro"):
         return ", ".join(augmented) or None
     parts = []
