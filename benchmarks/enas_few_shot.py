@@ -49,6 +49,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import enas_ranking as ranking  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import rank_statistics  # noqa: E402
+import ranking_children  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.supernet import build_supernet  # noqa: E402
@@ -123,11 +125,11 @@ def main():
         space = keras_rlnas.ENASMicro(info.input_shape, info.num_classes, num_cells=args.layers, filters=args.filters)
     # The same draws as enas_ranking.py: children first, then the calibration images.
     rng = np.random.default_rng(args.seed + 1)
-    encodings, _ = ranking.stratified_children(space, args.children, args.pool, rng)
+    encodings, _ = ranking_children.stratified_children(space, args.children, args.pool, rng)
     calibration = x[rng.choice(len(x), min(args.calibration, len(x)), replace=False)]
     standalone = np.array([scores for scores, _ in ranking.saved_standalone(args, encodings)])
     reference = standalone.mean(axis=1)
-    convs = [ranking.features(space, encoding)[0] for encoding in encodings]
+    convs = [ranking_children.features(space, encoding)[0] for encoding in encodings]
     supernet, supernet_seconds = one_shot_supernet(space, x, y, args)
 
     pool = [space.random_encoding(int(seed)) for seed in rng.integers(2**31, size=args.pool)]
@@ -166,18 +168,19 @@ def main():
         seconds[name] = time.time() - start
         print(f"  {name}: {time.time() - start:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
 
-    indices = ranking.bootstrap_indices(len(encodings), args.bootstrap, rng)
+    indices = rank_statistics.bootstrap_indices(len(encodings), args.bootstrap, rng)
     print(f"\nKendall tau-b over {len(encodings)} children against mean standalone (90% bootstrap intervals)")
-    ceiling = ranking.tau_block("noise ceiling: standalone seed 1 vs seed 2", standalone[:, 0], standalone[:, 1],
-                                indices, rng, args)
-    ceiling_draws = ranking.bootstrap_taus(standalone[:, 0], standalone[:, 1], indices)
+    ceiling = rank_statistics.tau_block("noise ceiling: standalone seed 1 vs seed 2", standalone[:, 0],
+                                        standalone[:, 1], indices, rng, args.permutations)
+    ceiling_draws = rank_statistics.bootstrap_taus(standalone[:, 0], standalone[:, 1], indices)
     results = {"ceiling": ceiling}
     for name, score in scores.items():
-        results[name] = ranking.tau_block(name, score, reference, indices, rng, args, (ceiling["tau"], ceiling_draws))
-        results[name]["conv_tau"] = ranking.kendall_tau_b(score, convs)
+        results[name] = rank_statistics.tau_block(name, score, reference, indices, rng, args.permutations,
+                                                 (ceiling["tau"], ceiling_draws))
+        results[name]["conv_tau"] = rank_statistics.kendall_tau_b(score, convs)
         results[name]["mean_accuracy"] = float(score.mean())
     print(f"\n{'score':<28} {'tau':>7} {'tau with convs':>15} {'mean accuracy':>14}")
-    print(f"{'standalone (mean of 2)':<28} {'':>7} {ranking.kendall_tau_b(reference, convs):>+15.3f} {reference.mean():>14.3f}")
+    print(f"{'standalone (mean of 2)':<28} {'':>7} {rank_statistics.kendall_tau_b(reference, convs):>+15.3f} {reference.mean():>14.3f}")
     for name in scores:
         r = results[name]
         print(f"{name:<28} {r['tau']:>+7.3f} {r['conv_tau']:>+15.3f} {r['mean_accuracy']:>14.3f}")

@@ -78,7 +78,6 @@ kernels, pools in the first third of the layers, skips).
 
 import argparse
 import gc
-import itertools
 import json
 import os
 import subprocess
@@ -89,10 +88,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from ranking_analysis import PROXY_LABELS, analyse_saved, ensemble_saved  # noqa: E402
+from ranking_children import (  # noqa: E402
+    feature_names,
+    features,
+    make_space,
+    stratified_children,
+    summary,
+)
+from ranking_report import RECALIBRATED_DRAWS, print_children, rank_agreement, reward_noise  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.retrain import retrain  # noqa: E402
-from keras_rlnas.supernet.few_shot import op_names  # noqa: E402
 from keras_rlnas.supernet.fine_tuning import (  # noqa: E402
     FINE_TUNE_BATCH_SIZE,
     FINE_TUNE_LEARNING_RATE,
@@ -109,8 +116,6 @@ QUICK = dict(
     noise_draws=3,
     pool=5000,
 )
-#: Batch-stats rewards are drawn `--noise-draws` times; recalibrated ones reuse per-image flags, so many draws are free.
-RECALIBRATED_DRAWS = 200
 
 
 def argument_parser(description=None):
@@ -231,281 +236,6 @@ def parse_arguments(parser=None):
     return args
 
 
-# ----------------------------------------------------------------- statistics
-def kendall_tau_b(a, b):
-    """Kendall's tau-b of two score vectors (ties counted as in scipy.stats.kendalltau)."""
-    return float(_kendall_tau_b_rows(np.asarray(a, float)[None], np.asarray(b, float)[None])[0])
-
-
-def _kendall_tau_b_rows(a, b):
-    """Kendall's tau-b of each row pair of two `(rows, n)` arrays (NaN where a row is constant)."""
-    upper_i, upper_j = np.triu_indices(a.shape[1], 1)
-    da = np.sign(a[:, upper_i] - a[:, upper_j])
-    db = np.sign(b[:, upper_i] - b[:, upper_j])
-    denominator = np.sqrt(np.count_nonzero(da, axis=1).astype(float) * np.count_nonzero(db, axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, np.sum(da * db, axis=1) / denominator, np.nan)
-
-
-def spearman_rho(a, b):
-    """Spearman's rho (Pearson correlation of average ranks)."""
-
-    def ranks(values):
-        values = np.asarray(values, float)
-        order = values.argsort()
-        rank = np.empty(len(values))
-        rank[order] = np.arange(len(values))
-        for value in np.unique(values):
-            rank[values == value] = rank[values == value].mean()
-        return rank
-
-    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
-
-
-def permutation_p_value(a, b, statistic, rng, permutations=10000):
-    """One-sided p-value of `statistic(a, b)` being this large when the pairing is random.
-
-    `statistic` is a function of two vectors; `kendall_tau_b` is computed for
-    all permutations at once.
-    """
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    observed = statistic(a, b)
-    shuffled = np.stack([rng.permutation(b) for _ in range(permutations)])
-    if statistic is kendall_tau_b:
-        draws = _kendall_tau_b_rows(np.broadcast_to(a, shuffled.shape), shuffled)
-    else:
-        draws = np.array([statistic(a, row) for row in shuffled])
-    return float((1 + np.sum(draws >= observed - 1e-12)) / (permutations + 1))
-
-
-def bootstrap_indices(count, resamples, rng):
-    """`(resamples, count)` child indices drawn with replacement."""
-    return rng.integers(0, count, size=(resamples, count))
-
-
-def bootstrap_taus(a, b, indices):
-    """tau-b of `a` and `b` on every resample of children in `indices`."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return _kendall_tau_b_rows(a[indices], b[indices])
-
-
-def interval(draws, level=0.90):
-    """The percentile interval of bootstrap draws (NaN draws, from constant resamples, left out)."""
-    draws = np.asarray(draws, float)
-    draws = draws[np.isfinite(draws)]
-    if not len(draws):
-        return float("nan"), float("nan")
-    low, high = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)
-
-
-def centred_within(scores, groups):
-    """`scores` less the mean score of their group: what a proxy says beyond the group.
-
-    With `groups` a child's conv count, a proxy that only counts convolutions
-    ranks the centred scores no better than chance.
-    """
-    scores, groups = np.asarray(scores, float), np.asarray(groups)
-    centred = scores.copy()
-    for group in np.unique(groups):
-        centred[groups == group] -= scores[groups == group].mean()
-    return centred
-
-
-def beyond_feature(feature_name, groups, proxies, standalone, indices):
-    """Prints and returns tau-b of centred scores: the ranking beyond one feature of the children.
-
-    Args:
-        feature_name: the feature's name, for the printout.
-        groups: the feature's value per child.
-        proxies: `{key: shared-weight scores}`.
-        standalone: `(children, 2)` standalone scores of two seeds.
-        indices: bootstrap resamples of the children.
-
-    Returns:
-        `{"ceiling": figures, key: figures}`, each `{"tau", "interval"}`;
-        the ceiling compares the two standalone seeds, the proxies the mean.
-    """
-    standalone = np.asarray(standalone, float)
-    reference = centred_within(standalone.mean(axis=1), groups)
-    pairs = {"ceiling": (centred_within(standalone[:, 0], groups), centred_within(standalone[:, 1], groups))}
-    pairs.update({key: (centred_within(proxy, groups), reference) for key, proxy in proxies.items()})
-    print(f"\nbeyond the {feature_name}: tau-b of scores less their {feature_name} group's mean (90% bootstrap)")
-    figures = {}
-    for key, (a, b) in pairs.items():
-        tau, (low, high) = kendall_tau_b(a, b), interval(bootstrap_taus(a, b, indices))
-        figures[key] = {"tau": tau, "interval": [low, high]}
-        label = "noise ceiling: standalone seed 1 vs seed 2" if key == "ceiling" else (
-            f"shared {PROXY_LABELS[key]} vs mean standalone")
-        print(f"  {label:<44} tau-b {tau:+.3f}  [{low:+.3f}, {high:+.3f}]")
-    return figures
-
-
-def analyse_saved(path, bootstrap=2000, seed=0):
-    """`--analyse FILE`: the ranking beyond the conv count, from a saved `--json` run."""
-    with open(path) as file:
-        children = json.load(file)["children"]
-    indices = bootstrap_indices(len(children), bootstrap, np.random.default_rng(seed))
-    proxies = {key: [child[key] for child in children] for key in PROXY_LABELS if key in children[0]}
-    standalone = [child["standalone"] for child in children]
-    return beyond_feature("conv count", [child["convs"] for child in children], proxies, standalone, indices)
-
-
-def make_space(kind, layers, filters, input_shape=(28, 28, 1), num_classes=10):
-    """The benchmark's space (`--space`, `--layers`, `--filters`); Fashion-MNIST's shape by default."""
-    if kind == "macro":
-        return keras_rlnas.ENASMacro(input_shape, num_classes, num_layers=layers, filters=filters)
-    return keras_rlnas.ENASMicro(input_shape, num_classes, num_cells=layers, filters=filters)
-
-
-def trait_taus(space, encodings, orders):
-    """Prints tau-b of each order (`{label: scores}`) with each of the children's `traits`."""
-    rows = [traits(space, encoding) for encoding in encodings]
-    print("\n  tau-b with each trait   " + "".join(f"{label:>12}" for label in orders))
-    for trait in rows[0]:
-        values = [row[trait] for row in rows]
-        print(f"    {trait:<20}" + "".join(f"{kendall_tau_b(order, values):>+12.2f}" for order in orders.values()))
-
-
-def ensemble_saved(paths, bootstrap=2000, seed=0):
-    """`--ensemble FILE...`: the ranking of shared scores averaged over several saved supernets.
-
-    Each run's recalibrated scores are standardised (supernets differ in their
-    mean and spread) and averaged per child. If the supernets' orders were a
-    true order plus independent noise, the average would rank better than a
-    single supernet; if they share one bias, it would not.
-    """
-    saved = []
-    for path in paths:
-        with open(path) as file:
-            saved.append(json.load(file))
-    runs = [run["children"] for run in saved]
-    encodings = [child["encoding"] for child in runs[0]]
-    for path, children in zip(paths, runs):
-        if [child["encoding"] for child in children] != encodings:
-            raise SystemExit(f"--ensemble: {path} scored other children than {paths[0]}.")
-    standalone = np.array([np.mean(child["standalone"]) for child in runs[0]])
-    scores = np.array([[child["recalibrated"] for child in children] for children in runs])
-    standardised = (scores - scores.mean(axis=1, keepdims=True)) / scores.std(axis=1, keepdims=True)
-    print(f"recalibrated shared scores of {len(runs[0])} children on {len(paths)} supernets, tau-b against mean standalone")
-    for path, row in zip(paths, scores):
-        print(f"  {os.path.basename(path):<56} {kendall_tau_b(row, standalone):+.3f}")
-    agreement = [kendall_tau_b(scores[i], scores[j]) for i, j in itertools.combinations(range(len(paths)), 2)]
-    print(f"  supernets with each other: tau-b {np.mean(agreement):+.3f} on average ({min(agreement):+.3f}..{max(agreement):+.3f})")
-    for size in range(2, len(paths) + 1):
-        taus = [kendall_tau_b(standardised[list(subset)].mean(axis=0), standalone)
-                for subset in itertools.combinations(range(len(paths)), size)]
-        print(f"  averages of {size} supernets: tau-b {np.mean(taus):+.3f} (over {len(taus)} subsets, {min(taus):+.3f}..{max(taus):+.3f})")
-    average = standardised.mean(axis=0)
-    indices = bootstrap_indices(len(standalone), bootstrap, np.random.default_rng(seed))
-    low, high = interval(bootstrap_taus(average, standalone, indices))
-    print(f"  the average of all {len(paths)}: tau-b {kendall_tau_b(average, standalone):+.3f}  90% CI [{low:+.3f}, {high:+.3f}]")
-    arguments = saved[0]["arguments"]
-    space = make_space(arguments["space"], arguments["layers"], arguments["filters"])
-    trait_taus(space, [np.asarray(encoding) for encoding in encodings], {"shared": average, "standalone": standalone})
-    proxies = {"recalibrated": average}
-    return beyond_feature("conv count", [child["convs"] for child in runs[0]], proxies,
-                          [child["standalone"] for child in runs[0]], indices)
-
-
-# ----------------------------------------------------------- children chosen
-def traits(space, encoding):
-    """`{trait: count}`: what a child is made of.
-
-    Each op's count; for macro children also their 5 x 5 kernels, pools in
-    the first third of the layers and skips (micro cells need nothing more:
-    identity is one of their ops).
-    """
-    names = op_names(space, encoding)
-    counts = {name: names.count(name) for name in space.OPS}
-    if isinstance(space, keras_rlnas.ENASMacro):
-        counts["5x5 kernels"] = sum("5x5" in name for name in names)
-        counts["early pools"] = sum("pool" in name for name in names[: max(1, len(names) // 3)])
-        counts["skips"] = features(space, encoding)[1]
-    return counts
-
-
-def features(space, encoding):
-    """Two complexity features of a child: (conv ops, skip connections).
-
-    Macro: convolutions among the layer ops (the rest are pools) and skip bits
-    set. Micro: separable convolutions among the node ops and identity ops.
-    """
-    names = op_names(space, encoding)
-    if isinstance(space, keras_rlnas.ENASMacro):
-        _, skips = space.parse(encoding)
-        return sum("conv" in op for op in names), sum(len(sources) for sources in skips)
-    return sum("conv" in op for op in names), sum(op == "identity" for op in names)
-
-
-def feature_names(space):
-    return ("convs", "skips") if isinstance(space, keras_rlnas.ENASMacro) else ("convs", "ids")
-
-
-def summary(space, encoding):
-    """A short description of a child's ops.
-
-    Macro: the layer ops in order, e.g. `c3 s5 mp c5 ap s3`; micro: op counts
-    per cell, e.g. `N:5id,2s3,1s5,2mp R:...`.
-    """
-    short = {
-        "conv3x3": "c3",
-        "conv5x5": "c5",
-        "sepconv3x3": "s3",
-        "sepconv5x5": "s5",
-        "avgpool3x3": "ap",
-        "maxpool3x3": "mp",
-        "identity": "id",
-    }
-    if isinstance(space, keras_rlnas.ENASMacro):
-        op_indices, _ = space.parse(encoding)
-        return " ".join(short[space.OPS[op]] for op in op_indices)
-    parts = []
-    for group, nodes in space.parse(encoding).items():
-        ops = [space.OPS[op] for pairs in nodes for _, op in pairs]
-        counts = {name: ops.count(name) for name in space.OPS if ops.count(name)}
-        parts.append(
-            group[0].upper()
-            + ":"
-            + ",".join(f"{count}{short[name]}" for name, count in counts.items())
-        )
-    return " ".join(parts)
-
-
-def stratified_children(space, count, pool_size, rng):
-    """`count` distinct encodings spread over the bins of two complexity features.
-
-    Draws `pool_size` random encodings, cuts each feature's observed range
-    into equal-width bins (4 x 6 bins for 16 or more children, 2 x 3 below),
-    then takes one child per non-empty bin in a random bin order, round after
-    round, until `count` are taken.
-
-    Returns:
-        `(encodings, bins)`: the chosen encodings and how many bins were non-empty.
-    """
-    pool = {}
-    for _ in range(pool_size):
-        encoding = space.random_encoding(int(rng.integers(2**31)))
-        pool.setdefault(encoding.tobytes(), encoding)
-    encodings = list(pool.values())
-    values = np.array([features(space, encoding) for encoding in encodings])
-    bins_per_feature = (6, 4) if count >= 16 else (3, 2)
-    cells = np.zeros(len(encodings), int)
-    for column, bins in enumerate(bins_per_feature):
-        low, high = values[:, column].min(), values[:, column].max() + 1
-        index = np.minimum(((values[:, column] - low) * bins) // max(high - low, 1), bins - 1)
-        cells = cells * bins + index
-    members = {
-        cell: list(rng.permutation(np.flatnonzero(cells == cell))) for cell in np.unique(cells)
-    }
-    chosen = []
-    while len(chosen) < count and any(members.values()):
-        for cell in rng.permutation(list(members)):
-            if members[cell] and len(chosen) < count:
-                chosen.append(encodings[members[cell].pop()])
-    return chosen, len(members)
-
-
 # ------------------------------------------------------------------- scoring
 def correct_flags(supernet, arch, images, labels, batch_size=256):
     """Per-image correctness of child `arch` in inference mode (the current moving statistics)."""
@@ -595,7 +325,6 @@ def saved_standalone(args, encodings):
     return [(np.array(child["standalone"]), child["params"]) for child in children]
 
 
-# ----------------------------------------------------------------- reporting
 def source_state():
     """The commit and the uncommitted files under keras_rlnas/ the figures come from."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -617,33 +346,6 @@ def source_state():
     )
 
 
-def tau_block(name, proxy, reference, indices, rng, args, ceiling=None):
-    """Prints tau-b, interval, p-value and rho of `proxy` against `reference`; returns the figures.
-
-    `ceiling`: `(tau, bootstrap draws on the same resamples)` of the noise
-    ceiling, to report the fraction of it too.
-    """
-    tau = kendall_tau_b(proxy, reference)
-    draws = bootstrap_taus(proxy, reference, indices)
-    low, high = interval(draws)
-    p = permutation_p_value(proxy, reference, kendall_tau_b, rng, args.permutations)
-    rho = spearman_rho(proxy, reference)
-    figures = {"tau": tau, "interval": [low, high], "p": p, "rho": rho}
-    line = f"  {name:<40} tau-b {tau:+.3f}  90% CI [{low:+.3f}, {high:+.3f}]  p = {p:.4f}  rho {rho:+.3f}"
-    if ceiling is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fractions = draws / ceiling[1]
-        fraction = tau / ceiling[0]
-        flow, fhigh = interval(fractions)
-        figures.update(fraction=fraction, fraction_interval=[flow, fhigh])
-        line += f"  = {fraction:.0%} of ceiling [{flow:.0%}, {fhigh:.0%}]"
-    print(line)
-    return figures
-
-
-PROXY_LABELS = {"batch_stats": "batch-stats", "recalibrated": "recalibrated", "fine_tuned": "fine-tuned"}
-
-
 def child_batches(x, y, batch_size, seed):
     """Endless random training minibatches for one child's fine-tuning."""
     rng = np.random.default_rng(seed)
@@ -660,28 +362,10 @@ def supernet_options(args):
     return options
 
 
-def main():
-    args = parse_arguments()
-    if args.analyse:
-        analyse_saved(args.analyse, args.bootstrap, args.seed)
-        return
-    if args.ensemble:
-        ensemble_saved(args.ensemble, args.bootstrap, args.seed)
-        return
-    began = time.time()
-    print(f"{args.sampler}-supernet ranking benchmark: {vars(args)}")
-    print(f"code: {source_state()}", flush=True)
-    (x, y), (x_val, y_val), _, info = keras_rlnas.datasets.load_arrays(
-        "fashion_mnist", limit=args.limit
-    )
-    x_val, y_val = x_val[: args.validation], y_val[: args.validation]
-    space = make_space(args.space, args.layers, args.filters, info.input_shape, info.num_classes)
-    rng = np.random.default_rng(args.seed + 1)
-
-    # 1. The supernet.
+def train_supernet(args, space, x, y, x_val, y_val):
+    """`(tuner, seconds)`: the supernet trained by `args.supernet_epochs` ENAS epochs of `args.sampler`."""
     supernet_seed = args.seed if args.supernet_seed is None else args.supernet_seed
     keras.utils.set_random_seed(supernet_seed)  # the supernet's initial weights
-    directory = tempfile.mkdtemp(prefix="enas_ranking_")
     # Few derivation samples: the benchmark scores its own children, not the derived one.
     tuner = keras_rlnas.ENASTuner(
         space,
@@ -690,7 +374,7 @@ def main():
         batch_size=args.supernet_batch,
         supernet_options=supernet_options(args),
         derive_samples=10,
-        directory=directory,
+        directory=tempfile.mkdtemp(prefix="enas_ranking_"),
         project_name="ranking",
         verbose=0,
     )
@@ -702,28 +386,25 @@ def main():
         )
     )
     start = time.time()
-    tuner.search(
-        x, y, validation_data=(x_val, y_val), epochs=args.supernet_epochs, callbacks=[progress]
-    )
-    supernet = tuner.supernet
-    supernet_seconds = time.time() - start
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=args.supernet_epochs, callbacks=[progress])
+    seconds = time.time() - start
     print(
-        f"\nsupernet: {args.supernet_epochs} {args.sampler} ENAS epochs on {len(x)} images in {supernet_seconds:.0f} s; "
+        f"\nsupernet: {args.supernet_epochs} {args.sampler} ENAS epochs on {len(x)} images in {seconds:.0f} s; "
         f"training accuracy by epoch {[round(h['train_accuracy'], 3) for h in tuner.history]}",
         flush=True,
     )
+    return tuner, seconds
 
-    # 2. The children.
-    encodings, bins = stratified_children(space, args.children, args.pool, rng)
-    names = feature_names(space)
-    counts = np.array([features(space, encoding) for encoding in encodings])
-    print(
-        f"\n{len(encodings)} children from {bins} non-empty bins of ({names[0]}, {names[1]}) over {args.pool} random "
-        f"encodings: {names[0]} {counts[:, 0].min()}..{counts[:, 0].max()}, {names[1]} {counts[:, 1].min()}..{counts[:, 1].max()}"
-    )
 
-    # 3. Shared-weight scores.
-    start = time.time()
+def score_on_shared_weights(args, supernet, encodings, x, y, x_val, y_val, rng):
+    """Every child's shared-weight scores.
+
+    Returns:
+        `(shared, proxies, repeat_scores, calibration_size)`: each child's
+        `shared_scores` dict, `{key: scores}` for the keys of `PROXY_LABELS`,
+        the `(repeats, children)` fine-tuned scores (`None` without
+        fine-tuning) and the number of calibration images.
+    """
     calibration = x[rng.choice(len(x), min(args.calibration, len(x)), replace=False)]
     shared = []
     for index, encoding in enumerate(encodings):
@@ -732,10 +413,7 @@ def main():
             f"  shared {index:>2}: batch-stats {shared[-1]['batch_stats']:.4f}  recalibrated {shared[-1]['recalibrated']:.4f}",
             flush=True,
         )
-    shared_seconds = time.time() - start
-    batch_stats = np.array([s["batch_stats"] for s in shared])
-    recalibrated = np.array([s["recalibrated"] for s in shared])
-    proxies = {"batch_stats": batch_stats, "recalibrated": recalibrated}
+    proxies = {key: np.array([s[key] for s in shared]) for key in ("batch_stats", "recalibrated")}
     repeat_scores = None
     if args.fine_tune_steps:
         start = time.time()
@@ -757,11 +435,11 @@ def main():
             f"images at learning rate {args.fine_tune_learning_rate}, recalibrated): {time.time() - start:.0f} s",
             flush=True,
         )
-    mismatch = max(s["mismatch"] for s in shared)
-    print(f"shared-weight scoring and noise draws: {shared_seconds:.0f} s", flush=True)
+    return shared, proxies, repeat_scores, len(calibration)
 
-    # 4. Standalone training.
-    start = time.time()
+
+def train_standalone(args, space, encodings, x, y, x_val, y_val):
+    """`(standalone, params)`: `(children, 2)` validation accuracies of two seeds and each child's parameters."""
     standalone, params = np.zeros((len(encodings), 2)), []
     saved = saved_standalone(args, encodings)
     for index, encoding in enumerate(encodings):
@@ -780,160 +458,18 @@ def main():
             f"({time.time() - child_start:.0f} s)",
             flush=True,
         )
-    standalone_seconds = time.time() - start
+    return standalone, params
+
+
+def print_summary(args, tuner, proxies, standalone, results, seconds, images):
+    """The run's headline figures: accuracies, the ceiling, each proxy's tau and the time spent."""
     mean_standalone = standalone.mean(axis=1)
-
-    # Per-child table (NaN where fine-tuned scores were skipped).
-    tuned = proxies.get("fine_tuned", np.full(len(encodings), np.nan))
-    print(
-        f"\n{'child':>5} {names[0]:>5} {names[1]:>5}  {'ops':<22} {'params':>8} {'shared':>8} {'shared':>8} "
-        f"{'shared':>8} {'alone':>7} {'alone':>7}"
-    )
-    print(
-        f"{'':>5} {'':>5} {'':>5}  {'':<22} {'':>8} {'batch':>8} {'recal':>8} {'tuned':>8} "
-        f"{'seed' + str(args.standalone_seeds[0]):>7} {'seed' + str(args.standalone_seeds[1]):>7}"
-    )
-    for index, encoding in enumerate(encodings):
-        print(
-            f"{index:>5} {counts[index, 0]:>5} {counts[index, 1]:>5}  {summary(space, encoding):<22} {params[index]:>8,} "
-            f"{batch_stats[index]:>8.4f} {recalibrated[index]:>8.4f} {tuned[index]:>8.4f} "
-            f"{standalone[index, 0]:>7.4f} {standalone[index, 1]:>7.4f}"
-        )
-    for label, column in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1))):
-        print(
-            f"{label:>5} {'':>5} {'':>5}  {'':<22} {'':>8} {column(batch_stats):>8.4f} {column(recalibrated):>8.4f} "
-            f"{column(tuned):>8.4f} "
-            f"{column(standalone[:, 0]):>7.4f} {column(standalone[:, 1]):>7.4f}"
-        )
-
-    # 5. Rank agreement.
-    indices = bootstrap_indices(len(encodings), args.bootstrap, rng)
-    print(
-        f"\nKendall tau-b over {len(encodings)} children (90% bootstrap intervals over children, {args.bootstrap} "
-        f"resamples; one-sided permutation p, {args.permutations} permutations)"
-    )
-    ceiling_draws = bootstrap_taus(standalone[:, 0], standalone[:, 1], indices)
-    ceiling = tau_block(
-        "noise ceiling: standalone seed 1 vs seed 2",
-        standalone[:, 0],
-        standalone[:, 1],
-        indices,
-        rng,
-        args,
-    )
-    results = {"ceiling": ceiling}
-    for key, proxy in proxies.items():
-        label = "shared " + PROXY_LABELS[key]
-        results[key] = {
-            "mean": tau_block(
-                f"{label} vs mean standalone",
-                proxy,
-                mean_standalone,
-                indices,
-                rng,
-                args,
-                (ceiling["tau"], ceiling_draws),
-            ),
-            "seed1": tau_block(f"{label} vs seed 1", proxy, standalone[:, 0], indices, rng, args),
-            "seed2": tau_block(f"{label} vs seed 2", proxy, standalone[:, 1], indices, rng, args),
-        }
-        single = (results[key]["seed1"]["tau"] + results[key]["seed2"]["tau"]) / 2
-        single_draws = (
-            bootstrap_taus(proxy, standalone[:, 0], indices)
-            + bootstrap_taus(proxy, standalone[:, 1], indices)
-        ) / 2
-        with np.errstate(invalid="ignore", divide="ignore"):
-            low, high = interval(single_draws / ceiling_draws)
-        results[key]["single_run_fraction"] = {
-            "value": single / ceiling["tau"],
-            "interval": [low, high],
-        }
-        print(
-            f"  {label}: mean tau vs single runs {single:+.3f} = {single / ceiling['tau']:.0%} of ceiling "
-            f"[{low:.0%}, {high:.0%}] (like for like)"
-        )
-    if repeat_scores is not None and len(repeat_scores) > 1:
-        repeat_taus = [kendall_tau_b(scores, mean_standalone) for scores in repeat_scores]
-        results["fine_tuned_repeats"] = repeat_taus
-        print(
-            f"  each fine-tuning alone vs mean standalone: tau-b {', '.join(f'{t:+.3f}' for t in repeat_taus)} "
-            f"(mean {np.mean(repeat_taus):+.3f}, sd {np.std(repeat_taus, ddof=1):.3f}); their average: "
-            f"{results['fine_tuned']['mean']['tau']:+.3f}"
-        )
-    results["beyond_convs"] = beyond_feature("conv count", counts[:, 0], proxies, standalone, indices)
-    difference = bootstrap_taus(recalibrated, mean_standalone, indices) - bootstrap_taus(
-        batch_stats, mean_standalone, indices
-    )
-    low, high = interval(difference)
-    gain = results["recalibrated"]["mean"]["tau"] - results["batch_stats"]["mean"]["tau"]
-    results["recalibration_gain"] = {"value": gain, "interval": [low, high]}
-    print(
-        f"  recalibrated minus batch-stats (vs mean standalone): {gain:+.3f}  90% CI [{low:+.3f}, {high:+.3f}]"
-    )
-
-    # 6. Reward noise against spread.
-    print(
-        f"\nreward noise vs spread between children (shared weights; reward on one minibatch of n validation images "
-        f"drawn with replacement; noise = RMS over children of the sd over {args.noise_draws} (batch-stats) / "
-        f"{RECALIBRATED_DRAWS} (recalibrated) minibatches)"
-    )
-    spread = {
-        "batch_stats": float(np.std(batch_stats, ddof=1)),
-        "recalibrated": float(np.std(recalibrated, ddof=1)),
-    }
-    print(
-        f"  spread (sd of full-validation scores over children): batch-stats {spread['batch_stats']:.4f}, "
-        f"recalibrated {spread['recalibrated']:.4f}"
-    )
-    print(
-        f"  {'n':>6} {'batch-stats noise':>18} {'noise/spread':>13} {'recalibrated noise':>19} {'noise/spread':>13}"
-    )
-    noise = {"batch_stats": {}, "recalibrated": {}}
-    for n in args.noise_sizes:
-        noise["batch_stats"][n] = float(
-            np.sqrt(np.mean([np.var(s["batch_noise"][n], ddof=1) for s in shared]))
-        )
-        noise["recalibrated"][n] = float(
-            np.sqrt(np.mean([np.var(s["recal_noise"][n], ddof=1) for s in shared]))
-        )
-        print(
-            f"  {n:>6} {noise['batch_stats'][n]:>18.4f} {noise['batch_stats'][n] / spread['batch_stats']:>13.2f} "
-            f"{noise['recalibrated'][n]:>19.4f} {noise['recalibrated'][n] / spread['recalibrated']:>13.2f}"
-        )
-    calibration_noise = None
-    if args.calibration_draws:
-        calibration_noise = float(
-            np.sqrt(
-                np.mean(
-                    [np.var(s["calibration_scores"] + [s["recalibrated"]], ddof=1) for s in shared]
-                )
-            )
-        )
-        print(
-            f"  choice of the {len(calibration)} calibration images (full validation, {args.calibration_draws + 1} "
-            f"sets per child): sd {calibration_noise:.4f} = {calibration_noise / spread['recalibrated']:.2f} of the spread"
-        )
-    for key, label in (("batch_stats", "batch-stats"), ("recalibrated", "recalibrated")):
-        # The smallest n from which every larger n measured keeps noise <= spread / 2.
-        sizes = sorted(args.noise_sizes)
-        small = [
-            n
-            for i, n in enumerate(sizes)
-            if all(noise[key][m] <= 0.5 * spread[key] for m in sizes[i:])
-        ]
-        verdict = f"n >= {small[0]}" if small else f"no n up to {sizes[-1]}"
-        print(f"  {label}: reward noise is at most half the spread for {verdict}")
-    if mismatch > 1e-6:
-        print(
-            f"  odd: recalibrated evaluate() and predict() disagree by up to {mismatch:.4f} on the same images"
-        )
-
-    total = time.time() - began
+    batch_stats, recalibrated = proxies["batch_stats"], proxies["recalibrated"]
     print("\nsummary")
     print(
-        f"  {args.space} {args.layers} x {args.filters}, {len(x)} training / {len(x_val)} validation images; supernet "
+        f"  {args.space} {args.layers} x {args.filters}, {images[0]} training / {images[1]} validation images; supernet "
         f"{args.supernet_epochs} {args.sampler} epochs (final training accuracy {tuner.history[-1]['train_accuracy']:.3f}); "
-        f"{len(encodings)} children, standalone {args.standalone_epochs} epochs x seeds {tuple(args.standalone_seeds)}"
+        f"{len(standalone)} children, standalone {args.standalone_epochs} epochs x seeds {tuple(args.standalone_seeds)}"
     )
     print(
         f"  shared accuracy: batch-stats {batch_stats.mean():.3f} +- {batch_stats.std(ddof=1):.3f}, recalibrated "
@@ -952,15 +488,62 @@ def main():
             f"p = {m['p']:.4f}; {m['fraction']:.0%} of ceiling [{m['fraction_interval'][0]:.0%}, {m['fraction_interval'][1]:.0%}]"
         )
     print(
-        f"  time: supernet {supernet_seconds:.0f} s, shared scoring {shared_seconds:.0f} s, standalone "
-        f"{standalone_seconds:.0f} s; total wall time {total:.0f} s ({total / 60:.1f} min)"
+        f"  time: supernet {seconds['supernet']:.0f} s, shared scoring {seconds['shared']:.0f} s, standalone "
+        f"{seconds['standalone']:.0f} s; total wall time {seconds['total']:.0f} s ({seconds['total'] / 60:.1f} min)"
     )
+
+
+def main():
+    args = parse_arguments()
+    if args.analyse:
+        analyse_saved(args.analyse, args.bootstrap, args.seed)
+        return
+    if args.ensemble:
+        ensemble_saved(args.ensemble, args.bootstrap, args.seed)
+        return
+    began = time.time()
+    print(f"{args.sampler}-supernet ranking benchmark: {vars(args)}")
+    print(f"code: {source_state()}", flush=True)
+    (x, y), (x_val, y_val), _, info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=args.limit)
+    x_val, y_val = x_val[: args.validation], y_val[: args.validation]
+    space = make_space(args.space, args.layers, args.filters, info.input_shape, info.num_classes)
+    rng = np.random.default_rng(args.seed + 1)
+    seconds = {}
+
+    tuner, seconds["supernet"] = train_supernet(args, space, x, y, x_val, y_val)
+
+    encodings, bins = stratified_children(space, args.children, args.pool, rng)
+    names = feature_names(space)
+    counts = np.array([features(space, encoding) for encoding in encodings])
+    print(
+        f"\n{len(encodings)} children from {bins} non-empty bins of ({names[0]}, {names[1]}) over {args.pool} random "
+        f"encodings: {names[0]} {counts[:, 0].min()}..{counts[:, 0].max()}, {names[1]} {counts[:, 1].min()}..{counts[:, 1].max()}"
+    )
+
+    start = time.time()
+    shared, proxies, repeat_scores, calibration_size = score_on_shared_weights(
+        args, tuner.supernet, encodings, x, y, x_val, y_val, rng
+    )
+    seconds["shared"] = time.time() - start
+    print(f"shared-weight scoring and noise draws: {seconds['shared']:.0f} s", flush=True)
+
+    start = time.time()
+    standalone, params = train_standalone(args, space, encodings, x, y, x_val, y_val)
+    seconds["standalone"] = time.time() - start
+
+    print_children(space, encodings, names, counts, params, proxies, standalone, args.standalone_seeds)
+    results = rank_agreement(
+        proxies, standalone, counts[:, 0], repeat_scores, rng, args.bootstrap, args.permutations
+    )
+    spread, noise, calibration_noise = reward_noise(
+        shared, args.noise_sizes, args.noise_draws, calibration_size, args.calibration_draws
+    )
+    seconds["total"] = time.time() - began
+    print_summary(args, tuner, proxies, standalone, results, seconds, (len(x), len(x_val)))
 
     if args.json:
         record = {
-            "arguments": {
-                k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
-            },
+            "arguments": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
             "code": source_state(),
             "supernet_history": tuner.history,
             "children": [
@@ -970,9 +553,7 @@ def main():
                     names[0]: int(counts[i, 0]),
                     names[1]: int(counts[i, 1]),
                     "params": params[i],
-                    "batch_stats": float(batch_stats[i]),
-                    "recalibrated": float(recalibrated[i]),
-                    **({"fine_tuned": float(proxies["fine_tuned"][i])} if "fine_tuned" in proxies else {}),
+                    **{key: float(proxy[i]) for key, proxy in proxies.items()},
                     **({"fine_tuned_repeats": repeat_scores[:, i].tolist()} if repeat_scores is not None else {}),
                     "calibration_scores": shared[i]["calibration_scores"],
                     "standalone": standalone[i].tolist(),
@@ -981,16 +562,9 @@ def main():
             ],
             "taus": results,
             "spread": spread,
-            "reward_noise": {
-                key: {str(n): v for n, v in values.items()} for key, values in noise.items()
-            },
+            "reward_noise": {key: {str(n): v for n, v in values.items()} for key, values in noise.items()},
             "calibration_noise": calibration_noise,
-            "seconds": {
-                "supernet": supernet_seconds,
-                "shared": shared_seconds,
-                "standalone": standalone_seconds,
-                "total": total,
-            },
+            "seconds": seconds,
         }
         with open(args.json, "w") as file:
             json.dump(record, file, indent=1, default=float)

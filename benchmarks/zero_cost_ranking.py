@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import enas_ranking  # noqa: E402
+import rank_statistics  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 
@@ -92,17 +92,17 @@ def main():
     standalone = np.array([child["standalone"] for child in children], float)
     convs = np.array([child["convs"] for child in children])
     mean = standalone.mean(axis=1)
-    indices = enas_ranking.bootstrap_indices(len(children), args.bootstrap, rng)
-    ceiling = enas_ranking.kendall_tau_b(standalone[:, 0], standalone[:, 1])
+    indices = rank_statistics.bootstrap_indices(len(children), args.bootstrap, rng)
+    ceiling = rank_statistics.kendall_tau_b(standalone[:, 0], standalone[:, 1])
     print(f"{len(children)} children of {args.run}; noise ceiling (standalone seed 1 vs 2) tau-b {ceiling:+.3f}")
     print(f"{'proxy':>30} {'tau-b vs mean standalone':>34} {'beyond the conv count':>34} {'tau with convs':>15}")
     for key, values in scores.items():
-        centred, reference = enas_ranking.centred_within(values, convs), enas_ranking.centred_within(mean, convs)
+        centred, reference = rank_statistics.centred_within(values, convs), rank_statistics.centred_within(mean, convs)
         cells = []
         for a, b in ((values, mean), (centred, reference)):
-            low, high = enas_ranking.interval(enas_ranking.bootstrap_taus(a, b, indices))
-            cells.append(f"{enas_ranking.kendall_tau_b(a, b):+.3f} [{low:+.3f}, {high:+.3f}]")
-        print(f"{key:>30} {cells[0]:>34} {cells[1]:>34} {enas_ranking.kendall_tau_b(values, convs):>+15.3f}")
+            low, high = rank_statistics.interval(rank_statistics.bootstrap_taus(a, b, indices))
+            cells.append(f"{rank_statistics.kendall_tau_b(a, b):+.3f} [{low:+.3f}, {high:+.3f}]")
+        print(f"{key:>30} {cells[0]:>34} {cells[1]:>34} {rank_statistics.kendall_tau_b(values, convs):>+15.3f}")
 
 
 if __name__ == "__main__":
