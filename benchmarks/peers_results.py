@@ -1,0 +1,131 @@
+"""The cells of benchmarks/peers.py: what identifies one, the results file, the README's table and the plot."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+SYSTEMS = ("enas-macro", "enas-micro", "rlsearch-vanilla", "kt-random", "kt-hyperband", "autokeras", "cnn-bn")
+#: Systems that search before their final training (and so split the budget).
+SEARCHING = tuple(s for s in SYSTEMS if s != "cnn-bn")
+
+
+def cell_key(record):
+    """What identifies a cell: system, budget, seed, (for a search) the search share and the variant."""
+    return (record["system"], float(record["budget_minutes"]), int(record["seed"]), record.get("search_fraction"),
+            record.get("variant"))
+
+
+def variant(args):
+    """What sets a cell's system apart from its default, e.g. `"stem stride 2"`; `None` for the default."""
+    augmented = [f"final crop {args.final_augment} + flip"] if args.final_augment else []
+    if args.system not in ("enas-macro", "enas-micro"):
+        return ", ".join(augmented) or None
+    parts = []
+    if args.enas_stem_strides != 1:
+        parts.append(f"stem stride {args.enas_stem_strides}")
+    if args.retrain_filters:
+        parts.append(f"retrain width {args.retrain_filters}")
+    if args.retrain_cutout:
+        parts.append(f"cutout {args.retrain_cutout}")
+    for name, value in sorted(json.loads(args.enas_options or "{}").items()):
+        parts.append(f"{name}={json.dumps(value)}")
+    return ", ".join(parts + augmented) or None
+
+
+def search_fraction(args):
+    """The search's share of the budget: `None` without a search, all of it for AutoKeras without `--autokeras-epochs`.
+
+    With `epochs=None` AutoKeras keeps the best trial's model and trains no
+    final model, so its search gets the whole budget.
+    """
+    if args.system not in SEARCHING:
+        return None
+    if args.system == "autokeras" and not args.autokeras_epochs:
+        return 1.0
+    return args.search_fraction
+
+
+def cell_name(args):
+    name = args.system + (f"-{variant(args).replace(' ', '').replace(',', '-')}" if variant(args) else "")
+    return f"{name}-{args.budget_minutes:g}min-seed{args.seed}"
+
+
+def read_results(path):
+    """The recorded cells, the last line of each key winning."""
+    if not Path(path).exists():
+        return []
+    cells = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            cells[cell_key(record)] = record
+    return list(cells.values())
+
+
+def groups(records):
+    """`{(system, search_fraction, variant): {budget_minutes: [records]}}`."""
+    grouped = {}
+    for record in records:
+        key = (record["system"], record.get("search_fraction"), record.get("variant"))
+        by_budget = grouped.setdefault(key, {})
+        by_budget.setdefault(float(record["budget_minutes"]), []).append(record)
+    return grouped
+
+
+def label(system, fraction, variant=None):
+    notes = ([] if fraction in (None, 0.5) else [f"search {fraction:g}"]) + ([variant] if variant else [])
+    return system + (f" ({', '.join(notes)})" if notes else "")
+
+
+def mean_sd(values):
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None
+
+
+def table(records):
+    """The markdown table: one row per system and budget, mean +- sd over seeds."""
+    lines = [
+        "| system | budget (min) | test accuracy | seeds | parameters | search / final training (min) | load average |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = {system: i for i, system in enumerate(SYSTEMS)}
+    grouped = groups(records)
+    for system, fraction, kind in sorted(grouped, key=lambda key: (order.get(key[0], 99), key[1] or 0, key[2] or "")):
+        for budget, cells in sorted(grouped[(system, fraction, kind)].items()):
+            mean, sd = mean_sd([c["test_accuracy"] for c in cells])
+            shown = f"{mean:.4f}" + (f" +- {sd:.4f}" if sd is not None else "")
+            parameters = f"{np.mean([c['parameters'] for c in cells]):,.0f}"
+            search = np.mean([c["seconds_search"] for c in cells]) / 60
+            train = np.mean([c["seconds_train"] for c in cells]) / 60
+            load = np.mean([c["load_average_start"][0] for c in cells])
+            late = sum(not c["within_budget"] for c in cells)
+            note = f" ({late} over budget)" if late else ""
+            lines.append(f"| {label(system, fraction, kind)} | {budget:g} | {shown}{note} | {len(cells)} | {parameters} "
+                         f"| {search:.1f} / {train:.1f} | {load:.1f} |")
+    return "\n".join(lines)
+
+
+def plot(records, path):
+    """Test accuracy against budget, one line per system, error bars one sd over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for (system, fraction, kind), by_budget in sorted(groups(records).items(),
+                                                      key=lambda item: (item[0][0], item[0][2] or "")):
+        budgets = sorted(by_budget)
+        stats = [mean_sd([c["test_accuracy"] for c in by_budget[b]]) for b in budgets]
+        axes.errorbar(budgets, [m for m, _ in stats], yerr=[sd or 0.0 for _, sd in stats], marker="o",
+                      capsize=3, label=label(system, fraction, kind))
+    axes.set_xlabel("wall-clock budget, search + final training (minutes)")
+    axes.set_ylabel("Fashion-MNIST test accuracy")
+    axes.set_title("Same budget, same CPU: test accuracy against budget")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    print(f"wrote {path}")
