@@ -113,18 +113,21 @@ def plot(records, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(10, 4.5))
+    # More lines than the default ten colours: tab20's colours, and a dashed line for a system's variants.
+    colours = iter(plt.get_cmap("tab20").colors)
     for (system, fraction, kind), by_budget in sorted(groups(records).items(),
                                                       key=lambda item: (item[0][0], item[0][2] or "")):
         budgets = sorted(by_budget)
         stats = [mean_sd([c["test_accuracy"] for c in by_budget[b]]) for b in budgets]
         axes.errorbar(budgets, [m for m, _ in stats], yerr=[sd or 0.0 for _, sd in stats], marker="o",
-                      capsize=3, label=label(system, fraction, kind))
+                      capsize=3, label=label(system, fraction, kind), color=next(colours),
+                      linestyle="--" if fraction not in (None, 0.5) or kind else "-")
     axes.set_xlabel("wall-clock budget, search + final training (minutes)")
     axes.set_ylabel("Fashion-MNIST test accuracy")
     axes.set_title("Same budget, same CPU: test accuracy against budget")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
