@@ -1,0 +1,140 @@
+"""Random search without weight sharing: keep the best of N random children, each trained once.
+
+Reads the children of an `enas_vs_random.py --retrain-more` run (every child
+retrained with several seeds) and asks what ENAS's margin should be weighed
+against: a search that draws N random children, trains each once with the
+benchmark's recipe, and keeps the one that scores best.
+
+Method
+------
+For each N, over every N-subset of the random children and every retraining
+seed `p` as the one training the search sees: the kept child is the subset's
+best on seed `p`, and it is scored by the mean of its other seeds, against the
+mean of those seeds over all random children. That gain is exact (each child
+is the best of a subset with the hypergeometric probability of its rank, no
+sampling), and is given in the units of `enas_vs_random.py`'s margins: the sd
+of the random children's means over all seeds. Its 90 % interval resamples
+the random children. Keeping a child on the seed it is then scored on would
+count the luck of that seed as skill; scoring on the other seeds does not.
+
+`--time K` retrains K of the first saved run's random children with that
+run's recipe and times each, and prints the N that one search's wall time
+(the saved runs' `search_seconds` of each searcher) would buy instead. The
+searches were timed when they ran, so that ratio mixes two loads: both are
+printed.
+
+    python benchmarks/best_of_n.py benchmarks/results/enas_vs_random_macro_retrained3_seeds0-5.json
+    python benchmarks/best_of_n.py benchmarks/results/enas_vs_random_macro_retrained3_seeds0-5.json --time 3
+"""
+
+import argparse
+import json
+import os
+import time
+from math import comb
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+
+def best_of_n_gain(scores, n):
+    """Expected gain of keeping the best of `n` random children by one retraining.
+
+    Args:
+        scores: `(children, seeds)` test accuracies, at least two seeds.
+        n: children drawn, `1 <= n <= children`.
+
+    Returns:
+        The kept child's mean over the other seeds minus all children's mean
+        over those seeds, averaged over every `n`-subset and every seed seen.
+    """
+    scores = np.asarray(scores, float)
+    children, seeds = scores.shape
+    if seeds < 2:
+        raise ValueError(f"`scores` needs at least two retraining seeds per child, got shape {scores.shape}.")
+    if not 1 <= n <= children:
+        raise ValueError(f"`n` must be between 1 and the {children} children, got {n}.")
+    # The child ranked r-th lowest (0-based) on the seen seed is a subset's best with probability C(r, n-1)/C(children, n).
+    kept = np.array([comb(rank, n - 1) for rank in range(children)], float) / comb(children, n)
+    gains = []
+    for seen in range(seeds):
+        unseen = np.delete(scores, seen, axis=1).mean(axis=1)
+        order = np.argsort(scores[:, seen], kind="stable")
+        gains.append(float(kept @ unseen[order]) - float(unseen.mean()))
+    return float(np.mean(gains))
+
+
+def gain_table(scores, sizes, resamples, rng):
+    """`{n: (gain, gain in sd of the children's means, 90 % bootstrap interval in sd)}`."""
+    scores = np.asarray(scores, float)
+    sd = float(scores.mean(axis=1).std(ddof=1))
+    table = {}
+    for n in sizes:
+        draws = []
+        for _ in range(resamples):
+            sample = scores[rng.integers(0, len(scores), len(scores))]
+            sample_sd = float(sample.mean(axis=1).std(ddof=1))
+            if sample_sd > 0:
+                draws.append(best_of_n_gain(sample, n) / sample_sd)
+        gain = best_of_n_gain(scores, n)
+        table[n] = (gain, gain / sd, [float(v) for v in np.percentile(draws, [5, 95])])
+    return table
+
+
+def time_random_children(retrained, count):
+    """Seconds of `count` retrainings of the first saved run's random children, with that run's recipe."""
+    from enas_vs_random import (  # this folder is on the path
+        make_space,
+        random_encodings_of,
+        test_accuracy,
+    )
+
+    import keras_rlnas
+
+    run = json.load(open(retrained["runs"][0]))
+    args = argparse.Namespace(**run["arguments"])
+    (x, y), _, (x_test, y_test), info = keras_rlnas.datasets.load_arrays("fashion_mnist", limit=args.limit)
+    space = make_space(args, info)
+    seconds = []
+    for encoding in random_encodings_of(run, space)[:count]:
+        start = time.time()
+        accuracy = test_accuracy(space, space.decode(np.asarray(encoding)), (x, y), (x_test[: args.test], y_test[: args.test]),
+                                 args, args.seed + 1)
+        seconds.append(time.time() - start)
+        print(f"random child retrained in {seconds[-1]:.1f} s (test accuracy {accuracy:.4f})", flush=True)
+    return seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("retrained", help="JSON written by enas_vs_random.py --retrain-more --json")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 6, 8, 12, 16, 24])
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--time", type=int, default=0, metavar="K", help="retrain K random children to time one training")
+    args = parser.parse_args()
+    retrained = json.load(open(args.retrained))
+    random = np.array([child["test"] for child in retrained["children"] if child["name"].startswith("random child")])
+    sizes = [n for n in args.sizes if n <= len(random)]
+    means = random.mean(axis=1)
+    print(f"{len(random)} random children, {random.shape[1]} retrainings each: mean {means.mean():.4f}, "
+          f"sd of their means {means.std(ddof=1):.4f}")
+    print("kept: the best of N on one retraining, scored on the others (gain over the mean; 90% bootstrap over children)")
+    for n, (gain, in_sd, (low, high)) in gain_table(random, sizes, args.bootstrap, np.random.default_rng(0)).items():
+        print(f"  N = {n:>2}: {gain:+.4f} = {in_sd:+.2f} sd [{low:+.2f}, {high:+.2f}]")
+    searched = {label: figure["margin_in_sd"] for label, figure in retrained["figures"].items()}
+    print("the searches' margins over the random mean, in the same sd: "
+          + ", ".join(f"{label} {value:+.2f}" for label, value in searched.items()))
+    if args.time:
+        load_at_start = os.getloadavg()[0]
+        seconds = float(np.mean(time_random_children(retrained, args.time)))
+        runs = [json.load(open(path)) for path in retrained["runs"]]
+        print(f"one retraining: {seconds:.1f} s (load average {load_at_start:.2f} at start, {os.getloadavg()[0]:.2f} at end)")
+        for label in runs[0]["rows"]:
+            search_seconds = float(np.mean([run["rows"][label]["search_seconds"] for run in runs]))
+            print(f"  {label}: {search_seconds:.0f} s per search (mean of {len(runs)}) = "
+                  f"{search_seconds / seconds:.1f} retrainings")
+
+
+if __name__ == "__main__":
+    main()
