@@ -66,7 +66,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from enas_ranking import bootstrap_indices, bootstrap_taus, interval, kendall_tau_b, traits  # noqa: E402  (this folder is on the path)
+from rank_statistics import bootstrap_indices, bootstrap_taus, interval, kendall_tau_b  # noqa: E402  (this folder is on the path)
+from ranking_children import traits  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.retrain import retrain  # noqa: E402
