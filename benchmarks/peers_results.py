@@ -1,5 +1,6 @@
 """The cells of benchmarks/peers.py: what identifies one, the results file, the README's table and the plot."""
 
+import itertools
 import json
 from pathlib import Path
 
@@ -114,8 +115,8 @@ def plot(records, path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(10, 4.5))
-    # More lines than the default ten colours: tab20's colours, and a dashed line for a system's variants.
-    colours = iter(plt.get_cmap("tab20").colors)
+    # More lines than the default ten colours: tab20's colours (cycled past twenty), and a dashed line for a system's variants.
+    colours = itertools.cycle(plt.get_cmap("tab20").colors)
     for (system, fraction, kind), by_budget in sorted(groups(records).items(),
                                                       key=lambda item: (item[0][0], item[0][2] or "")):
         budgets = sorted(by_budget)
