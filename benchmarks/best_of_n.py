@@ -25,6 +25,15 @@ printed.
 
     python benchmarks/best_of_n.py benchmarks/results/enas_vs_random_macro_retrained3_seeds0-5.json
     python benchmarks/best_of_n.py benchmarks/results/enas_vs_random_macro_retrained3_seeds0-5.json --time 3
+    python benchmarks/best_of_n.py benchmarks/results/enas_vs_random_macro_retrained3_seeds0-5.json \
+        --joined "ENAS (controller)"
+
+`--joined LABEL` asks the same of a search whose last choice also trains N
+random children (`ENASTuner(finalist_epochs=..., uniform_finalists=N)`):
+each search seed's LABEL child and N random children are each trained once,
+and the best is kept, scored on its other seeds as above. It stands for the
+stage's five or six derived candidates by the one retrained child, and for
+its choice on validation images by a choice on another seed's test images.
 """
 
 import argparse
@@ -65,6 +74,44 @@ def best_of_n_gain(scores, n):
     return float(np.mean(gains))
 
 
+def joined_gain(scores, searched, n):
+    """Expected gain of keeping the best of a searched child and `n` random children, by one retraining.
+
+    What `ENASTuner(finalist_epochs=..., uniform_finalists=n)` would give if
+    its stage trained the searched child and `n` random children once each
+    with the benchmark's recipe and kept the best.
+
+    Args:
+        scores: `(children, seeds)` test accuracies of the random children.
+        searched: `(runs, seeds)` test accuracies of the searched children,
+            one per search seed, with the same retraining seeds.
+        n: random children drawn, `0 <= n <= children`.
+
+    Returns:
+        As `best_of_n_gain`, averaged over the searched children too; the
+        searched child is kept on a tie.
+    """
+    scores, searched = np.asarray(scores, float), np.asarray(searched, float)
+    children, seeds = scores.shape
+    if searched.ndim != 2 or searched.shape[1] != seeds:
+        raise ValueError(f"`searched` needs shape (runs, {seeds}), got {searched.shape}.")
+    if not 0 <= n <= children:
+        raise ValueError(f"`n` must be between 0 and the {children} children, got {n}.")
+    kept = (np.array([comb(rank, n - 1) for rank in range(children)], float) / comb(children, n)
+            if n else np.zeros(children))
+    gains = []
+    for seen in range(seeds):
+        unseen = np.delete(scores, seen, axis=1).mean(axis=1)
+        order = np.argsort(scores[:, seen], kind="stable")
+        seen_sorted, unseen_sorted = scores[order, seen], unseen[order]
+        for child in searched:
+            beaten = seen_sorted > child[seen]  # the random subset's best displaces the searched child
+            searched_unseen = float(np.delete(child, seen).mean())
+            expected = kept[beaten] @ unseen_sorted[beaten] + (1.0 - kept[beaten].sum()) * searched_unseen
+            gains.append(float(expected) - float(unseen.mean()))
+    return float(np.mean(gains))
+
+
 def gain_table(scores, sizes, resamples, rng):
     """`{n: (gain, gain in sd of the children's means, 90 % bootstrap interval in sd)}`."""
     scores = np.asarray(scores, float)
@@ -80,6 +127,28 @@ def gain_table(scores, sizes, resamples, rng):
         gain = best_of_n_gain(scores, n)
         table[n] = (gain, gain / sd, [float(v) for v in np.percentile(draws, [5, 95])])
     return table
+
+
+def print_joined(random, retrained, label, sizes, resamples, rng):
+    """The `--joined` table: the best of a searched child and N random children, in sd of the random means."""
+    searched = np.array([child["test"] for child in retrained["children"] if child["name"] == label])
+    if not len(searched):
+        names = sorted({child["name"] for child in retrained["children"] if not child["name"].startswith("random")})
+        raise SystemExit(f"--joined: no child named {label!r}; the searched children are {names}")
+    sd = float(random.mean(axis=1).std(ddof=1))
+    print(f"kept: the best of the {label} child ({len(searched)} search seeds) and N random children, "
+          "on one retraining, scored on the others (90% bootstrap over search seeds and random children)")
+    for n in sizes:
+        draws = []
+        for _ in range(resamples):
+            sample = random[rng.integers(0, len(random), len(random))]
+            sample_sd = float(sample.mean(axis=1).std(ddof=1))
+            if sample_sd > 0:
+                runs = searched[rng.integers(0, len(searched), len(searched))]
+                draws.append(joined_gain(sample, runs, n) / sample_sd)
+        gain = joined_gain(random, searched, n)
+        low, high = np.percentile(draws, [5, 95])
+        print(f"  N = {n:>2}: {gain:+.4f} = {gain / sd:+.2f} sd [{low:+.2f}, {high:+.2f}]")
 
 
 def time_random_children(retrained, count):
@@ -111,6 +180,9 @@ def main():
     parser.add_argument("retrained", help="JSON written by enas_vs_random.py --retrain-more --json")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 6, 8, 12, 16, 24])
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--joined", metavar="LABEL",
+                        help="also the best of each search seed's LABEL child and N random children "
+                        "(e.g. 'ENAS (controller)')")
     parser.add_argument("--time", type=int, default=0, metavar="K", help="retrain K random children to time one training")
     args = parser.parse_args()
     retrained = json.load(open(args.retrained))
@@ -122,6 +194,8 @@ def main():
     print("kept: the best of N on one retraining, scored on the others (gain over the mean; 90% bootstrap over children)")
     for n, (gain, in_sd, (low, high)) in gain_table(random, sizes, args.bootstrap, np.random.default_rng(0)).items():
         print(f"  N = {n:>2}: {gain:+.4f} = {in_sd:+.2f} sd [{low:+.2f}, {high:+.2f}]")
+    if args.joined:
+        print_joined(random, retrained, args.joined, [0] + sizes, args.bootstrap, np.random.default_rng(0))
     searched = {label: figure["margin_in_sd"] for label, figure in retrained["figures"].items()}
     print("the searches' margins over the random mean, in the same sd: "
           + ", ".join(f"{label} {value:+.2f}" for label, value in searched.items()))

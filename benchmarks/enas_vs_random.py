@@ -21,6 +21,8 @@ Method
     python benchmarks/enas_vs_random.py --seed 1 --json seed1.json   # another search seed
     python benchmarks/enas_vs_random.py --finalist-epochs 1 --random-from seed0.json   # both searches end with
                                               # finalists trained from scratch; seed 0's random children reused
+    python benchmarks/enas_vs_random.py --finalist-epochs 3 --uniform-finalists 6 --random-from seed0.json \
+        --json uniform6_seed0.json                          # six uniformly drawn candidates join the finalists
     python benchmarks/enas_vs_random.py --pool seed0.json seed1.json  # the runs together
     python benchmarks/enas_vs_random.py --searchers controller --controller-options '{"skip_weight": 20}' \
         --random-from seed0.json --json skips_seed0.json    # the ENAS search alone, other controller options
@@ -51,8 +53,8 @@ saved, so adding a search seed retrains only its own children:
     python benchmarks/enas_vs_random.py --retrain-more seed0.json ... seed3.json --retrained-from more.json --json more4.json
 
 Runs that differ only in how the searches end or which searches run
-(`--finalist-epochs`, `--fine-tune-steps`, `--controller-options`,
-`--searchers`, with `--random-from`) share their random children, whose
+(`--finalist-epochs`, `--uniform-finalists`, `--fine-tune-steps`,
+`--controller-options`, `--searchers`, with `--random-from`) share their random children, whose
 retrainings `--retrained-from` then reuses.
 """
 
@@ -100,6 +102,11 @@ def parse_arguments():
         "--finalist-epochs", type=int, default=0,
         help="ENASTuner(finalist_epochs=...): when a search ends, its finalists each train this many epochs "
         "from scratch and the best on validation is derived (0, the tuner's default: none)",
+    )
+    parser.add_argument(
+        "--uniform-finalists", type=int, default=0,
+        help="ENASTuner(uniform_finalists=...): with --finalist-epochs, this many uniformly drawn architectures "
+        "join the finalists trained from scratch (0, the tuner's default)",
     )
     parser.add_argument(
         "--controller-options", type=json.loads, default=None, metavar="JSON",
@@ -156,6 +163,7 @@ def search(space, sampler, data, args):
         seed=args.seed,
         fine_tune_steps=args.fine_tune_steps,
         finalist_epochs=args.finalist_epochs,
+        uniform_finalists=args.uniform_finalists,
         controller_options=args.controller_options if sampler == "controller" else None,
         directory=tempfile.mkdtemp(prefix="enas_vs_random_"),
         project_name=sampler,
@@ -204,12 +212,13 @@ def margin_figures(rows, random_scores, rng, resamples):
 #: Arguments that name a run or what to do with saved runs, not how children are searched and retrained.
 RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds", "retrained_from")
 #: Arguments of how a search ends: the random children do not depend on them.
-SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs", "controller_options", "searchers")
+SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs", "uniform_finalists", "controller_options", "searchers")
 
 
 def settings_of(arguments):
     """A run's settings apart from its seed and file names (older runs had no final choice)."""
-    older = {"fine_tune_steps": 0, "finalist_epochs": 0, "controller_options": None, "searchers": list(SEARCHERS)}
+    older = {"fine_tune_steps": 0, "finalist_epochs": 0, "uniform_finalists": 0, "controller_options": None,
+             "searchers": list(SEARCHERS)}
     return {**older, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
 
 

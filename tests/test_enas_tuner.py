@@ -1,5 +1,6 @@
 """ENASTuner end to end on a tiny Fashion-MNIST slice."""
 
+import json
 import os
 
 import keras
@@ -122,6 +123,29 @@ def test_search_ends_with_the_best_finalist_trained_from_scratch(tmp_path, data)
         make_tuner(tmp_path, fine_tune_steps=4, finalist_epochs=1)
     with pytest.raises(ValueError, match="finalist_epochs.*-1"):
         make_tuner(tmp_path, finalist_epochs=-1)
+
+
+def test_uniform_finalists_join_the_candidates_trained_from_scratch(tmp_path, data):
+    (x, y), validation, _ = data
+    tuner = make_tuner(tmp_path, derive_finalists=2, finalist_epochs=1, uniform_finalists=2)
+    tuner.search(x, y, validation_data=validation, epochs=1)
+    record = tuner.trained_finalists
+    assert record["sources"].count("uniform") == 2
+    assert len(record["sources"]) == len(record["scores"]) == len(record["architectures"])
+    assert set(record["sources"]) <= {"derived", "best", "uniform"}
+    # Each candidate trained is a different architecture, and the recorded child is the best scored.
+    assert len({json.dumps(values, sort_keys=True) for values in record["architectures"]}) == len(record["scores"])
+    final_trial = tuner.oracle.trials[tuner.oracle.start_order[-1]]
+    assert final_trial.score == max(record["scores"])
+    assert final_trial.hyperparameters.values == record["architectures"][int(np.argmax(record["scores"]))]
+    # The stage's time estimate counts them: five candidates against three.
+    with_uniform = tuner._final_choice_seconds()
+    tuner.uniform_finalists = 0
+    assert with_uniform == pytest.approx(tuner._final_choice_seconds() * 5 / 3) and with_uniform > 0
+    with pytest.raises(ValueError, match="uniform_finalists=3.*finalist_epochs=0"):
+        make_tuner(tmp_path, uniform_finalists=3)
+    with pytest.raises(ValueError, match="uniform_finalists.*-1"):
+        make_tuner(tmp_path, finalist_epochs=1, uniform_finalists=-1)
 
 
 def test_uniform_sampler_and_retrain(tmp_path, data):

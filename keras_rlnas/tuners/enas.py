@@ -103,6 +103,13 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
             as much again at one epoch (macro 6 x 16 on 12,000 images: 5-6
             candidates in 66-102 s, an omega phase 13-15 s); a `time_budget`
             reserves only the epochs. Not with `fine_tune_steps`.
+        uniform_finalists: with `finalist_epochs`, this many architectures
+            drawn uniformly from the space (distinct from each other and
+            from the other candidates) join the candidates trained from
+            scratch: the final choice then also weighs children the shared
+            weights' biases keep out of the derivation (the derived macro
+            children take no max-pools, which standalone children gain from;
+            see the README). 0 by default.
         batch_size: default minibatch size of the omega phase. 32, not the
             reference code's 128: a candidate op trains only on the
             minibatches that sample it, and four times as many updates per
@@ -164,6 +171,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         derive_finalists=5,
         fine_tune_steps=0,
         finalist_epochs=0,
+        uniform_finalists=0,
         batch_size=32,
         validation_batch_size=128,
         controller_options=None,
@@ -191,6 +199,12 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
             raise ValueError(
                 f"The search ends with one choice among its finalists: fine_tune_steps={fine_tune_steps!r} "
                 f"(from the shared weights) or finalist_epochs={finalist_epochs!r} (from scratch), not both."
+            )
+        self.uniform_finalists = checks.positive_int("uniform_finalists", uniform_finalists, minimum=0)
+        if self.uniform_finalists and not self.finalist_epochs:
+            raise ValueError(
+                f"uniform_finalists={uniform_finalists!r} adds candidates to the finalists trained from scratch; "
+                f"set finalist_epochs too (got finalist_epochs={finalist_epochs!r})."
             )
         self.batch_size = checks.positive_int("batch_size", batch_size)
         self.validation_batch_size = checks.positive_int("validation_batch_size", validation_batch_size)

@@ -12,6 +12,9 @@ its last trial:
   for a few epochs, as DARTS chooses among the cells of its runs by a short
   training from scratch (Liu et al., 2019, section 3.3). No shared weight
   enters the choice; it costs about half an omega phase per finalist epoch.
+  `uniform_finalists` adds architectures drawn uniformly from the space to
+  these candidates, so that the choice is not confined to the children the
+  shared weights favour.
 
 Both score every validation image and record the winner, holding the
 weights it was scored with, as the trial `get_best_trials` ranks first.
@@ -62,7 +65,7 @@ class FinalChoice:
         if not self.history or not (self.fine_tune_steps or self.finalist_epochs):
             return 0.0
         last = self.history[-1]
-        candidates = self.derive_finalists + 1
+        candidates = self.derive_finalists + 1 + self.uniform_finalists
         if self.fine_tune_steps:
             per_image = last.get("omega_seconds_per_image", 0.0)
             return derivation.fine_tuning_seconds(candidates, self.fine_tune_steps, per_image)
@@ -70,13 +73,29 @@ class FinalChoice:
         omega_pass = last.get("omega_seconds", 0.0)
         return derivation.FINE_TUNE_COST_PER_OMEGA_IMAGE * candidates * self.finalist_epochs * omega_pass
 
-    def _finalist_candidates(self):
-        """The last derivation's finalists and the best child recorded so far, once each."""
-        best = self.space.encode(self.oracle.get_best_trials(1)[0].hyperparameters.values)
-        candidates = list(self._finalists)
-        if not any(np.array_equal(best, candidate) for candidate in candidates):
-            candidates.append(best)
-        return candidates
+    def _finalist_candidates(self, uniform=0):
+        """`(candidates, sources)`: the last derivation's finalists, the best child recorded so far and
+        `uniform` architectures drawn uniformly, once each; `sources` says which of the three each is.
+        """
+        candidates, sources = [], []
+
+        def add(encoding, source):
+            if any(np.array_equal(encoding, candidate) for candidate in candidates):
+                return False
+            candidates.append(encoding)
+            sources.append(source)
+            return True
+
+        for encoding in self._finalists:
+            add(encoding, "derived")
+        add(self.space.encode(self.oracle.get_best_trials(1)[0].hyperparameters.values), "best")
+        added = 0
+        # A few redraws make up for duplicates; a space smaller than the count gives what it has.
+        for _ in range(10 * uniform):
+            if added == uniform:
+                break
+            added += add(self.space.random_encoding(int(self.rng.integers(2**31))), "uniform")
+        return candidates, sources
 
     def _record_fine_tuned(self, train, validation):
         """Records, as the last trial, the best finalist after each trains alone from the shared weights.
@@ -89,7 +108,7 @@ class FinalChoice:
         if self._calibration_images is None:  # a resumed search that ran no epoch
             batches = itertools.islice(minibatches(train, self.batch_size, self.rng), CALIBRATION_BATCHES)
             self._calibration_images, _ = derivation.concatenated(batches)
-        candidates = self._finalist_candidates()
+        candidates, _ = self._finalist_candidates()
         index, scores, state = derivation.fine_tuned_choice(
             self.supernet, candidates, cycle(train, FINE_TUNE_BATCH_SIZE, self.rng), validation,
             self.fine_tune_steps, self._calibration_images, self.validation_batch_size,
@@ -108,12 +127,13 @@ class FinalChoice:
         Each candidate is built afresh and trained `finalist_epochs` epochs on
         the training data with `retrain()`'s recipe (one cosine cycle, the
         search's width, no drop-path or auxiliary head), with the search's
-        seed, and scored on every validation image.
+        seed, and scored on every validation image. `uniform_finalists`
+        architectures drawn uniformly join the candidates.
         """
         start = time.time()
         x, y = train if isinstance(train, tuple) else (train, None)
         images, labels = derivation.every_example(validation, self.validation_batch_size)
-        candidates, scores, best_model = self._finalist_candidates(), [], None
+        (candidates, sources), scores, best_model = self._finalist_candidates(self.uniform_finalists), [], None
         for encoding in candidates:
             model = self.retrain(self.space.decode(encoding), x, y, epochs=self.finalist_epochs,
                                  drop_path=0, auxiliary_weight=0)
@@ -122,7 +142,10 @@ class FinalChoice:
                 best_model = model
         index = int(np.argmax(scores))
         self._record_trial(self.space.decode(candidates[index]), scores[index], model=best_model, final=True)
-        self.trained_finalists = {"epoch": self.epochs_done, "scores": scores, "seconds": time.time() - start}
+        self.trained_finalists = {
+            "epoch": self.epochs_done, "scores": scores, "sources": sources, "seconds": time.time() - start,
+            "architectures": [self.space.decode(encoding) for encoding in candidates],
+        }
         self._save_state()
         self._report_final_choice("trained", len(candidates), f"{self.finalist_epochs} epochs", scores[index], start)
 
