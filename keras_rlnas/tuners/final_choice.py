@@ -74,8 +74,10 @@ class FinalChoice:
         return derivation.FINE_TUNE_COST_PER_OMEGA_IMAGE * candidates * self.finalist_epochs * omega_pass
 
     def _finalist_candidates(self, uniform=0):
-        """`(candidates, sources)`: the last derivation's finalists, the best child recorded so far and
-        `uniform` architectures drawn uniformly, once each; `sources` says which of the three each is.
+        """The last derivation's finalists, the best child recorded so far and `uniform` random ones, once each.
+
+        Returns `(candidates, sources)`: the encodings, and for each
+        `"derived"`, `"best"` or `"uniform"` (drawn uniformly from the space).
         """
         candidates, sources = [], []
 
