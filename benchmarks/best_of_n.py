@@ -112,20 +112,26 @@ def joined_gain(scores, searched, n):
     return float(np.mean(gains))
 
 
+def bootstrap_in_sd(scores, gain_of, resamples, rng):
+    """90 % bootstrap interval of `gain_of(resampled children)`, in sd of the resampled children's means."""
+    draws = []
+    for _ in range(resamples):
+        sample = scores[rng.integers(0, len(scores), len(scores))]
+        sample_sd = float(sample.mean(axis=1).std(ddof=1))
+        if sample_sd > 0:
+            draws.append(gain_of(sample) / sample_sd)
+    return [float(v) for v in np.percentile(draws, [5, 95])]
+
+
 def gain_table(scores, sizes, resamples, rng):
     """`{n: (gain, gain in sd of the children's means, 90 % bootstrap interval in sd)}`."""
     scores = np.asarray(scores, float)
     sd = float(scores.mean(axis=1).std(ddof=1))
     table = {}
     for n in sizes:
-        draws = []
-        for _ in range(resamples):
-            sample = scores[rng.integers(0, len(scores), len(scores))]
-            sample_sd = float(sample.mean(axis=1).std(ddof=1))
-            if sample_sd > 0:
-                draws.append(best_of_n_gain(sample, n) / sample_sd)
         gain = best_of_n_gain(scores, n)
-        table[n] = (gain, gain / sd, [float(v) for v in np.percentile(draws, [5, 95])])
+        interval = bootstrap_in_sd(scores, lambda sample, n=n: best_of_n_gain(sample, n), resamples, rng)
+        table[n] = (gain, gain / sd, interval)
     return table
 
 
@@ -139,15 +145,11 @@ def print_joined(random, retrained, label, sizes, resamples, rng):
     print(f"kept: the best of the {label} child ({len(searched)} search seeds) and N random children, "
           "on one retraining, scored on the others (90% bootstrap over search seeds and random children)")
     for n in sizes:
-        draws = []
-        for _ in range(resamples):
-            sample = random[rng.integers(0, len(random), len(random))]
-            sample_sd = float(sample.mean(axis=1).std(ddof=1))
-            if sample_sd > 0:
-                runs = searched[rng.integers(0, len(searched), len(searched))]
-                draws.append(joined_gain(sample, runs, n) / sample_sd)
+        def gain_of(sample, n=n):  # the search seeds are resampled too
+            return joined_gain(sample, searched[rng.integers(0, len(searched), len(searched))], n)
+
+        low, high = bootstrap_in_sd(random, gain_of, resamples, rng)
         gain = joined_gain(random, searched, n)
-        low, high = np.percentile(draws, [5, 95])
         print(f"  N = {n:>2}: {gain:+.4f} = {gain / sd:+.2f} sd [{low:+.2f}, {high:+.2f}]")
 
 
