@@ -47,6 +47,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 
+def kept_probabilities(children, n):
+    """For each rank r (0-based, lowest first) among `children`, the probability it is a random `n`-subset's best.
+
+    That is C(r, n-1) / C(children, n); all zero for `n = 0`.
+    """
+    if not n:
+        return np.zeros(children)
+    return np.array([comb(rank, n - 1) for rank in range(children)], float) / comb(children, n)
+
+
 def best_of_n_gain(scores, n):
     """Expected gain of keeping the best of `n` random children by one retraining.
 
@@ -64,8 +74,7 @@ def best_of_n_gain(scores, n):
         raise ValueError(f"`scores` needs at least two retraining seeds per child, got shape {scores.shape}.")
     if not 1 <= n <= children:
         raise ValueError(f"`n` must be between 1 and the {children} children, got {n}.")
-    # The child ranked r-th lowest (0-based) on the seen seed is a subset's best with probability C(r, n-1)/C(children, n).
-    kept = np.array([comb(rank, n - 1) for rank in range(children)], float) / comb(children, n)
+    kept = kept_probabilities(children, n)
     gains = []
     for seen in range(seeds):
         unseen = np.delete(scores, seen, axis=1).mean(axis=1)
@@ -97,8 +106,7 @@ def joined_gain(scores, searched, n):
         raise ValueError(f"`searched` needs shape (runs, {seeds}), got {searched.shape}.")
     if not 0 <= n <= children:
         raise ValueError(f"`n` must be between 0 and the {children} children, got {n}.")
-    kept = (np.array([comb(rank, n - 1) for rank in range(children)], float) / comb(children, n)
-            if n else np.zeros(children))
+    kept = kept_probabilities(children, n)
     gains = []
     for seen in range(seeds):
         unseen = np.delete(scores, seen, axis=1).mean(axis=1)

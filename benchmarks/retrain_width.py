@@ -71,9 +71,9 @@ def parse_spec(spec):
     return width, stride
 
 
-def seconds_per_epoch(child, x, y, width, stride, epochs):
+def seconds_per_epoch(child, x, y, info, width, stride, epochs):
     """`(parameters, [seconds per full epoch, one per timed epoch])` of the child retrained at `width`/`stride`."""
-    space = keras_rlnas.ENASMacro((28, 28, 1), 10, num_layers=6, filters=24, stem_strides=stride)
+    space = keras_rlnas.ENASMacro(info.input_shape, info.num_classes, num_layers=6, filters=24, stem_strides=stride)
     timer = EpochTimer()
     model = retrain(space, child, x, y, epochs=epochs, filters=width, pad=2, flip=True, callbacks=[timer])
     return model.count_params(), [s * FULL_EPOCH_IMAGES / len(x) for s in timer.seconds[1:]]
@@ -95,13 +95,13 @@ def main():
     if args.architecture:
         with open(args.architecture) as file:
             child = json.load(file)
-    (x, y), _, _, _ = keras_rlnas.datasets.load_arrays("fashion_mnist")
+    (x, y), _, _, info = keras_rlnas.datasets.load_arrays("fashion_mnist")
     x, y = x[:args.images], y[:args.images]
     loads = [os.getloadavg()[0]]
     parameters, seconds = {}, {spec: [] for spec in specs}
     for _ in range(args.repeats):
         for spec in specs:
-            parameters[spec], timed = seconds_per_epoch(child, x, y, *spec, args.epochs)
+            parameters[spec], timed = seconds_per_epoch(child, x, y, info, *spec, args.epochs)
             seconds[spec] += timed
             loads.append(os.getloadavg()[0])
     base = specs[0]
