@@ -57,6 +57,15 @@ def kept_probabilities(children, n):
     return np.array([comb(rank, n - 1) for rank in range(children)], float) / comb(children, n)
 
 
+def by_seen_seed(scores):
+    """For each retraining seed a search would see: `(seed, its scores sorted, the children's means over the
+    other seeds in that order, the mean of those)`."""
+    for seen in range(scores.shape[1]):
+        unseen = np.delete(scores, seen, axis=1).mean(axis=1)
+        order = np.argsort(scores[:, seen], kind="stable")
+        yield seen, scores[order, seen], unseen[order], float(unseen.mean())
+
+
 def best_of_n_gain(scores, n):
     """Expected gain of keeping the best of `n` random children by one retraining.
 
@@ -75,12 +84,7 @@ def best_of_n_gain(scores, n):
     if not 1 <= n <= children:
         raise ValueError(f"`n` must be between 1 and the {children} children, got {n}.")
     kept = kept_probabilities(children, n)
-    gains = []
-    for seen in range(seeds):
-        unseen = np.delete(scores, seen, axis=1).mean(axis=1)
-        order = np.argsort(scores[:, seen], kind="stable")
-        gains.append(float(kept @ unseen[order]) - float(unseen.mean()))
-    return float(np.mean(gains))
+    return float(np.mean([kept @ unseen - unseen_mean for _, _, unseen, unseen_mean in by_seen_seed(scores)]))
 
 
 def joined_gain(scores, searched, n):
@@ -108,15 +112,12 @@ def joined_gain(scores, searched, n):
         raise ValueError(f"`n` must be between 0 and the {children} children, got {n}.")
     kept = kept_probabilities(children, n)
     gains = []
-    for seen in range(seeds):
-        unseen = np.delete(scores, seen, axis=1).mean(axis=1)
-        order = np.argsort(scores[:, seen], kind="stable")
-        seen_sorted, unseen_sorted = scores[order, seen], unseen[order]
+    for seen, seen_sorted, unseen_sorted, unseen_mean in by_seen_seed(scores):
         for child in searched:
             beaten = seen_sorted > child[seen]  # the random subset's best displaces the searched child
             searched_unseen = float(np.delete(child, seen).mean())
             expected = kept[beaten] @ unseen_sorted[beaten] + (1.0 - kept[beaten].sum()) * searched_unseen
-            gains.append(float(expected) - float(unseen.mean()))
+            gains.append(float(expected) - unseen_mean)
     return float(np.mean(gains))
 
 
