@@ -10,6 +10,7 @@ decisions (`skip[j]`, `input[k]`) and share softmax heads across positions.
 
 import keras_tuner
 
+from keras_rlnas import _checks as checks
 from keras_rlnas.controller.decisions import ANCHOR, CATEGORICAL, PICK, SKIP, Decision
 from keras_rlnas.spaces import structured
 
@@ -76,18 +77,15 @@ class DecisionMap:
     >>> import keras_tuner
     >>> hp = keras_tuner.HyperParameters()
     >>> _ = hp.Choice("units", [32, 64]); _ = hp.Float("lr", 1e-4, 1e-1, sampling="log")
+    >>> from keras_rlnas import DecisionMap
     >>> decision_map = DecisionMap()
     >>> [d.size for d in decision_map.sync(hp)]
     [2, 10]
     """
 
     def __init__(self, num_bins=10, max_choices=32):
-        if int(num_bins) < 2:
-            raise ValueError(f"`num_bins` must be at least 2, got {num_bins!r}.")
-        if int(max_choices) < 2:
-            raise ValueError(f"`max_choices` must be at least 2, got {max_choices!r}.")
-        self.num_bins = int(num_bins)
-        self.max_choices = int(max_choices)
+        self.num_bins = checks.positive_int("num_bins", num_bins, minimum=2)
+        self.max_choices = checks.positive_int("max_choices", max_choices, minimum=2)
         self.decisions = []
         self._entries = {}
         self._position_index = {}

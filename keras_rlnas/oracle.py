@@ -91,6 +91,7 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
     Example:
 
     >>> import keras_tuner
+    >>> from keras_rlnas import ControllerOracle
     >>> oracle = ControllerOracle(keras_tuner.Objective("score", "max"), max_trials=4, seed=1)
     >>> oracle.hyperparameters.Choice("units", [16, 32]) in (16, 32)
     True
@@ -132,7 +133,10 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         if seed == 0:
             # Oracle takes `seed or random` and would draw a random seed for 0.
             self.seed = self._seed_state = 0
-        if failure_reward is not None and not math.isfinite(failure_reward):
+        if failure_reward is not None and (
+            isinstance(failure_reward, bool) or not isinstance(failure_reward, numbers.Real)
+            or not math.isfinite(failure_reward)
+        ):
             raise ValueError(f"`failure_reward` must be finite or None, got {failure_reward!r}.")
         if not isinstance(max_collisions, int) or max_collisions < 0:
             raise ValueError(f"`max_collisions` must be an int >= 0, got {max_collisions!r}.")

@@ -4,6 +4,7 @@ import json
 import os
 
 import keras
+import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -179,6 +180,14 @@ def test_bad_arguments_name_the_value(tmp_path):
         keras_rlnas.ENASTuner(keras_rlnas.VanillaNAS((28, 28, 1), 10), sampler="fair", directory=str(tmp_path))
     with pytest.raises(ValueError, match="controller_steps.*-2"):
         make_tuner(tmp_path, controller_steps=-2)
+    with pytest.raises(ValueError, match="controller_batch.*0"):  # not the default in disguise
+        make_tuner(tmp_path, controller_batch=0)
+    with pytest.raises(ValueError, match="seed.*1.5"):
+        make_tuner(tmp_path, seed=1.5)
+    with pytest.raises(ValueError, match="objective.*direction 'max', got Objective\\('val_loss', 'min'\\)"):
+        make_tuner(tmp_path, objective=keras_tuner.Objective("val_loss", "min"))
+    tuner = make_tuner(tmp_path, objective=keras_tuner.Objective("val_accuracy", "max"))
+    assert tuner.oracle.objective.name == "val_accuracy" and tuner.oracle.objective.direction == "max"
     # A HyperModel is searched through its choice layers; VanillaNAS has none.
     with pytest.raises(ValueError, match="no LayerChoice or InputChoice"):
         keras_rlnas.ENASTuner(keras_rlnas.VanillaNAS((28, 28, 1), 10), directory=str(tmp_path))

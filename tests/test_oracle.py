@@ -244,6 +244,9 @@ def test_duplicates_are_not_trained_twice(tmp_path):
         (dict(controller_options={"units": -4}), "units.*-4"),
         (dict(controller_options={"unit": 4}), "Unknown controller option.*unit"),
         (dict(num_bins=1), "num_bins.*1"),
+        (dict(num_bins=2.9), "num_bins.*2.9"),
+        (dict(failure_reward="low"), "failure_reward.*'low'"),
+        (dict(controller_options={"learning_rate": "1e-3"}), "learning_rate.*'1e-3'"),
     ],
 )
 def test_bad_arguments_name_the_bad_value(kwargs, match):

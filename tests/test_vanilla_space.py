@@ -218,6 +218,11 @@ def test_depth_curriculum_unlocks_layers_and_rebuilds_old_trials():
         ({"input_shape": (28, 28)}, "input_shape"),
         ({"num_classes": 1}, "num_classes"),
         ({"num_layers": 0}, "num_layers"),
+        ({"momentum": 1.5}, "`momentum`.*1.5"),
+        ({"bn_momentum": -0.1}, "`bn_momentum`.*-0.1"),
+        ({"epochs": 2.5}, "`epochs`.*2.5"),
+        ({"batch_size": 0}, "`batch_size`.*0"),
+        ({"input_shape": 28}, "`input_shape`.*28"),
         ({"padding": "valid", "num_layers": 3, "filter_heights": (7,)}, "layer 1 .* shrink below 1x1"),
         (
             {"padding": "valid", "strides": (1, 3), "input_shape": (28, 28, 1), "filter_widths": (1, 3), "filter_heights": (3,)},

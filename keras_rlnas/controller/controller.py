@@ -4,6 +4,7 @@ import dataclasses
 import inspect
 import json
 import math
+import numbers
 import re
 
 import keras
@@ -156,6 +157,11 @@ class Controller:
             raise TypeError(f"Unknown controller option(s) {unknown}; expected some of {known}.")
         config = {p: options.get(p, signature.parameters[p].default) for p in known}
         c = config
+        for name in ("init_range", "temperature", "tanh_constant", "clip_norm", "entropy_weight", "skip_weight",
+                     "skip_target", "baseline_decay", "adam_beta1", "adam_beta2", "learning_rate", "adam_epsilon"):
+            optional = name in ("temperature", "tanh_constant", "clip_norm")
+            is_number = isinstance(c[name], numbers.Real) and not isinstance(c[name], bool)
+            _check(name, c[name], is_number or (optional and c[name] is None), "None or a number" if optional else "a number")
         _check("num_layers", c["num_layers"], isinstance(c["num_layers"], int) and c["num_layers"] >= 1, "an int >= 1")
         _check("units", c["units"], isinstance(c["units"], int) and c["units"] >= 1, "an int >= 1")
         _check("init_range", c["init_range"], c["init_range"] > 0, "a number > 0")

@@ -144,7 +144,9 @@ class LayerChoice(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
     >>> import keras_tuner
+    >>> from keras_rlnas.layers import LayerChoice
     >>> candidates = {"small": keras.layers.Dense(4), "large": keras.layers.Dense(4, activation="relu")}
     >>> hp = keras_tuner.HyperParameters()
     >>> hp.values["head"] = "large"
@@ -292,7 +294,9 @@ class InputChoice(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
     >>> import keras_tuner
+    >>> from keras_rlnas.layers import InputChoice
     >>> a, b, c = (keras.Input((4,)) for _ in range(3))
     >>> hp = keras_tuner.HyperParameters()
     >>> InputChoice(name="skip", hp=hp)([a, b, c]) is c

@@ -62,6 +62,7 @@ class ENASMacro(ENASSpace):
     Example:
 
     >>> import keras_tuner
+    >>> from keras_rlnas import ENASMacro
     >>> space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
     >>> hp = keras_tuner.HyperParameters()
     >>> model = space.build(hp)

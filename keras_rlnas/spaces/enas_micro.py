@@ -63,14 +63,14 @@ class ENASMicro(ENASSpace):
         name: name of the HyperModel.
         tunable: whether the hyperparameters are tunable.
         stem_strides: stride of the stem convolution (the papers' 1). 2
-            halves the map before the first searched layer, for images too
-            large to search at full resolution: on 28x28 Fashion-MNIST it
-            halves a 6 x 24 macro child's time per image and cost it 0.004
-            test accuracy at the same 7.8-minute training budget.
+            halves the map before the first cell, for images too large to
+            search at full resolution (measured in the macro space, see
+            `ENASMacro`).
 
     Example:
 
     >>> import keras_tuner
+    >>> from keras_rlnas import ENASMicro
     >>> space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=2, filters=4)
     >>> hp = keras_tuner.HyperParameters()
     >>> model = space.build(hp)

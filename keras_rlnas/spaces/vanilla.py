@@ -24,6 +24,7 @@ import functools
 import keras
 import keras_tuner
 
+from keras_rlnas import _checks as checks
 from keras_rlnas.spaces import structured
 
 GROUP = "layers"
@@ -110,6 +111,7 @@ class VanillaNAS(keras_tuner.HyperModel):
             make a short-trained child's validation accuracy meaningless.
         epochs: default epochs of `fit` (paper: 50); `search(..., epochs=n)` wins.
         batch_size: default batch size of `fit` for array inputs.
+        name, tunable: as for `keras_tuner.HyperModel`.
 
     Depth curriculum: the hypermodel counts the children it has trained
     (`num_sampled`, one per `fit`; set it to resume a count). A build declares
@@ -128,7 +130,7 @@ class VanillaNAS(keras_tuner.HyperModel):
     Example:
 
     ```python
-    space = VanillaNAS(input_shape=(28, 28, 1), num_classes=10, num_layers=4)
+    space = keras_rlnas.VanillaNAS(input_shape=(28, 28, 1), num_classes=10, num_layers=4)
     tuner = keras_rlnas.RLSearch(space, objective="val_accuracy", reward="nas", max_trials=20)
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=5)
     ```
@@ -159,13 +161,11 @@ class VanillaNAS(keras_tuner.HyperModel):
         tunable=True,
     ):
         super().__init__(name=name, tunable=tunable)
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 3 or not all(isinstance(d, int) and d >= 1 for d in input_shape):
-            raise ValueError(f"`input_shape` must be (height, width, channels) of positive ints, got {input_shape!r}.")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"`num_classes` must be an int >= 2, got {num_classes!r}.")
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"`num_layers` must be an int >= 1, got {num_layers!r}.")
+        input_shape = checks.image_shape("input_shape", input_shape)
+        num_classes = checks.positive_int("num_classes", num_classes, minimum=2)
+        num_layers = checks.positive_int("num_layers", num_layers)
+        momentum, bn_momentum = checks.fraction("momentum", momentum), checks.fraction("bn_momentum", bn_momentum)
+        epochs, batch_size = checks.positive_int("epochs", epochs), checks.positive_int("batch_size", batch_size)
         if padding not in ("same", "valid"):
             raise ValueError(f"`padding` must be 'same' or 'valid', got {padding!r}.")
         if not learning_rate or (isinstance(learning_rate, (int, float)) and learning_rate <= 0):

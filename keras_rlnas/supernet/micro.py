@@ -296,17 +296,20 @@ class MicroSupernet(Supernet):
             stacks one set per position, as the reference code does.
         **kwargs: options of `keras_rlnas.supernet.base.Supernet`.
 
-    Example:
+    Example (`tests/test_supernet_micro.py` runs the same steps):
 
-    >>> from keras_rlnas.spaces import ENASMicro
-    >>> import numpy as np
-    >>> space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=2, filters=4)
-    >>> net = MicroSupernet(space)
-    >>> images, labels = np.random.rand(4, 8, 8, 1), np.array([0, 1, 2, 0])
-    >>> for seed in range(3):
-    ...     _ = net.train_step(images, labels, space.random_encoding(seed))
-    >>> net.trace_counts["train"]
-    1
+    ```python
+    import numpy as np
+    from keras_rlnas.spaces import ENASMicro
+    from keras_rlnas.supernet import MicroSupernet
+
+    space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=2, filters=4)
+    net = MicroSupernet(space)
+    images, labels = np.random.rand(4, 8, 8, 1), np.array([0, 1, 2, 0])
+    for seed in range(3):
+        net.train_step(images, labels, space.random_encoding(seed))
+    net.trace_counts["train"]  # 1: one trace serves every architecture
+    ```
     """
 
     def __init__(self, space, share_sources=True, **kwargs):

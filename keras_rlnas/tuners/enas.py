@@ -67,7 +67,8 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
             `hp=hp`); its supernet is built once, each choice is a controller
             decision, and each recorded trial's model is the plain model the
             function builds for the derived values.
-        objective: name of the recorded score (validation accuracy with shared weights).
+        objective: name of the recorded score (validation accuracy with shared
+            weights), or a `keras_tuner.Objective` of direction `"max"`.
         seed: seed of the controller, the data order and the derivation.
         sampler: `"controller"` (ENAS), `"uniform"` (random search with weight
             sharing, the baseline ENAS must beat) or `"fair"` (the same random
@@ -189,8 +190,12 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
                 f"got {hypermodel!r}."
             )
         macro = isinstance(hypermodel, ENASMacro)
-        self.controller_steps = checks.positive_int("controller_steps", controller_steps or DEFAULT_CONTROLLER_STEPS)
-        self.controller_batch = checks.positive_int("controller_batch", controller_batch or DEFAULT_CONTROLLER_BATCH)
+        if controller_steps is None:
+            controller_steps = DEFAULT_CONTROLLER_STEPS
+        if controller_batch is None:
+            controller_batch = DEFAULT_CONTROLLER_BATCH
+        self.controller_steps = checks.positive_int("controller_steps", controller_steps)
+        self.controller_batch = checks.positive_int("controller_batch", controller_batch)
         self.derive_samples = checks.positive_int("derive_samples", derive_samples)
         self.derive_finalists = checks.positive_int("derive_finalists", derive_finalists)
         self.fine_tune_steps = checks.positive_int("fine_tune_steps", fine_tune_steps, minimum=0)
@@ -212,7 +217,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
             raise ValueError(f"`grappler` must be True or False, got {grappler!r}.")
         self.grappler = grappler
         self.sampler = sampler
-        self.seed = 0 if seed is None else int(seed)
+        self.seed = 0 if seed is None else checks.positive_int("seed", seed, minimum=0)
         self.verbose = verbose
         # A user's choices pick inputs by attention, as the micro cells do.
         preset = "enas_macro" if macro else "enas_micro"
@@ -248,7 +253,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         # `epochs_done` when the fine-tuned / trained finalists were last recorded, and their scores.
         self.fine_tuned = None
         self.trained_finalists = None
-        oracle = RecordingOracle(keras_tuner.Objective(objective, "max"), seed=self.seed)
+        oracle = RecordingOracle(keras_tuner.Objective(_objective_name(objective), "max"), seed=self.seed)
         # With overwrite=False and a saved search, this calls reload(), which restores it.
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.oracle.verbose = verbose  # Keras Tuner's per-trial table follows the tuner's verbosity.
@@ -545,6 +550,21 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         self.rng.bit_generator.state = state["rng"]
         self.fine_tuned = state.get("fine_tuned")
         self.trained_finalists = state.get("trained_finalists")
+
+
+def _objective_name(objective):
+    """The name of the score ENAS maximises: a metric name, or a `keras_tuner.Objective` of direction "max"."""
+    if isinstance(objective, str) and objective:
+        return objective
+    shown = repr(objective)
+    if isinstance(objective, keras_tuner.Objective):
+        if objective.direction == "max":
+            return objective.name
+        shown = f"Objective({objective.name!r}, {objective.direction!r})"  # its repr names neither
+    raise ValueError(
+        f"`objective` must be the name of the score ENAS maximises (e.g. 'val_accuracy') or a "
+        f"keras_tuner.Objective with direction 'max', got {shown}."
+    )
 
 
 __all__ = ["ENASTuner"]

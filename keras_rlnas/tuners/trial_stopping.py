@@ -33,6 +33,7 @@ class MedianStoppingRule:
 
     Example:
 
+    >>> from keras_rlnas import MedianStoppingRule
     >>> rule = MedianStoppingRule(min_trials=3, grace_epochs=1)
     >>> finished = [[0.80, 0.85, 0.86], [0.78, 0.83, 0.85], [0.82, 0.86, 0.88]]
     >>> rule.should_stop([0.50, 0.55], finished, "max")
