@@ -2,6 +2,8 @@
 
 import math
 
+from keras_rlnas import _checks as checks
+
 
 def objective_reward(trial, objective):
     """The trial's score in the objective's direction: a "min" objective is negated.
@@ -39,10 +41,8 @@ class WindowedPowerReward:
     """
 
     def __init__(self, window=5, power=3.0):
-        if int(window) < 1:
-            raise ValueError(f"`window` must be at least 1, got {window!r}.")
-        self.window = int(window)
-        self.power = float(power)
+        self.window = checks.positive_int("window", window)
+        self.power = checks.positive_float("power", power)
 
     def __call__(self, trial, objective):
         if objective.direction != "max":

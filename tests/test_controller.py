@@ -174,6 +174,10 @@ def test_bad_decisions_and_rewards_are_rejected():
         Decision("op", "categorical", size=0)
     with pytest.raises(ValueError, match="unknown kind 'tree'"):
         Decision("x", "tree", size=2)
+    with pytest.raises(ValueError, match="'op'.*`size` must be an int, got 2.5"):
+        Decision("op", "categorical", size=2.5)
+    with pytest.raises(ValueError, match="`anchor` must be a position >= 0, got -1"):
+        Decision("layers[0].anchor", "anchor", group="layers", anchor=-1)
     controller = Controller([Decision("op", "categorical", size=2)], seed=0)
     with pytest.raises(ValueError, match="nan"):
         controller.update([controller.sample()], [float("nan")])

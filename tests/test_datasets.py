@@ -290,6 +290,8 @@ def test_failed_download_becomes_data_not_found(tmp_path, monkeypatch):
         ({"validation_size": -1}, "validation_size"),
         ({"batch_size": 0}, "batch_size"),
         ({"cutout": 2.5}, "cutout"),
+        ({"shuffle_buffer": 0}, "`shuffle_buffer`.*0"),
+        ({"batch_size": "64"}, "`batch_size`.*'64'"),
         ({"source": "web"}, "source"),
         ({"validation_size": 60}, "leaves no training example"),
     ],

@@ -123,6 +123,8 @@ def test_median_stopping_rule_arguments():
     finished = [[0.3, 0.4], [0.5, 0.6]]
     assert rule.should_stop([1.0], finished, "min") and not rule.should_stop([0.2], finished, "min")
     assert not rule.should_stop([0.1], finished[:1], "max")  # too few finished trials
+    with pytest.raises(ValueError, match="direction.*'maximize'"):
+        rule.should_stop([0.1], finished, "maximize")
     with pytest.raises(ValueError, match="min_trials.*0"):
         MedianStoppingRule(min_trials=0)
     with pytest.raises(TypeError, match="trial_stopping"):

@@ -1,6 +1,7 @@
 """The decisions an autoregressive controller makes, one per step."""
 
 import dataclasses
+import numbers
 
 CATEGORICAL = "categorical"
 SKIP = "skip"
@@ -49,6 +50,10 @@ class Decision:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"Decision {self.name!r}: unknown kind {self.kind!r}; expected one of {KINDS}.")
+        if not isinstance(self.size, numbers.Integral) or isinstance(self.size, bool):
+            raise ValueError(f"Decision {self.name!r}: `size` must be an int, got {self.size!r}.")
+        if self.anchor is not None and (not isinstance(self.anchor, numbers.Integral) or self.anchor < 0):
+            raise ValueError(f"Decision {self.name!r}: `anchor` must be a position >= 0, got {self.anchor!r}.")
         if self.kind == CATEGORICAL and self.size < 1:
             raise ValueError(f"Decision {self.name!r}: a categorical decision needs at least 1 choice, got size={self.size}.")
         if self.kind == PICK and self.size < 1:

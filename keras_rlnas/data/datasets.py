@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_rlnas import _checks as checks
 from keras_rlnas.data import augmentation, fashion_mnist, sources
 
 DataNotFoundError = fashion_mnist.DataNotFoundError
@@ -131,7 +132,7 @@ def load(
     """
     import tensorflow as tf
 
-    _check_arguments(validation_size, batch_size, pad, cutout, limit, source)
+    _check_arguments(validation_size, batch_size, pad, cutout, limit, source, shuffle_buffer)
     raw = sources.load_raw(name, validation_size, data_dir, source, download, limit, test_split)
     train_raw = raw.train.cache() if raw.arrays is None else raw.train
     mean, std, num_train = _statistics(train_raw, raw.arrays)
@@ -220,16 +221,17 @@ def load_arrays(
     )
 
 
-def _check_arguments(validation_size, batch_size, pad, cutout, limit, source):
+def _check_arguments(validation_size, batch_size, pad, cutout, limit, source, shuffle_buffer=None):
     for label, value, minimum in (
         ("validation_size", validation_size, 0),
         ("batch_size", batch_size, 1),
         ("pad", pad, 0),
         ("cutout", cutout, 1),
         ("limit", limit, 1),
+        ("shuffle_buffer", shuffle_buffer, 1),
     ):
-        if value is not None and (int(value) != value or value < minimum):
-            raise ValueError(f"`{label}` must be an integer >= {minimum}, got {value!r}.")
+        if value is not None:
+            checks.positive_int(label, value, minimum=minimum)
     if source not in _SOURCES:
         raise ValueError(f"`source` must be one of {_SOURCES}, got {source!r}.")
 

@@ -55,7 +55,13 @@ class MedianStoppingRule:
             curve: the running trial's objective after each epoch so far.
             finished_curves: the same for every finished trial.
             direction: `"max"` or `"min"`, the objective's direction.
+
+        Returns:
+            `True` when the trial's best value so far is behind the median of
+            the finished trials' mean over the same epochs.
         """
+        if direction not in ("max", "min"):
+            raise ValueError(f"`direction` must be 'max' or 'min', got {direction!r}.")
         epochs = len(curve)
         if epochs <= self.grace_epochs:
             return False
