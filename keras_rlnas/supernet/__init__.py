@@ -21,6 +21,8 @@ Example:
 >>> state = net.get_state()  # or net.save(path) / net.load(path)
 """
 
+import inspect
+
 from keras_rlnas.layers.batch_norm import BatchNorm, frozen_moving_statistics
 from keras_rlnas.spaces import ENASMacro
 from keras_rlnas.supernet.base import Supernet
@@ -38,12 +40,30 @@ from keras_rlnas.training import (
 )
 
 
+def supernet_class(space):
+    """The supernet class of `space` (`ENASMacro`, `ENASMicro` or `ChoiceSpace`)."""
+    if isinstance(space, ChoiceSpace):
+        return ChoiceSupernet
+    return MacroSupernet if isinstance(space, ENASMacro) else MicroSupernet
+
+
 def build_supernet(space, **kwargs):
     """The supernet of `space` (`ENASMacro`, `ENASMicro` or `ChoiceSpace`), with `Supernet` options."""
-    if isinstance(space, ChoiceSpace):
-        return ChoiceSupernet(space, **kwargs)
-    supernet_class = MacroSupernet if isinstance(space, ENASMacro) else MicroSupernet
-    return supernet_class(space, **kwargs)
+    check_options(space, kwargs)
+    return supernet_class(space)(space, **kwargs)
+
+
+def check_options(space, options):
+    """A `TypeError` naming any of `options` that the supernet of `space` does not take."""
+    known = set()
+    for cls in supernet_class(space).__mro__:
+        if "__init__" in vars(cls):
+            parameters = inspect.signature(vars(cls)["__init__"]).parameters.values()
+            known |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    known -= {"self", "space", "name"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"Unknown supernet option(s) {unknown}; expected some of {sorted(known)}.")
 
 
 __all__ = [
@@ -63,6 +83,8 @@ __all__ = [
     "SupernetModel",
     "TrainingOptions",
     "build_supernet",
+    "check_options",
     "cosine_restart_learning_rate",
     "frozen_moving_statistics",
+    "supernet_class",
 ]

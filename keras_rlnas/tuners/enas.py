@@ -19,6 +19,7 @@ from keras_rlnas.controller import PRESETS, Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
+from keras_rlnas.supernet import check_options as check_supernet_options
 from keras_rlnas.tuners import derivation, grappler, search_inputs
 from keras_rlnas.tuners.derivation import cycle, minibatches
 from keras_rlnas.tuners.final_choice import CALIBRATION_BATCHES, FinalChoice
@@ -236,6 +237,7 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
             self.supernet_options["distribution_strategy"] = distribution_strategy
         self._preset = preset
         self.space = hypermodel if isinstance(hypermodel, (ENASMacro, ENASMicro)) else ChoiceSpace(hypermodel)
+        check_supernet_options(self.space, self.supernet_options)  # now, not after the data is prepared
         self.hyperparameters = keras_tuner.HyperParameters()
         self.space.declare_hyperparameters(self.hyperparameters)
         # One REINFORCE update per `controller_batch` rewarded architectures.
