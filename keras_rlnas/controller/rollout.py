@@ -18,6 +18,14 @@ class Sample:
             decision was not made).
         log_prob: log-probability of the actions under the policy that sampled them.
         entropy: summed entropy of the distributions the actions came from.
+
+    Example:
+
+    >>> from keras_rlnas.controller import Controller, Decision
+    >>> controller = Controller([Decision("op", "categorical", size=3)], seed=0)
+    >>> sample = controller.sample()
+    >>> sample.actions[0] in (0, 1, 2) and sample.log_prob < 0.0
+    True
     """
 
     actions: tuple
