@@ -110,16 +110,17 @@ def test_resume_samples_exactly_what_an_uninterrupted_search_samples(tmp_path):
 def test_a_crash_mid_trial_resumes_with_the_same_trial(tmp_path):
     calls = {"n": 0}
 
-    def crash_on_fifth(hp):
+    def crash_on_fourth(hp):
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 4:
             raise keras_tuner.errors.FatalError("power cut")
         return quadratic(hp)
 
-    straight = run_search(tmp_path, 10, quadratic, project="straight")
+    # A policy update before the crash (after trial 2) and two after it.
+    straight = run_search(tmp_path, 6, quadratic, project="straight", update_every=2)
     with pytest.raises(keras_tuner.errors.FatalError):
-        run_search(tmp_path, 10, crash_on_fifth, project="crashed")
-    resumed = run_search(tmp_path, 10, quadratic, project="crashed", overwrite=False)
+        run_search(tmp_path, 6, crash_on_fourth, project="crashed", update_every=2)
+    resumed = run_search(tmp_path, 6, quadratic, project="crashed", overwrite=False, update_every=2)
     assert values_in_order(resumed) == values_in_order(straight)
     assert all(t.status == "COMPLETED" for t in resumed.oracle.trials.values())
 
