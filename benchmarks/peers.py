@@ -248,6 +248,9 @@ def parse_args(argv=None):
     parser.add_argument("--enas-stem-strides", type=int, default=1,
                         help="stride of the ENAS spaces' stem convolution (1, as in the papers; 2 quarters the maps)")
     parser.add_argument("--retrain-filters", type=int, help="width of the retrained ENAS child (search width)")
+    parser.add_argument("--random-child", action="store_true",
+                        help="ENAS systems: no search; a child drawn uniformly by --seed retrained in the time a search "
+                             "would leave (the control of a searched cell)")
     parser.add_argument("--retrain-cutout", type=int, help="side of the cutout square in the ENAS child's retraining")
     parser.add_argument("--final-augment", type=int, metavar="PAD",
                         help="final training (not AutoKeras's) on images shifted by up to PAD pixels and flipped")

@@ -22,7 +22,7 @@ def variant(args):
     augmented = [f"final crop {args.final_augment} + flip"] if args.final_augment else []
     if args.system not in ("enas-macro", "enas-micro"):
         return ", ".join(augmented) or None
-    parts = []
+    parts = ["random child"] if args.random_child else []
     if args.enas_stem_strides != 1:
         parts.append(f"stem stride {args.enas_stem_strides}")
     if args.retrain_filters:

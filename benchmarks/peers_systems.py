@@ -213,6 +213,8 @@ def run_enas(args, data, budget):
                                       filters=args.enas_filters or 16, stem_strides=args.enas_stem_strides)
     tuner = keras_rlnas.ENASTuner(space, seed=args.seed, directory=args.directory, project_name=cell_name(args),
                                   overwrite=True, **json.loads(args.enas_options or "{}"))
+    if args.random_child:
+        return retrain_random_child(args, (x, y), tuner, budget)
     clock = enas_clock(x, y, tuner.batch_size, args.trial_images, enas_tail_images(tuner), budget.search_deadline,
                        seed=args.seed, final_images=enas_final_images(tuner))
     search_began = time.time()
@@ -235,6 +237,26 @@ def run_enas(args, data, budget):
                     "best_shared_weight_val_accuracy": best.score, "space": space.get_config(),
                     "architecture": best.hyperparameters.values, "retrain_filters": args.retrain_filters,
                     "retrain_cutout": args.retrain_cutout,
+                    "final_epochs": len(model.history.epoch)},
+    }
+
+
+def retrain_random_child(args, training, tuner, budget):
+    """The control of an ENAS cell: a child drawn uniformly (by `--seed`), retrained in the minutes a search leaves.
+
+    What the search adds to its cell is the searched cell's score minus this
+    one's, every other setting (stem, width, augmentation, retraining time)
+    alike.
+    """
+    values = tuner.space.decode(tuner.space.random_encoding(args.seed))
+    began = time.time()
+    model = tuner.retrain(values, *final_training_data(args, *training), epochs=args.max_final_epochs,
+                          filters=args.retrain_filters, time_budget=budget.seconds * (1 - budget.search_fraction),
+                          verbose=args.verbose)
+    return {
+        "model": model, "seconds_search": 0.0, "seconds_train": time.time() - began,
+        "details": {"space": tuner.space.get_config(), "architecture": values, "random_child": True,
+                    "retrain_filters": args.retrain_filters, "retrain_cutout": args.retrain_cutout,
                     "final_epochs": len(model.history.epoch)},
     }
 
