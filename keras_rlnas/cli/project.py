@@ -110,16 +110,6 @@ class Project:
         with open(path) as f:
             return json.load(f)
 
-    def load_search_data(self):
-        """`((x, y), (x_val, y_val))`: the arrays the search trains and validates on."""
-        from keras_rlnas import data
-
-        options = self.run["data"]
-        (x, y), validation, _, _ = data.load_arrays(
-            self.run["dataset"], validation_size=options["validation_size"], limit=options["limit"],
-            data_dir=options.get("data_dir"),
-        )
-        return (x, y), validation
 
 
 def dataset_info_dict(info):

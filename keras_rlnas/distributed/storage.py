@@ -1,6 +1,5 @@
 """Crash-safe writes: a killed process leaves the old file or the new one, never half of one."""
 
-import hashlib
 import json
 import os
 
@@ -30,18 +29,3 @@ def write_atomic(path, data):
 def write_json_atomic(path, obj):
     """`write_atomic` of `json.dumps(obj)`."""
     write_atomic(path, json.dumps(obj))
-
-
-def digest(path):
-    """Short SHA-1 of a file's bytes, or `None` when there is no such file.
-
-    Returns:
-        A 16-character hex string, or `None`.
-    """
-    if not os.path.exists(path):
-        return None
-    sha = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()[:16]

@@ -5,8 +5,6 @@ import os
 from keras_rlnas.reporting import decisions, plots
 from keras_rlnas.reporting.view import skip_rate
 
-FIGURES = ("controller.png", "best_so_far.png", "decisions.png", "architecture.png")
-
 
 def trial_rows(view):
     """One dict per trial: `trial`, `status`, `score`, `best` (so far), `reward`, `skip_rate`.

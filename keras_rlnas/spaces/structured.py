@@ -67,14 +67,6 @@ def input_slot(token):
     return None if match is None else int(match["slot"])
 
 
-def shared_token(token):
-    """The head-sharing key of a token: indices of skip / input slots removed."""
-    if skip_source(token) is not None:
-        return "skip"
-    slot = input_slot(token)
-    return token if slot is None else "input"
-
-
 def skip_inputs(hp, group, index, default=False):
     """Declares the skip inputs of position `index` and returns the chosen ones.
 

@@ -235,7 +235,6 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         self.supernet_options = dict(supernet_options or {})
         if distribution_strategy is not None:
             self.supernet_options["distribution_strategy"] = distribution_strategy
-        self._preset = preset
         self.space = hypermodel if isinstance(hypermodel, (ENASMacro, ENASMicro)) else ChoiceSpace(hypermodel)
         check_supernet_options(self.space, self.supernet_options)  # now, not after the data is prepared
         self.hyperparameters = keras_tuner.HyperParameters()
