@@ -111,7 +111,6 @@ class Project:
             return json.load(f)
 
 
-
 def dataset_info_dict(info):
     """The JSON-able facts of a `keras_rlnas.data.DatasetInfo` that a project keeps."""
     return {
