@@ -78,6 +78,7 @@ from pathlib import Path
 
 import numpy as np
 from peers_results import (
+    ENAS_SYSTEMS,
     SYSTEMS,
     cell_key,
     cell_name,
@@ -267,8 +268,8 @@ def parse_args(argv=None):
     if args.final_augment is not None and (args.final_augment < 0 or args.system == "autokeras"):
         parser.error(f"--final-augment takes a pad of 0 pixels or more for a system other than autokeras "
                      f"(AutoKeras augments inside its own search), got {args.final_augment} for {args.system}")
-    if args.random_child and args.system not in ("enas-macro", "enas-micro"):
-        parser.error(f"--random-child is the control of an ENAS cell (enas-macro, enas-micro), got --system {args.system}")
+    if args.random_child and args.system not in ENAS_SYSTEMS:
+        parser.error(f"--random-child is the control of an ENAS cell ({', '.join(ENAS_SYSTEMS)}), got --system {args.system}")
     return args
 
 

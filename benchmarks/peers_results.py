@@ -9,6 +9,8 @@ import numpy as np
 SYSTEMS = ("enas-macro", "enas-micro", "rlsearch-vanilla", "kt-random", "kt-hyperband", "autokeras", "cnn-bn")
 #: Systems that search before their final training (and so split the budget).
 SEARCHING = tuple(s for s in SYSTEMS if s != "cnn-bn")
+#: Systems searched by `ENASTuner`: the ones with retraining options and a random-child control.
+ENAS_SYSTEMS = ("enas-macro", "enas-micro")
 
 
 def cell_key(record):
@@ -20,7 +22,7 @@ def cell_key(record):
 def variant(args):
     """What sets a cell's system apart from its default, e.g. `"stem stride 2"`; `None` for the default."""
     augmented = [f"final crop {args.final_augment} + flip"] if args.final_augment else []
-    if args.system not in ("enas-macro", "enas-micro"):
+    if args.system not in ENAS_SYSTEMS:
         return ", ".join(augmented) or None
     parts = ["random child"] if args.random_child else []
     if args.enas_stem_strides != 1:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from peers_deadlines import deadline_callbacks
-from peers_results import cell_name
+from peers_results import ENAS_SYSTEMS, cell_name
 
 AUTOKERAS_RUNNER = Path(__file__).resolve().parent / "peers_autokeras.py"
 FINAL_BATCH_SIZE = 128
@@ -93,7 +93,7 @@ def final_training_data(args, x, y):
     (`keras_rlnas.retrain.training_batches`). Returns `(x, y)` for `fit` /
     `retrain`: arrays, or a dataset and `None`.
     """
-    cutout = args.retrain_cutout if args.system in ("enas-macro", "enas-micro") else None
+    cutout = args.retrain_cutout if args.system in ENAS_SYSTEMS else None
     if not (args.final_augment or cutout):
         return x, y
     from keras_rlnas.retrain import training_batches
