@@ -33,23 +33,4 @@ main_job_seconds=$(( $(date +%s) - began ))
 minutes=$(awk -v s="$main_job_seconds" 'BEGIN { printf "%.2f", s / 60 }')
 rm -f "$run/floor.jsonl"
 .venv/bin/python benchmarks/peers.py --system cnn-bn --budget-minutes "$minutes" --seed 0 --results "$run/floor.jsonl"
-.venv/bin/python - "$run" "$main_job_seconds" <<'PY'
-import json
-import sys
-
-run, seconds = sys.argv[1], float(sys.argv[2])
-with open(f"{run}/best/retrain.json") as f:
-    child = json.load(f)
-with open(f"{run}/floor.jsonl") as f:
-    floor = json.loads(f.readlines()[-1])
-margin = child["test_accuracy"] - floor["test_accuracy"]
-print(f"Main job, {seconds / 60:.1f} min in all: the searched child ({child['params']:,} parameters) "
-      f"scores {child['test_accuracy']:.4f} test accuracy.")
-print(f"The 2-conv + BN CNN trained on the same images for the same {floor['budget_minutes']:g} min "
-      f"({floor['details']['final_epochs']} epochs): {floor['test_accuracy']:.4f}.")
-print(f"The search's child is {'ahead of' if margin > 0 else 'not ahead of'} the floor by {margin:+.4f}.")
-with open(f"{run}/versus_floor.json", "w") as f:
-    json.dump({"main_job_seconds": seconds, "child_test_accuracy": child["test_accuracy"],
-               "floor_test_accuracy": floor["test_accuracy"], "floor_epochs": floor["details"]["final_epochs"],
-               "margin": margin}, f, indent=2)
-PY
+.venv/bin/python benchmarks/versus_floor.py "$run" "$main_job_seconds"
