@@ -39,6 +39,15 @@ def compare(run_directory, main_job_seconds):
             "margin": child["test_accuracy"] - floor["test_accuracy"]}
 
 
+def standing(margin):
+    """`margin` (child minus floor) in words, e.g. `"ahead of the floor by 0.0025"`."""
+    if margin > 0:
+        return f"ahead of the floor by {margin:.4f}"
+    if margin < 0:
+        return f"behind the floor by {-margin:.4f}"
+    return "level with the floor"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_directory")
@@ -53,8 +62,7 @@ def main():
           f"scores {result['child_test_accuracy']:.4f} test accuracy.")
     print(f"The 2-conv + BN CNN trained on the same images for the same {minutes:.2f} min "
           f"({result['floor_epochs']} epochs): {result['floor_test_accuracy']:.4f}.")
-    ahead = "ahead of" if result["margin"] > 0 else "not ahead of"
-    print(f"The search's child is {ahead} the floor by {result['margin']:+.4f}.")
+    print(f"The search's child is {standing(result['margin'])}.")
     (Path(args.run_directory) / "versus_floor.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
