@@ -14,13 +14,13 @@ import keras_tuner
 import numpy as np
 
 from keras_rlnas import _checks as checks
-from keras_rlnas import retrain
 from keras_rlnas.controller import PRESETS, Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
 from keras_rlnas.supernet import check_options as check_supernet_options
 from keras_rlnas.tuners import derivation, grappler, search_inputs
+from keras_rlnas.tuners.child_retraining import ChildRetraining
 from keras_rlnas.tuners.derivation import cycle, minibatches
 from keras_rlnas.tuners.final_choice import CALIBRATION_BATCHES, FinalChoice
 from keras_rlnas.tuners.recording_oracle import RecordingOracle
@@ -28,8 +28,6 @@ from keras_rlnas.tuners.recording_oracle import RecordingOracle
 STATE_FILE = "enas_state.json"
 # The supernet's arrays after epoch N; STATE_FILE names the one it commits.
 SUPERNET_FILE = "supernet-{:06d}.npz"
-# A child trained alone takes the reference code's minibatch size.
-RETRAIN_BATCH_SIZE = 128
 # Over the reference code's preset: no temperature and rewards scaled by their
 # running spread, so that ten epochs of 20 updates move the policy (entropy
 # 21.1 -> 12.2 nats on the 6-layer macro space, benchmarks/enas_controller.py)
@@ -45,7 +43,7 @@ DEFAULT_CONTROLLER_OPTIONS = dict(
 SAMPLERS = ("controller", "uniform", "fair")
 
 
-class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
+class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
     """ENAS: one shared-weight supernet, a controller that learns which child to keep.
 
     `search(x, y, validation_data=..., epochs=E)` runs E ENAS epochs. Each has
@@ -455,71 +453,6 @@ class ENASTuner(FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
         model = self.space.build_child(self.space.encode(trial.hyperparameters.values))
         model.load_weights(self._get_checkpoint_fname(trial.trial_id))
         return model
-
-    # -------------------------------------------------------------------- retrain
-    def retrain(self, hp, x, y, epochs=10, batch_size=None, validation_data=None, filters=None, cutout=None,
-                drop_path=None, auxiliary_weight=None, time_budget=None, callbacks=None, verbose=0,
-                from_shared_weights=False, pad=None, flip=False):
-        """Trains the child `hp` with the paper's final-training options, from scratch or from the shared weights.
-
-        Args:
-            hp: a `keras_tuner.HyperParameters` (or values dict) of the space.
-            x, y: training arrays, or `x` an augmented `tf.data.Dataset` of batches.
-            epochs: training epochs (one cosine cycle over them).
-            batch_size: minibatch size (128, the reference code's, when `None`).
-            validation_data: optional `(x, y)` or dataset passed to `fit`.
-            filters: channels of the final network (the paper widens it:
-                36 -> 96 macro, 20 -> 36 micro); the search's when `None`.
-            cutout: side of the square cut out of each training image (arrays
-                only), or `None`.
-            drop_path: scheduled drop-path rate in the cells (micro only; the
-                reference code's 0.4 when `None`, 0 for macro).
-            auxiliary_weight: weight of the auxiliary head's loss (micro only;
-                0.4 when `None`, 0 for macro).
-            time_budget: seconds for the whole retraining, or `None`. The
-                epoch count (at most `epochs`) and length are then chosen from
-                the timed steps of a probe copy of the child; unless `epochs`
-                caps them, the cosine schedule follows the clock, ending at its
-                minimum at the budget, where training stops.
-            callbacks: Keras callbacks for `fit`.
-            verbose: `fit`'s verbosity.
-            from_shared_weights: start the child from the supernet's current
-                weights for it instead of a random initialisation (weight
-                inheritance, `keras_rlnas.retrain.inherit_weights`). Needs
-                the search's `filters`.
-            pad: pixels of zero padding before a random crop back to size,
-                shifting each training image (arrays only), or `None`.
-            flip: flip training images left-right at random (arrays only;
-                not for digits or characters, whose class a mirror changes).
-
-        Returns:
-            The trained `keras.Model` (class probabilities only: the auxiliary
-            head is left out); `model.history` is `fit`'s history.
-
-        See `keras_rlnas.retrain.retrain`, which serves every space. A
-        user's own model (`ChoiceSpace`) is built afresh by its function and
-        trained with its own compile settings; `filters`, `drop_path` and
-        `auxiliary_weight` are options of the ENAS spaces only.
-        """
-        train = retrain.retrain_own_model if isinstance(self.space, ChoiceSpace) else retrain.retrain
-        inherit_from = self._child_on_shared_weights(hp, filters) if from_shared_weights else None
-        return train(
-            self.space, hp, x, y, epochs=epochs, batch_size=batch_size or RETRAIN_BATCH_SIZE,
-            validation_data=validation_data, filters=filters, cutout=cutout, pad=pad, flip=flip, drop_path=drop_path,
-            auxiliary_weight=auxiliary_weight, time_budget=time_budget, callbacks=callbacks, seed=self.seed,
-            verbose=verbose, inherit_from=inherit_from,
-        )
-
-    def _child_on_shared_weights(self, hp, filters):
-        if self.supernet is None:
-            raise ValueError("`from_shared_weights=True` needs the supernet's weights: run search() first.")
-        width = getattr(self.space, "filters", None)
-        if None not in (filters, width) and filters != width:
-            raise ValueError(
-                f"`from_shared_weights=True` starts the child from the supernet's {width}-filter weights; "
-                f"filters={filters!r} would change their shapes. Leave `filters` unset."
-            )
-        return self.supernet.build_child(self.space.as_encoding(hp), compile=False)
 
     # ---------------------------------------------------------------- resume
     def _save_state(self):
