@@ -162,7 +162,7 @@ def test_greedy_sampling_is_deterministic():
     "option, value",
     [("units", 0), ("num_layers", 1.5), ("learning_rate", -1.0), ("temperature", 0.0),
      ("baseline_decay", 1.0), ("skip_target", 1.5), ("entropy_weight", -0.1), ("clip_norm", 0),
-     ("learning_rate", "1e-3"), ("skip_weight", None)],
+     ("learning_rate", "1e-3"), ("skip_weight", None), ("units", True)],
 )
 def test_bad_options_name_the_value(option, value):
     with pytest.raises(ValueError, match=rf"`{option}`.*{value!r}"):

@@ -4,7 +4,6 @@ import dataclasses
 import inspect
 import json
 import math
-import numbers
 import re
 
 import keras
@@ -14,32 +13,12 @@ from tensorflow.experimental import numpy as tnp
 
 from keras_rlnas.controller import steps
 from keras_rlnas.controller.decisions import ANCHOR, CATEGORICAL, PICK, SKIP, Decision
+from keras_rlnas.controller.options import PRESETS
+from keras_rlnas.controller.options import validate as validate_options
 from keras_rlnas.controller.rollout import Rollout, Sample
-
-# Paper settings. "nas": Zoph & Le (2017); "enas_macro" / "enas_micro": the
-# ENAS reference code (Pham et al., 2018), see REFERENCE.md.
-PRESETS = {
-    "nas": dict(num_layers=2, units=35, init_range=0.08, learning_rate=6e-4),
-    "enas_macro": dict(
-        num_layers=1, units=64, init_range=0.1, temperature=5.0, tanh_constant=1.5,
-        entropy_weight=1e-4, skip_target=0.4, skip_weight=0.8, baseline_decay=0.99,
-        learning_rate=1e-3, adam_beta1=0.0, adam_epsilon=1e-3,
-    ),
-    "enas_micro": dict(
-        num_layers=1, units=64, init_range=0.1, temperature=5.0, tanh_constant=1.1,
-        entropy_weight=1e-4, baseline_decay=0.99, learning_rate=3.5e-3,
-        adam_beta1=0.0, adam_epsilon=1e-3,
-    ),
-}
-
 
 # Saved arrays whose name starts with it are optimizer variables, by Keras path.
 OPTIMIZER_PREFIX = "optimizer/"
-
-
-def _check(name, value, ok, expected):
-    if not ok:
-        raise ValueError(f"Invalid `{name}`: expected {expected}, got {value!r}.")
 
 
 class Controller:
@@ -155,31 +134,7 @@ class Controller:
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise TypeError(f"Unknown controller option(s) {unknown}; expected some of {known}.")
-        config = {p: options.get(p, signature.parameters[p].default) for p in known}
-        c = config
-        for name in ("init_range", "temperature", "tanh_constant", "clip_norm", "entropy_weight", "skip_weight",
-                     "skip_target", "baseline_decay", "adam_beta1", "adam_beta2", "learning_rate", "adam_epsilon"):
-            optional = name in ("temperature", "tanh_constant", "clip_norm")
-            is_number = isinstance(c[name], numbers.Real) and not isinstance(c[name], bool)
-            _check(name, c[name], is_number or (optional and c[name] is None), "None or a number" if optional else "a number")
-        _check("num_layers", c["num_layers"], isinstance(c["num_layers"], int) and c["num_layers"] >= 1, "an int >= 1")
-        _check("units", c["units"], isinstance(c["units"], int) and c["units"] >= 1, "an int >= 1")
-        _check("init_range", c["init_range"], c["init_range"] > 0, "a number > 0")
-        for name in ("temperature", "tanh_constant", "clip_norm"):
-            _check(name, c[name], c[name] is None or c[name] > 0, "None or a number > 0")
-        for name in ("entropy_weight", "skip_weight"):
-            _check(name, c[name], c[name] >= 0, "a number >= 0")
-        _check("skip_target", c["skip_target"], 0 < c["skip_target"] < 1, "a number in (0, 1)")
-        for name in ("baseline_decay", "adam_beta1", "adam_beta2"):
-            _check(name, c[name], 0 <= c[name] < 1, "a number in [0, 1)")
-        for name in ("learning_rate", "adam_epsilon"):
-            _check(name, c[name], c[name] > 0, "a number > 0")
-        for name in ("init_range", "entropy_weight", "skip_target", "skip_weight", "baseline_decay",
-                     "learning_rate", "adam_beta1", "adam_beta2", "adam_epsilon"):
-            config[name] = float(config[name])
-        config["normalize_advantages"] = bool(config["normalize_advantages"])
-        config["jit_compile"] = bool(config["jit_compile"])
-        return config
+        return validate_options({p: options.get(p, signature.parameters[p].default) for p in known})
 
     @classmethod
     def from_preset(cls, preset, decisions=(), **overrides):

@@ -11,7 +11,8 @@ import json
 import os
 import re
 
-from keras_rlnas.controller.controller import PRESETS, Controller, read_state
+from keras_rlnas.controller.controller import Controller, read_state
+from keras_rlnas.controller.options import PRESETS
 from keras_rlnas.controller.rollout import Sample
 from keras_rlnas.decision_map import DecisionMap
 
