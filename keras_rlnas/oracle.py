@@ -11,6 +11,7 @@ from keras_tuner.engine import trial as trial_module
 
 from keras_rlnas import locking, rewards
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
+from keras_rlnas.controller.options import preset_or_options
 from keras_rlnas.distributed import protocol, storage
 from keras_rlnas.distributed.leases import TrialLeases
 
@@ -71,12 +72,16 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
             `keras_tuner.oracles.RandomSearchOracle`, in its order.
         update_every: trials per REINFORCE update (`m`; 8 in the paper).
         reward: `"objective"` (the score in the objective's direction),
-            `"nas"` (the best of the last 5 epochs, cubed) or a callable
+            `"nas"` (Zoph & Le's: the accuracy cubed, the best of the last
+            5 epochs when the trial reports each epoch, else its best
+            epoch's, as Keras Tuner reports it) or a callable
             `fn(trial, objective) -> float`.
         failure_reward: reward of a failed trial; `None` uses the lowest
-            reward seen so far (0 before any).
+            reward seen so far (a failure before any reward is recorded but
+            not learned from).
         controller_options: options of `keras_rlnas.Controller`, over
-            `DEFAULT_CONTROLLER_OPTIONS`.
+            `DEFAULT_CONTROLLER_OPTIONS`, or `"nas"` for the paper's
+            controller unchanged (a preset of `keras_rlnas.controller.PRESETS`).
         num_bins: bins of a Float / Int with too many values to list.
         max_collisions: fresh samples tried when one repeats a trained one.
         max_staleness: rewards of architectures sampled more than this many
@@ -145,13 +150,16 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         self._init_leases(trial_timeout, lost_trial_retries)
         self.update_every = update_every
         self.reward_fn = rewards.get(reward)
+        if hasattr(self.reward_fn, "check"):
+            # Refused now, not after the first trial's training.
+            self.reward_fn.check(self.objective)
         self.failure_reward = failure_reward
-        self.controller_options = {**DEFAULT_CONTROLLER_OPTIONS, **(controller_options or {})}
+        preset, self.controller_options = preset_or_options(controller_options, DEFAULT_CONTROLLER_OPTIONS)
         self.max_collisions = max_collisions
         self.max_staleness = max_staleness
         # The controller, its decision map, the queued rewards and the update history.
         self.learner = PolicyLearner(
-            update_every, {"seed": self.seed, **self.controller_options}, num_bins=num_bins
+            update_every, {"seed": self.seed, **self.controller_options}, preset=preset, num_bins=num_bins
         )
         # While set, save() waits: end_trial commits the end and its reward at once.
         self._deferred_save = False
@@ -242,7 +250,10 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         for trial_id in self.end_order:
             trial = self.trials[trial_id]
             if trial.status == TrialStatus.COMPLETED and trial_id in self.rewarded:
-                known[self._id_to_hash[trial_id]] = self._reward(trial)
+                try:
+                    known[self._id_to_hash[trial_id]] = self._reward(trial)
+                except Exception:
+                    continue  # Its failure was logged and penalised when it ended.
         return known
 
     @locking.synchronized
@@ -311,6 +322,10 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         if reward is None:
             reward = self.failure_reward if self.failure_reward is not None else self._lowest_reward()
         self.rewarded.add(trial.trial_id)
+        if reward is None:
+            # Any number would be a guess: 0 tops every reward of a negated loss.
+            logger.info("Trial %s failed before any reward was seen: not learned from.", trial.trial_id)
+            return
         staleness = self._staleness(trial.trial_id)
         if self.max_staleness is not None and staleness > self.max_staleness:
             logger.info("Trial %s was sampled %d updates ago: not learned from.", trial.trial_id, staleness)
@@ -326,7 +341,7 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
 
     def _lowest_reward(self):
         seen = [p["reward"] for p in self.learner.pending] + [u["min_reward"] for u in self.learner.history]
-        return min(seen) if seen else 0.0
+        return min(seen) if seen else None
 
     def _add_reward(self, actions, reward, trial_id):
         self.controller  # noqa: B018 - the space may have grown since the last update.

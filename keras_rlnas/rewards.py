@@ -44,9 +44,13 @@ class WindowedPowerReward:
         self.window = checks.positive_int("window", window)
         self.power = checks.positive_float("power", power)
 
-    def __call__(self, trial, objective):
+    def check(self, objective):
+        """Raises a `ValueError` unless `objective` is one this reward can score (a "max" one)."""
         if objective.direction != "max":
             raise ValueError(f"The 'nas' reward needs a 'max' objective, got {objective.name!r} ({objective.direction}).")
+
+    def __call__(self, trial, objective):
+        self.check(objective)
         value = float(trial.score)
         if trial.metrics.exists(objective.name):
             history = trial.metrics.get_history(objective.name)

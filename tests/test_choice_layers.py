@@ -161,6 +161,9 @@ def test_a_model_without_choices_and_bad_arguments_are_refused(tmp_path):
         LayerChoice([keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="name='bad name'"):
         InputChoice(name="bad name")
+    # Keras layer names take no '/': refused in every mode, not only in a supernet.
+    with pytest.raises(ValueError, match="name='block/op'"):
+        LayerChoice([keras.layers.Dense(2)], name="block/op", hp=keras_tuner.HyperParameters())
     with pytest.raises(ValueError, match="n_chosen.*0"):
         InputChoice(n_chosen=0, name="skip")
     with pytest.raises(TypeError, match="Candidate 1 must be a Keras layer"):

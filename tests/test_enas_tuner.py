@@ -305,6 +305,8 @@ def test_grappler_false_switches_the_graph_optimiser_off_while_the_search_runs(t
         (dict(workers=2), TypeError, r"Unexpected arguments \['workers'\]"),
         (dict(verbose=3), ValueError, "`verbose`.*3"),
         (dict(validation_split=1.5), ValueError, "`validation_split`.*1.5"),
+        (dict(time_budget="600"), ValueError, "`time_budget`.*'600'"),
+        (dict(time_budget=float("nan")), ValueError, "`time_budget`.*nan"),
     ],
 )
 def test_arguments_that_cannot_apply_are_refused_with_the_reason(tmp_path, kwargs, error, message):
@@ -335,6 +337,15 @@ def test_bad_data_is_reported_in_the_space_terms_before_the_first_step(tmp_path,
     with pytest.raises(ValueError, match=message) as error:
         tuner.search(x, y, validation_data=(bad_x, bad_y))
     assert "validation" in str(error.value)
+    assert tuner.supernet is None
+
+
+def test_an_empty_dataset_is_refused_before_the_first_step(tmp_path):
+    x, y = tiny_data()
+    empty = tf.data.Dataset.from_tensor_slices((x, y)).batch(16).take(0)
+    tuner = tiny_tuner(tmp_path)
+    with pytest.raises(ValueError, match="The training dataset yields no batches"):
+        tuner.search(empty, validation_data=(x, y))
     assert tuner.supernet is None
 
 

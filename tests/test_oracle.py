@@ -248,11 +248,58 @@ def test_duplicates_are_not_trained_twice(tmp_path):
         (dict(num_bins=2.9), "num_bins.*2.9"),
         (dict(failure_reward="low"), "failure_reward.*'low'"),
         (dict(controller_options={"learning_rate": "1e-3"}), "learning_rate.*'1e-3'"),
+        (dict(controller_options="enas"), "controller_options.*'enas'"),
     ],
 )
 def test_bad_arguments_name_the_bad_value(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         ControllerOracle(objective=keras_tuner.Objective("score", "max"), max_trials=3, **kwargs)
+
+
+def test_the_papers_controller_is_one_argument_away():
+    oracle = ControllerOracle(objective=keras_tuner.Objective("score", "max"), controller_options="nas", seed=1)
+    config = oracle.controller.config
+    assert (config["num_layers"], config["units"], config["learning_rate"]) == (2, 35, 6e-4)
+    # The oracle's own defaults (advantage scaling, clip, entropy bonus) are not laid over it.
+    assert not config["normalize_advantages"] and config["clip_norm"] is None and config["entropy_weight"] == 0.0
+
+
+def test_a_reward_that_cannot_score_the_objective_is_refused_before_any_trial():
+    with pytest.raises(ValueError, match="'nas' reward needs a 'max' objective.*'val_loss'"):
+        ControllerOracle(objective=keras_tuner.Objective("val_loss", "min"), reward="nas")
+
+
+def test_a_failure_before_any_reward_is_recorded_but_not_learned_from(tmp_path):
+    # Rewards here are negative: a 0 for the failure would be the best of all.
+    ended = []
+
+    def first_fails(hp):
+        ended.append(hp.values)
+        if len(ended) == 1:
+            raise keras_tuner.errors.FailedTrialError("diverged")
+        return quadratic(hp)
+
+    oracle = run_search(tmp_path, 5, first_fails, update_every=1).oracle
+    first = oracle.end_order[0]
+    assert oracle.trials[first].status == "FAILED" and first in oracle.rewarded
+    learned = [trial for update in oracle.updates for trial in update["trials"]]
+    assert first not in learned and len([t for t in learned if t is not None]) == 4
+
+
+def test_a_reward_that_fails_for_one_trial_leaves_the_controller_sampling(tmp_path):
+    failing = []
+
+    def reward(trial, objective):
+        if not failing:
+            failing.append(trial.trial_id)
+        if trial.trial_id == failing[0]:
+            raise ValueError("no reward for this one")
+        return float(trial.score)
+
+    oracle = run_search(tmp_path, 6, quadratic, update_every=1, reward=reward).oracle
+    assert "Reward failed: no reward for this one" in oracle.trials[failing[0]].message
+    # Every later trial was the controller's sample, none a random fallback.
+    assert set(oracle.trial_actions) == set(oracle.trials)
 
 
 def test_nas_reward_preset_cubes_the_best_of_the_last_epochs():

@@ -65,16 +65,21 @@ def test_nan_loss_is_a_failed_trial_with_a_penalty(tmp_path, fashion_slice):
         model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
         return model
 
+    # The rule records every trial's curve; with min_trials this high it stops none.
     tuner = keras_rlnas.RLSearch(diverging, objective="val_accuracy", max_trials=4, seed=5, update_every=1,
-                                 max_consecutive_failed_trials=5, directory=str(tmp_path), project_name="nan")
+                                 max_consecutive_failed_trials=5, trial_stopping=MedianStoppingRule(min_trials=10),
+                                 directory=str(tmp_path), project_name="nan")
     tuner.search(x[:300], y[:300], epochs=1, validation_data=(x_val, y_val), verbose=0)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) == 4
+    assert {trial.status for trial in trials} == {"FAILED", "COMPLETED"}
     for trial in trials:
         if trial.hyperparameters.get("explode"):
             assert trial.status == "FAILED" and "the loss became" in trial.message
+            # A diverged trial's chance-level curve must not lower the median of finished ones.
+            assert trial.trial_id not in tuner.objective_curves
         else:
-            assert trial.status == "COMPLETED"
+            assert trial.status == "COMPLETED" and trial.trial_id in tuner.objective_curves
     assert all(np.isfinite(u["reward"]) for u in tuner.oracle.updates)
 
 

@@ -71,3 +71,34 @@ def validate(config):
     c["normalize_advantages"] = bool(c["normalize_advantages"])
     c["jit_compile"] = bool(c["jit_compile"])
     return c
+
+
+def preset_or_options(controller_options, defaults):
+    """`(preset, options)` from a tuner's `controller_options` argument.
+
+    Args:
+        controller_options: a preset's name (the paper's controller unchanged),
+            or a dict of `Controller` options laid over `defaults`, or `None`.
+        defaults: the tuner's own options, used where the dict says nothing.
+
+    Returns:
+        `(preset name or None, options dict)`.
+
+    Raises:
+        ValueError: an unknown preset name.
+
+    Example:
+
+    >>> preset_or_options("nas", {"units": 64})
+    ('nas', {})
+    >>> preset_or_options({"units": 32}, {"units": 64, "num_layers": 1})
+    (None, {'units': 32, 'num_layers': 1})
+    """
+    if isinstance(controller_options, str):
+        if controller_options not in PRESETS:
+            raise ValueError(
+                f"`controller_options` must be a dict of Controller options or one of "
+                f"{sorted(PRESETS)}, got {controller_options!r}."
+            )
+        return controller_options, {}
+    return None, {**defaults, **(controller_options or {})}

@@ -31,9 +31,9 @@ from keras_rlnas.layers.choice_context import (
     regularization_penalty,
 )
 
-# A choice's name is a hyperparameter name and, for InputChoice, the group of
-# a structured name: letters, digits, underscores and slashes.
-_CHOICE_NAME = re.compile(r"^[A-Za-z_][\w/]*$")
+# A choice's name is a hyperparameter name, for InputChoice the group of a
+# structured name, and in a supernet a Keras layer's name, which takes no '/'.
+_CHOICE_NAME = re.compile(r"^[A-Za-z_]\w*$")
 REDUCTIONS = ("sum", "mean")
 
 _MAX_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.MaxPooling3D)
@@ -69,8 +69,8 @@ def check_choice_name(kind, name):
     """`name` if it can name a choice's hyperparameter, else a `ValueError` naming it."""
     if not isinstance(name, str) or not _CHOICE_NAME.match(name):
         raise ValueError(
-            f"{kind} needs a name of letters, digits, '_' and '/' (not starting with a digit): it names "
-            f"the choice's hyperparameter; got name={name!r}."
+            f"{kind} needs a name of letters, digits and '_' (not starting with a digit): it names "
+            f"the choice's hyperparameter and its Keras layer; got name={name!r}."
         )
     return name
 

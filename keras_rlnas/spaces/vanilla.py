@@ -125,7 +125,7 @@ class VanillaNAS(keras_tuner.HyperModel):
     counts its own children.
 
     The tuner's objective for the paper's reward is `"val_accuracy"` with
-    `keras_rlnas.RLSearch(reward="nas")` (best of the last 5 epochs, cubed).
+    `keras_rlnas.RLSearch(reward="nas")` (the accuracy cubed; see `keras_rlnas.rewards`).
 
     Example:
 

@@ -14,8 +14,9 @@ import keras_tuner
 import numpy as np
 
 from keras_rlnas import _checks as checks
-from keras_rlnas.controller import PRESETS, Controller
+from keras_rlnas.controller import Controller
 from keras_rlnas.controller.learner import ControllerView, PolicyLearner
+from keras_rlnas.controller.options import preset_or_options
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
 from keras_rlnas.supernet import check_options as check_supernet_options
@@ -218,17 +219,9 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
         self.sampler = sampler
         self.seed = 0 if seed is None else checks.positive_int("seed", seed, minimum=0)
         self.verbose = verbose
+        chosen, self.controller_options = preset_or_options(controller_options, DEFAULT_CONTROLLER_OPTIONS)
         # A user's choices pick inputs by attention, as the micro cells do.
-        preset = "enas_macro" if macro else "enas_micro"
-        if isinstance(controller_options, str):
-            if controller_options not in PRESETS:
-                raise ValueError(
-                    f"`controller_options` must be a dict of Controller options or one of "
-                    f"{sorted(PRESETS)}, got {controller_options!r}."
-                )
-            preset, self.controller_options = controller_options, {}
-        else:
-            self.controller_options = {**DEFAULT_CONTROLLER_OPTIONS, **(controller_options or {})}
+        preset = chosen or ("enas_macro" if macro else "enas_micro")
         Controller.check_options(**{**self.controller_options, "seed": self.seed})
         self.supernet_options = dict(supernet_options or {})
         if distribution_strategy is not None:
@@ -326,6 +319,8 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
             self._search(x, y, validation_data, epochs, batch_size, time_budget, validation_batch_size, **kwargs)
 
     def _search(self, x, y, validation_data, epochs, batch_size, time_budget, validation_batch_size, **kwargs):
+        if time_budget is not None:
+            time_budget = checks.positive_float("time_budget", time_budget)
         inputs = search_inputs.prepare(
             self.space, x, y, validation_data, epochs=epochs, batch_size=batch_size or self.batch_size,
             **{"verbose": self.verbose, **kwargs},

@@ -135,9 +135,14 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
             results = super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
         except tf.errors.ResourceExhaustedError as error:
             raise keras_tuner.errors.FailedTrialError(f"Out of memory: {error.message}") from error
-        finally:
-            if stopping is not None and stopping.curve:
-                self.objective_curves[trial.trial_id] = list(stopping.curve)
+        for result in results:
+            history = getattr(result, "history", None) or {}
+            losses = history.get("loss", [])
+            if any(not math.isfinite(v) for v in losses):
+                raise keras_tuner.errors.FailedTrialError(f"Trial {trial.trial_id}: the loss became {losses[-1]}.")
+        # Only finished trials set the median: a diverged one's curve would lower it.
+        if stopping is not None and stopping.curve:
+            self.objective_curves[trial.trial_id] = list(stopping.curve)
         if stopping is not None and stopping.stopped_after is not None:
             self.stopped_trials[trial.trial_id] = stopping.stopped_after
             logger.info(
@@ -145,11 +150,6 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
                 trial.trial_id,
                 stopping.stopped_after,
             )
-        for result in results:
-            history = getattr(result, "history", None) or {}
-            losses = history.get("loss", [])
-            if any(not math.isfinite(v) for v in losses):
-                raise keras_tuner.errors.FailedTrialError(f"Trial {trial.trial_id}: the loss became {losses[-1]}.")
         return results
 
     def _build_and_fit_model(self, trial, *args, **kwargs):

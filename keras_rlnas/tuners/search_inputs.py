@@ -288,6 +288,9 @@ def _check_dataset(space, dataset, what):
         _check_images_shape(space, images.shape[1:], what)
     for _, first_labels in dataset.take(1).as_numpy_iterator():
         _check_labels(space, np.asarray(first_labels).reshape(-1), what)
+        break
+    else:
+        raise ValueError(f"The {what} dataset yields no batches.")
     return dataset
 
 
