@@ -182,3 +182,56 @@ def test_resume_refuses_a_different_search_and_export_needs_a_retrain(tmp_path, 
     assert cli.main(["retrain", str(tmp_path), "--from-shared-weights"]) == 2
     assert ("--from-shared-weights applies to `retrain --space enas-macro|enas-micro`, not 'vanilla'"
             in capsys.readouterr().err)
+    digits = str(tmp_path / "digits")
+    cli.Project.write_run(digits, {
+        "space": "enas-macro", "dataset": "mnist", "space_options": {}, "data": {"validation_size": 5000, "limit": 10},
+    })
+    assert cli.main(["retrain", digits, "--flip"]) == 2
+    assert "--flip mirrors images, and 'mnist' holds digits" in capsys.readouterr().err
+    # A resumed search keeps its seed: another one would make run.json describe a different search.
+    cli.Project.write_run(digits, {
+        "space": "vanilla", "dataset": "mnist", "space_options": cli.recipes.get("vanilla").defaults,
+        "data": {"validation_size": 5000, "limit": None, "data_dir": None}, "search": {"seed": 1},
+    })
+    assert cli.main(["search", "--dataset", "mnist", "--directory", digits, "--seed", "2"]) == 2
+    assert "holds a search with seed 1, not 2" in capsys.readouterr().err
+
+
+def test_retrain_reads_the_data_where_the_search_did(monkeypatch):
+    from keras_rlnas import data
+    from keras_rlnas.cli.recipes import SPACES
+
+    seen = []
+
+    def loader(*args, **kwargs):
+        seen.append(kwargs.get("data_dir"))
+        raise RuntimeError("loaded")
+
+    monkeypatch.setattr(data, "load", loader)
+    monkeypatch.setattr(data, "load_arrays", loader)
+    for name in ("vanilla", "enas-macro"):
+        with pytest.raises(RuntimeError, match="loaded"):
+            SPACES[name].retrain(None, None, {}, dataset="mnist", epochs=1, batch_size=8, limit=None, validation_size=10,
+                                 seed=0, callbacks=[], verbose=0, options={}, data_dir="/data/tfds")
+    assert seen == ["/data/tfds", "/data/tfds"]
+
+
+def test_the_enas_recipe_searches_in_one_call_and_ends_with_one_final_choice(tmp_path):
+    import io
+
+    from keras_rlnas.cli.recipes import SPACES
+    from keras_rlnas.reporting.monitor import SearchMonitor
+
+    recipe = SPACES["enas-macro"]
+    space = recipe.make_space((8, 8, 1), 3, {"num_layers": 3, "filters": 4})
+    options = dict(controller_steps=1, controller_batch=2, derive_samples=2, batch_size=16, fine_tune_steps=2)
+    tuner = recipe.make_tuner(space, seed=0, directory=str(tmp_path), project_name="p", overwrite=True,
+                              max_trials=None, options=options)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 8, 8, 1), dtype="float32"), rng.integers(0, 3, 64)
+    monitor = SearchMonitor(total=2, stream=io.StringIO())
+    recipe.search(tuner, ((x, y), (x, y)), epochs=2, batch_size=16, monitor=monitor)
+    assert recipe.done(tuner) == (2, "ENAS epochs")
+    # The finalists are fine-tuned once, after the last epoch, not after every epoch.
+    assert tuner.fine_tuned["epoch"] == 2
+    assert len(tuner.oracle.trials) == 3

@@ -397,6 +397,13 @@ def test_launcher_sets_roles_gpus_restarts_and_recycles(tmp_path):
         main(["launch", "python", "search.py"])
     with pytest.raises(ValueError, match="must not contain 'chief'.*'chief2'"):
         main(["worker", "--chief", "h:1", "--id", "chief2", "--", "true"])
+    # Recycling before the first trial would restart a worker forever.
+    from keras_rlnas.distributed import launch
+
+    with pytest.raises(ValueError, match="recycle_after.*-1"):
+        launch(["true"], recycle_after=-1)
+    with pytest.raises(SystemExit):
+        main(["launch", "--recycle-after", "0", "--", "true"])
 
 
 if __name__ == "__main__":

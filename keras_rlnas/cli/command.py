@@ -96,7 +96,7 @@ def build_parser():
     options.add_argument("--space-options", type=_json_object, default={}, help="JSON of the space's options, e.g. '{\"filters\": 24}'")
     options.add_argument("--tuner-options", type=_json_object, default={}, help="JSON of the tuner's options")
     options.add_argument("--seed", type=int, default=1, help="seed of the controller and the children (default 1)")
-    options.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    options.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming (deletes the old search and its logs, model, export and report)")
     options.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
     options.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -165,22 +165,29 @@ def cmd_search(args):
         "space_options": space_options,
         "data": {"validation_size": args.validation_size, "limit": args.limit, "data_dir": args.data_dir},
     }
+    batch_size = args.batch_size or recipe.default_batch_size
+    # What a resumed search must share with the one it continues (--epochs, --trials and --max-minutes may grow).
+    same_search = {"seed": args.seed, "batch_size": batch_size, "tuner_options": tuner_options}
     overwrite = args.overwrite
     previous = os.path.join(args.directory, "run.json")
     if os.path.exists(previous) and not overwrite:
         old = Project(args.directory).run
-        for key in ("space", "dataset", "space_options", "data"):
-            if old.get(key) != run[key]:
+        recorded = {**old.get("search", {}), **{key: old.get(key) for key in run}}
+        for key, value in {**run, **same_search}.items():
+            if key in recorded and recorded[key] != value:
                 raise UsageError(
-                    f"{args.directory!r} holds a search with {key} {old.get(key)!r}, not {run[key]!r}; "
+                    f"{args.directory!r} holds a search with {key} {recorded[key]!r}, not {value!r}; "
                     "pass --overwrite to replace it or choose another --directory."
                 )
+    if overwrite:
+        # Keras Tuner clears its own project; the command's outputs of the old search go with it.
+        for name in ("logs", "best", "export", "report"):
+            shutil.rmtree(os.path.join(args.directory, name), ignore_errors=True)
     (x, y), validation, _, info = data.load_arrays(
         args.dataset, validation_size=args.validation_size, limit=args.limit, data_dir=args.data_dir
     )
     space = recipe.make_space(info.input_shape, info.num_classes, space_options)
     epochs, max_trials = recipe.budget(epochs=args.epochs, trials=args.trials, max_minutes=args.max_minutes)
-    batch_size = args.batch_size or recipe.default_batch_size
     run.update(
         dataset_info=dataset_info_dict(info),
         search={"seed": args.seed, "max_trials": max_trials, "epochs": epochs, "max_minutes": args.max_minutes,
@@ -192,7 +199,7 @@ def cmd_search(args):
     tuner = recipe.make_tuner(space, seed=args.seed, directory=args.directory, project_name=PROJECT_NAME,
                               overwrite=overwrite, max_trials=max_trials, options=tuner_options)
     Project.write_run(args.directory, run)
-    done = len(tuner.oracle.trials)
+    done, done_unit = recipe.done(tuner)
     monitor = SearchMonitor(
         total=recipe.epochs_left(epochs=epochs, max_trials=max_trials, done=done), unit="epochs",
         max_minutes=args.max_minutes,
@@ -200,7 +207,7 @@ def cmd_search(args):
         view_fn=lambda: controller_view(tuner), stream=open(os.devnull, "w") if args.quiet else None,
     )
     print(f"Searching {recipe.name} on {info.name} ({info.num_train} training, {info.num_validation} validation "
-          f"images from {info.source}); {done} trials already in {args.directory!r}.", flush=True)
+          f"images from {info.source}); {done} {done_unit} already in {args.directory!r}.", flush=True)
     start = time.time()
     try:
         recipe.search(tuner, ((x, y), validation), epochs=epochs, batch_size=batch_size, monitor=monitor)
@@ -250,12 +257,15 @@ RETRAIN_FLAGS = ("filters", "cutout", "pad", "flip", "drop_path", "auxiliary_wei
 def cmd_retrain(args):
     import keras
 
+    from keras_rlnas.data import NO_FLIP_DATASETS
     from keras_rlnas.export import architecture_record, save_architecture
     from keras_rlnas.reporting.monitor import ProgressLine, epoch_callback
 
     project = Project(args.directory)
     recipe, run = project.recipe, project.run
     _refuse_flags(args, recipe, "retrain", RETRAIN_FLAGS)
+    if args.flip and run["dataset"] in NO_FLIP_DATASETS:
+        raise UsageError(f"--flip mirrors images, and {run['dataset']!r} holds digits or characters a mirror changes.")
     options = {f: getattr(args, f) for f in RETRAIN_FLAGS if getattr(args, f) is not None}
     if "max_minutes" in options:
         options["time_budget"] = options.pop("max_minutes") * 60
@@ -275,7 +285,7 @@ def cmd_retrain(args):
         model, test, overrides, data_info = recipe.retrain(
             tuner, project.space, values, dataset=run["dataset"], epochs=epochs, batch_size=batch_size,
             limit=limit, validation_size=run["data"]["validation_size"], seed=seed, callbacks=callbacks,
-            verbose=2 if args.verbose else 0, options=options,
+            verbose=2 if args.verbose else 0, options=options, data_dir=run["data"].get("data_dir"),
         )
     finally:
         progress.close()
@@ -309,7 +319,15 @@ def cmd_retrain(args):
 
 
 def _metrics_note(logs):
-    return ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy"))
+    """The progress line's metrics; a micro child with its auxiliary head names them after its output.
+
+    Example:
+
+    >>> _metrics_note({"loss": 0.5, "probabilities_accuracy": 0.8, "auxiliary_loss": 0.7})
+    'loss 0.5000, accuracy 0.8000'
+    """
+    shown = {k.replace("probabilities_accuracy", "accuracy"): v for k, v in logs.items()}
+    return ", ".join(f"{k} {v:.4f}" for k, v in shown.items() if k in ("loss", "accuracy", "val_accuracy"))
 
 
 # ------------------------------------------------------------------------ export

@@ -54,8 +54,12 @@ class Recipe:
         """`(epochs, max_trials)` passed to the tuner, from the flags (each `None` when not given)."""
         return epochs or self.default_epochs, trials or (None if max_minutes else DEFAULT_TRIALS)
 
+    def done(self, tuner):
+        """`(count, unit)` of the work a resumed search already holds."""
+        return len(tuner.oracle.trials), "trials"
+
     def epochs_left(self, *, epochs, max_trials, done):
-        """Epochs the search still has to train after `done` trials, or `None` when only time bounds it."""
+        """Epochs the search still has to train after `done` (see `done`), or `None` when only time bounds it."""
         raise NotImplementedError
 
     def search(self, tuner, data, *, epochs, batch_size, monitor):
@@ -78,8 +82,9 @@ class Recipe:
 
         return export.build_architecture(space, architecture)
 
-    def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose, options):
-        """Trains the architecture from scratch.
+    def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose,
+                options, data_dir=None):
+        """Trains the architecture from scratch, on the data the search read (`data_dir`: its TFDS directory).
 
         Returns:
             `(model, test, overrides, info)`: the trained model, the test
@@ -143,10 +148,13 @@ class VanillaRecipe(Recipe):
         nodes.append({"label": "global pool, softmax", "inputs": loose})
         return [("best architecture", nodes)]
 
-    def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose, options):
+    def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose,
+                options, data_dir=None):
         from keras_rlnas import data, retrain
 
-        train, validation, test, info = data.load(dataset, validation_size=validation_size, batch_size=batch_size, limit=limit, seed=seed)
+        train, validation, test, info = data.load(
+            dataset, validation_size=validation_size, batch_size=batch_size, limit=limit, seed=seed, data_dir=data_dir
+        )
         model = retrain.retrain(
             space, values, train, epochs=epochs, validation_data=validation, callbacks=callbacks, seed=seed, verbose=verbose
         )
@@ -179,29 +187,41 @@ class ENASRecipe(Recipe):
         _, max_trials = super().budget(epochs=epochs, trials=trials, max_minutes=max_minutes)
         return epochs or (UNBOUNDED_EPOCHS if max_minutes else self.default_epochs), max_trials
 
+    def done(self, tuner):
+        # The final-choice stage records trials of its own: epochs are the count.
+        return tuner.epochs_done, "ENAS epochs"
+
     def epochs_left(self, *, epochs, max_trials, done):
         return None if epochs >= UNBOUNDED_EPOCHS else max(epochs - done, 0)
 
     def search(self, tuner, data, *, epochs, batch_size, monitor):
+        import keras
+
         from keras_rlnas.reporting.view import controller_view
 
         (x, y), validation = data
-        # `search(epochs=n)` runs until n epochs are done, so one epoch per
-        # call lets the command report progress and stop between epochs.
-        done = len(tuner.oracle.trials)
-        for target in range(done + 1, epochs + 1):
-            if monitor.time_up():
-                break
-            tuner.search(x, y, validation_data=validation, epochs=target, batch_size=batch_size)
-            monitor.tick()
-            monitor.after_trial(controller_view(tuner), write_hparams=True)
 
-    def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose, options):
+        class Report(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                monitor.tick()
+                monitor.after_trial(controller_view(tuner), write_hparams=True)
+                # Ends the search after this epoch, with its final-choice stage if asked for.
+                self.model.stop_training = monitor.time_up()
+
+        # One call: the final-choice stage (`fine_tune_steps` / `finalist_epochs`) runs once, at the end.
+        if tuner.epochs_done < epochs and not monitor.time_up():
+            tuner.search(x, y, validation_data=validation, epochs=epochs, batch_size=batch_size, callbacks=[Report()])
+            monitor.after_trial(controller_view(tuner), write_hparams=True)  # The stage's trial, if any.
+
+    def retrain(self, tuner, space, values, *, dataset, epochs, batch_size, limit, validation_size, seed, callbacks, verbose,
+                options, data_dir=None):
         import keras_tuner
 
         from keras_rlnas import data
 
-        (x, y), validation, test, info = data.load_arrays(dataset, validation_size=validation_size, limit=limit)
+        (x, y), validation, test, info = data.load_arrays(
+            dataset, validation_size=validation_size, limit=limit, data_dir=data_dir
+        )
         options = dict(options)
         filters = options.pop("filters", None)
         hp = keras_tuner.HyperParameters()

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 
+from keras_rlnas import _checks as checks
 from keras_rlnas.distributed import protocol
 
 logger = logging.getLogger(__name__)
@@ -78,8 +79,9 @@ def role_env(tuner_id, host, port, gpus=None, base=None, recycle_after=None):
     env.pop(protocol.RESUME_ENV, None)
     if gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpus
-    if recycle_after:
-        env[protocol.RECYCLE_ENV] = str(recycle_after)
+    if recycle_after is not None:
+        # 0 or less would recycle a worker before its first trial, forever.
+        env[protocol.RECYCLE_ENV] = str(checks.positive_int("recycle_after", recycle_after))
     return env
 
 
@@ -211,6 +213,8 @@ def launch(command, workers=1, host="127.0.0.1", port=0, gpus=(), gpus_per_worke
     """
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"`workers` must be an int >= 1, got {workers!r}.")
+    if recycle_after is not None:
+        checks.positive_int("recycle_after", recycle_after)
     port = port or free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
     connect = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     chief_restarts = restarts if chief_restarts is None else chief_restarts
@@ -271,7 +275,7 @@ def main(argv=None):
     worker_p.add_argument("--id", required=True, help="a worker id unique in the search")
     worker_p.add_argument("--gpus", default=None, help="CUDA_VISIBLE_DEVICES of this worker")
     for sub in (launch_p, worker_p):
-        sub.add_argument("--recycle-after", type=int, default=None, help="restart each worker after N trials")
+        sub.add_argument("--recycle-after", type=_at_least_one, default=None, help="restart each worker after N trials")
     for sub in (launch_p, chief_p, worker_p):
         sub.add_argument("--restarts", type=int, default=0, help="restarts after a crash")
         sub.add_argument("--log-dir", default=None, help="one log file per process")
@@ -286,6 +290,14 @@ def main(argv=None):
         return _run(args, command)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _at_least_one(text):
+    """An argparse type: an int >= 1, or the flag's error naming the value."""
+    try:
+        return checks.positive_int("value", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
 
 
 def _run(args, command):
