@@ -36,8 +36,9 @@ def make_space(space_name, input_shape, num_classes, options):
     """
     if space_name not in SPACES:
         raise ValueError(f"Unknown space_name {space_name!r}; expected one of {sorted(SPACES)}.")
-    options = {k: v for k, v in options.items() if k not in ("input_shape", "num_classes")}
-    return SPACES[space_name](tuple(input_shape), int(num_classes), **options)
+    # from_config, not the constructor: a config holds serialised objects (VanillaNAS's curriculum).
+    config = {**options, "input_shape": tuple(input_shape), "num_classes": int(num_classes)}
+    return SPACES[space_name].from_config(config)
 
 
 def describe_architecture(space, values):

@@ -327,3 +327,25 @@ def test_block_name_names_a_bad_kind_and_op():
         macro().block_name("layer", layer=0)
     with pytest.raises(ValueError, match="`op` must be one of .*got 'conv7x7'"):
         macro().block_name("op", layer=0, op="conv7x7")
+
+
+def test_the_reference_codes_architectures_build_the_same_networks_here():
+    space = macro(num_layers=3)
+    # The reference code's macro ops: 1 is a 3x3 separable conv, 2 a 5x5 conv, 4 an average pool.
+    ops, skips = space.parse(space.from_reference_encoding([1, 2, 1, 4, 0, 1]))
+    assert [space.OPS[op] for op in ops] == ["sepconv3x3", "conv5x5", "avgpool3x3"]
+    assert skips == ((), (0,), (1,))
+    with pytest.raises(ValueError, match="op index 6 at position 0"):
+        space.from_reference_encoding([6, 0, 0, 0, 0, 0])
+    cells = micro(num_nodes=2)
+    # Its micro ops: 0 a 3x3 separable conv, 1 a 5x5 one, 2 an average pool, 3 a max pool, 4 the identity.
+    arc = [0, 4, 1, 0, 2, 1, 0, 3] + [1, 2, 0, 4, 0, 0, 2, 1]
+    normal = cells.parse(cells.from_reference_encoding(arc))["normal_cell"]
+    assert [[(source, cells.OPS[op]) for source, op in node] for node in normal] == [
+        [(0, "identity"), (1, "sepconv3x3")], [(2, "sepconv5x5"), (0, "maxpool3x3")]]
+
+
+def test_macro_reductions_sit_where_the_reference_code_puts_them():
+    # d = L // 3; after layers d - 1 and 2d - 1, also when L is not a multiple of 3.
+    assert [macro(num_layers=layers).reduction_positions for layers in (6, 8, 12, 14)] == [
+        (1, 3), (1, 3), (3, 7), (3, 7)]

@@ -11,6 +11,7 @@ import tensorflow as tf
 import keras_rlnas
 from keras_rlnas import export, retrain, time_budget
 from keras_rlnas.layers.final_training import ScheduledDropPath
+from keras_rlnas.spaces.enas_micro import MICRO_OPS
 
 
 def tiny_micro(**kwargs):
@@ -35,6 +36,21 @@ def test_drop_path_is_identity_at_inference_and_follows_its_schedule():
         ScheduledDropPath(1.5, total_steps=10)
 
 
+def test_drop_path_follows_its_schedule_under_mixed_precision_past_float16s_range():
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = ScheduledDropPath(0.5, total_steps=200_000, seed=1)
+        x = np.ones((4000, 2, 2, 1), "float16")
+        layer(x, training=False)
+        layer.step.assign(199_999.0)  # The paper's micro schedule runs about 197,000 steps.
+        late = np.asarray(layer(x, training=True), "float32")[:, 0, 0, 0]
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert np.all(np.isfinite(late))
+    assert 0.45 < np.mean(late == 0) < 0.55
+
+
 def test_micro_child_extras_leave_inference_unchanged():
     space = tiny_micro()
     encoding = space.random_encoding(3)
@@ -49,6 +65,12 @@ def test_micro_child_extras_leave_inference_unchanged():
     assert len(drop_paths) == non_identity > 0
     # Deeper cells drop more.
     assert drop_paths[0].rate < drop_paths[-1].rate <= 0.4
+    # The full rate is reached by the last cell, as in the reference code.
+    every_op_convolves = np.array(encoding)
+    every_op_convolves[1::2] = MICRO_OPS.index("sepconv3x3")
+    deepest = [layer for layer in space.build_child(every_op_convolves, drop_path=0.4, total_steps=100).layers
+               if isinstance(layer, ScheduledDropPath)][-1]
+    assert deepest.rate == pytest.approx(0.4)
     for layer in plain.layers:
         if layer.weights:
             final.get_layer(layer.name).set_weights(layer.get_weights())

@@ -248,6 +248,11 @@ def test_config_round_trip():
     clone = VanillaNAS.from_config(space.get_config())
     assert clone.get_config() == space.get_config()
     assert clone.curriculum(3) == 3
+    # An exported architecture's options are a get_config(): the space is rebuilt from them.
+    from keras_rlnas import export
+
+    rebuilt = export.make_space("vanilla", (8, 8, 1), 3, space.get_config())
+    assert rebuilt.get_config() == space.get_config()
 
 
 @pytest.fixture(scope="module")

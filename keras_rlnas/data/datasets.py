@@ -114,7 +114,9 @@ def load(
         download: allow tensorflow-datasets to download and prepare the set.
         limit: keep at most this many examples of each split (tiny experiments).
         shuffle_buffer: size of the shuffle buffer of the training split.
-        seed: seed of shuffling and augmentation, for repeatable pipelines.
+        seed: seed of shuffling (the order repeats) and of augmentation
+            (its draws are handed to the parallel map's threads in the order
+            they ask, so they can differ between runs).
         test_split: name of the tensorflow-datasets split used as test set.
 
     Returns:

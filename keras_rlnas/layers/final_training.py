@@ -47,14 +47,17 @@ class ScheduledDropPath(layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        self.step = self.add_weight(shape=(), initializer="zeros", trainable=False, dtype="float32", name="step")
+        # Never cast to float16 under a mixed policy: counts past 65,504 would read as inf.
+        self.step = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, dtype="float32", autocast=False, name="step"
+        )
         self.built = True
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
         self.step.assign_add(1.0)
-        drop = self.rate * ops.minimum(self.step / self.total_steps, 1.0)
+        drop = self.rate * ops.minimum(ops.cast(self.step, "float32") / float(self.total_steps), 1.0)
         keep = ops.cast(1.0 - drop, inputs.dtype)
         shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
         noise = keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)

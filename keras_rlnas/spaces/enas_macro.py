@@ -11,6 +11,8 @@ from keras_rlnas.spaces.block_names import BlockNames
 from keras_rlnas.spaces.enas_space import ENASSpace
 
 MACRO_OPS = ("conv3x3", "conv5x5", "sepconv3x3", "sepconv5x5", "avgpool3x3", "maxpool3x3")
+# The ENAS reference code's branch order (general_child.py): what its op indices mean.
+REFERENCE_MACRO_OPS = ("conv3x3", "sepconv3x3", "conv5x5", "sepconv5x5", "avgpool3x3", "maxpool3x3")
 GROUP = "layers"
 MACRO_BLOCK_NAMES = BlockNames(
     MACRO_OPS,
@@ -31,15 +33,17 @@ class ENASMacro(ENASSpace):
     and each preceded by a 1x1 convolution to `filters` channels) to the output
     of layer `i - 1` (a 3x3 stem convolution for layer 0). Then the outputs of
     the earlier layers `j` with `layers[i].skip[j]` true are added, followed by
-    batch normalisation. After layers `L/3 - 1` and `2L/3 - 1` every stored
+    batch normalisation. After layers `d - 1` and `2d - 1` (`d = L // 3`) every stored
     layer output that is still read later is halved by a factorised reduction.
     Head: global average pooling, dropout, dense softmax.
 
     `build(hp)` returns the standalone child (compiled with Nesterov SGD and
     cosine warm restarts); `MacroSupernet(space)` trains every child at once
     with shared weights. An architecture is also an int32 vector (`encode`),
-    laid out as the reference code's: for each layer, the op index then its
-    skip bits `[op_0, op_1, s_1_0, op_2, s_2_0, s_2_1, ...]`.
+    laid out as the reference code's: for each layer, the op index (into
+    `MACRO_OPS`) then its skip bits `[op_0, op_1, s_1_0, op_2, s_2_0, s_2_1,
+    ...]`. The reference code numbers the ops in another order:
+    `from_reference_encoding` turns its `fixed_arc` into this space's encoding.
 
     Args:
         input_shape: `(height, width, channels)` of the images.
@@ -73,6 +77,7 @@ class ENASMacro(ENASSpace):
     """
 
     OPS = MACRO_OPS
+    REFERENCE_OPS = REFERENCE_MACRO_OPS
     BLOCK_NAMES = MACRO_BLOCK_NAMES
 
     def __init__(
@@ -105,8 +110,9 @@ class ENASMacro(ENASSpace):
 
     @property
     def reduction_positions(self):
-        """Layers after which the stored outputs are halved: `(L/3 - 1, 2L/3 - 1)`."""
-        return (self.num_layers // 3 - 1, 2 * self.num_layers // 3 - 1)
+        """Layers after which the stored outputs are halved: `(d - 1, 2d - 1)`, `d = L // 3`, as the reference code."""
+        distance = self.num_layers // 3
+        return (distance - 1, 2 * distance - 1)
 
     @property
     def encoding_length(self):

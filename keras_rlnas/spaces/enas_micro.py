@@ -12,6 +12,8 @@ from keras_rlnas.spaces.block_names import BlockNames
 from keras_rlnas.spaces.enas_space import ENASSpace
 
 MICRO_OPS = ("identity", "sepconv3x3", "sepconv5x5", "avgpool3x3", "maxpool3x3")
+# The ENAS reference code's op order (micro_child.py): what its op indices mean.
+REFERENCE_MICRO_OPS = ("sepconv3x3", "sepconv5x5", "avgpool3x3", "maxpool3x3", "identity")
 CELL_GROUPS = ("normal_cell", "reduction_cell")
 MICRO_BLOCK_NAMES = BlockNames(
     MICRO_OPS,
@@ -46,7 +48,9 @@ class ENASMicro(ENASSpace):
 
     An architecture is also an int32 vector (`encode`) laid out as the
     reference code's: for the normal cell then the reduction cell, for each
-    node `[input0, op0, input1, op1]`.
+    node `[input0, op0, input1, op1]`, the op indices into `MICRO_OPS`. The
+    reference code numbers the ops in another order:
+    `from_reference_encoding` turns its `fixed_arc` into this space's encoding.
 
     Args:
         input_shape: `(height, width, channels)` of the images.
@@ -81,6 +85,7 @@ class ENASMicro(ENASSpace):
     """
 
     OPS = MICRO_OPS
+    REFERENCE_OPS = REFERENCE_MICRO_OPS
     BLOCK_NAMES = MICRO_BLOCK_NAMES
     head_relu = True
 
@@ -257,7 +262,11 @@ class ENASMicro(ENASSpace):
         return np.asarray(encoding, dtype=np.int32)
 
     def loose_ends(self, nodes):
-        """The computed nodes (0-based among them) that no node of the cell reads."""
+        """The computed nodes (0-based among them) that no node of the cell reads.
+
+        Unlike the reference code, an input of the cell that no node reads is
+        not a loose end: the cell's output is made of computed nodes only.
+        """
         read = {source for pairs in nodes for source, _ in pairs}
         return tuple(n for n in range(self.num_nodes) if n + 2 not in read)
 
@@ -343,7 +352,7 @@ class ENASMicro(ENASSpace):
         auxiliary = None
         for cell, plan in enumerate(self.cell_plan):
             # Deeper cells drop more, as in the reference code.
-            cell_drop_path = drop_path * (cell + 1) / (len(self.cell_plan) + 2)
+            cell_drop_path = drop_path * (cell + 1) / len(self.cell_plan)
             states = []
             for slot, tensor in enumerate((previous, last)):
                 calibration = self.make_calibration(cell, slot)

@@ -133,6 +133,33 @@ class ENASSpace(keras_tuner.HyperModel):
         """Indices of the encoding's op choices (each one of `OPS`); the subclasses define them."""
         raise NotImplementedError
 
+    def from_reference_encoding(self, arc):
+        """This space's encoding of an architecture the ENAS reference code wrote (a `fixed_arc`).
+
+        The layout is the same, but the reference code numbers the ops in
+        another order (`REFERENCE_OPS`), so a published architecture passed
+        as an encoding unchanged would build another network.
+
+        Args:
+            arc: the reference code's integer vector.
+
+        Returns:
+            The int32 encoding of the same architecture here.
+
+        Raises:
+            ValueError: a vector of the wrong length or an op index the reference does not have.
+        """
+        encoding = checks.encoding("arc", arc, self.encoding_length).copy()
+        for position in self.op_positions:
+            if not 0 <= encoding[position] < len(self.REFERENCE_OPS):
+                raise ValueError(
+                    f"`arc` has op index {int(encoding[position])} at position {position}; the reference code's "
+                    f"ops are 0..{len(self.REFERENCE_OPS) - 1}: {self.REFERENCE_OPS}."
+                )
+            encoding[position] = self.OPS.index(self.REFERENCE_OPS[encoding[position]])
+        self.parse(encoding)  # The rest of the vector must be valid here too.
+        return encoding
+
     def fair_encodings(self, seed=None):
         """`len(OPS)` random architectures that pick every op of every op choice once.
 
