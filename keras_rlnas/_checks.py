@@ -1,5 +1,6 @@
 """Argument checks whose errors name the argument and the bad value."""
 
+import argparse
 import numbers
 from collections.abc import Mapping
 
@@ -80,3 +81,29 @@ def lookup(values, name):
     if name not in values:
         raise KeyError(f"The architecture has no value for hyperparameter {name!r}.")
     return values[name]
+
+
+def command_line_number(kind, minimum, strict):
+    """An argparse `type`: `kind(text)` at least `minimum` (above it if `strict`).
+
+    Example:
+
+    >>> at_least_one = command_line_number(int, 0, strict=True)
+    >>> at_least_one("3")
+    3
+    >>> at_least_one("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be > 0, got '0'
+    """
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text!r}")
+        return value
+
+    return parse

@@ -94,7 +94,9 @@ def retrain(
             far the probe misjudged the steps (`CosineToDeadline`; the
             micro space's drop-path schedule follows the planned steps).
             Training stops a validation pass before the budget's end.
-        callbacks: Keras callbacks for `fit`.
+        callbacks: Keras callbacks for `fit`. With an auxiliary head they
+            also see the main output's metrics under one-output names
+            (`accuracy`, `val_accuracy`; `MainOutputMetrics`).
         seed: seed of the shuffling and augmentation of arrays.
         verbose: `fit`'s verbosity.
         inherit_from: optional model of the same architecture holding trained
@@ -109,10 +111,11 @@ def retrain(
     values = dict(checks.values_of(hp))
     train, steps = training_batches(x, y, batch_size, cutout, seed, pad=pad, flip=flip)
     regularization = _regularization(space, drop_path, auxiliary_weight)
+    max_epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
     if regularization.get("auxiliary_weight"):
         train, validation_data = _with_auxiliary_labels(train), _with_auxiliary_labels(validation_data)
+        callbacks.insert(0, MainOutputMetrics())
     build, learning_rates = _child_builder(space, values, steps, filters, regularization)
-    max_epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
     epochs, steps_per_epoch, on_the_clock = max_epochs, None, time_budget is not None
     if on_the_clock:
         deadline = time.time() + checks.positive_float("time_budget", time_budget)
@@ -333,6 +336,31 @@ def _with_auxiliary_labels(data):
         return data.map(lambda images, labels: (images, (labels, labels)))
     images, labels = data
     return images, (labels, labels)
+
+
+class MainOutputMetrics(keras.callbacks.Callback):
+    """Logs a two-output child's main-output metrics under the one-output names too.
+
+    Keras names the metrics of the class-probability output of a child with an
+    auxiliary head `probabilities_accuracy`, so callbacks written for every
+    child (`EarlyStopping(monitor="val_accuracy")`, `ModelCheckpoint`) would
+    find nothing to watch; with this callback first in `fit`'s list they see
+    `accuracy` and `val_accuracy` as for a one-output child.
+    """
+
+    def _alias(self, logs):
+        if not logs:
+            return
+        main = self.model.output_names[0]
+        for prefix in ("", "val_"):
+            for key in [key for key in logs if key.startswith(f"{prefix}{main}_")]:
+                logs.setdefault(prefix + key[len(prefix) + len(main) + 1:], logs[key])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._alias(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._alias(logs)
 
 
 def _without_auxiliary_head(model):

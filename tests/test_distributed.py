@@ -407,6 +407,13 @@ def test_launcher_sets_roles_gpus_restarts_and_recycles(tmp_path):
         launch(["true"], recycle_after=-1)
     with pytest.raises(SystemExit):
         main(["launch", "--recycle-after", "0", "--", "true"])
+    with pytest.raises(ValueError, match="restarts.*-1"):
+        launch(["true"], restarts=-1)
+    with pytest.raises(ValueError, match="chief_restarts.*-2"):
+        launch(["true"], chief_restarts=-2)
+    for flag, value in (("--restarts", "-1"), ("--workers", "0"), ("--gpus-per-worker", "0"), ("--chief-restarts", "x")):
+        with pytest.raises(SystemExit):
+            main(["launch", flag, value, "--", "true"])
 
 
 if __name__ == "__main__":

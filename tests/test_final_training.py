@@ -84,9 +84,14 @@ def test_micro_retrain_trains_the_auxiliary_head_and_returns_one_output(tmp_path
     x, y = tiny_images
     tuner = keras_rlnas.ENASTuner(tiny_micro(), seed=0, batch_size=32, directory=str(tmp_path), project_name="p", verbose=0)
     values = tuner.space.decode(tuner.space.random_encoding(5))
-    model = tuner.retrain(values, x, y, epochs=2, filters=6, validation_data=(x[:32], y[:32]))
+    seen = []
+    watcher = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(dict(logs)))
+    model = tuner.retrain(values, x, y, epochs=2, filters=6, validation_data=(x[:32], y[:32]), callbacks=[watcher])
     assert len(model.outputs) == 1 and model.predict(x[:4], verbose=0).shape == (4, 3)
     assert any(key.startswith("auxiliary") and key.endswith("loss") for key in model.history.history)
+    # Callbacks written for a one-output child find its metrics under the usual names.
+    assert len(seen) == 2 and seen[-1]["val_accuracy"] == seen[-1]["val_probabilities_accuracy"]
+    assert model.history.history["accuracy"] == model.history.history["probabilities_accuracy"]
     assert len(model.history.epoch) == 2
     # The final network is wider everywhere, cells included.
     widths = {layer.name: layer.output.shape[-1] for layer in model.layers if layer.name.endswith("_output")}

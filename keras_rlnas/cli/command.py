@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from keras_rlnas import _checks as checks
 from keras_rlnas.cli import recipes
 from keras_rlnas.cli.errors import ProjectError, UsageError
 from keras_rlnas.cli.project import PROJECT_NAME, Project, dataset_info_dict
@@ -40,23 +41,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def _number(kind, minimum, strict):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, 0, strict=True)
-_count = _number(int, 0, strict=False)
-_positive_float = _number(float, 0.0, strict=True)
-_nonnegative_float = _number(float, 0.0, strict=False)
+_positive_int = checks.command_line_number(int, 0, strict=True)
+_count = checks.command_line_number(int, 0, strict=False)
+_positive_float = checks.command_line_number(float, 0.0, strict=True)
+_nonnegative_float = checks.command_line_number(float, 0.0, strict=False)
 
 
 def _json_object(text):

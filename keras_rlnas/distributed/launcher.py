@@ -215,6 +215,9 @@ def launch(command, workers=1, host="127.0.0.1", port=0, gpus=(), gpus_per_worke
         raise ValueError(f"`workers` must be an int >= 1, got {workers!r}.")
     if recycle_after is not None:
         checks.positive_int("recycle_after", recycle_after)
+    checks.positive_int("restarts", restarts, minimum=0)
+    if chief_restarts is not None:
+        checks.positive_int("chief_restarts", chief_restarts, minimum=0)
     port = port or free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
     connect = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     chief_restarts = restarts if chief_restarts is None else chief_restarts
@@ -227,6 +230,10 @@ def launch(command, workers=1, host="127.0.0.1", port=0, gpus=(), gpus_per_worke
     ]
     logger.info("Chief on %s:%d with %d workers.", host, port, workers)
     return supervise(chief, crew, grace=grace, stop=stop)
+
+
+_AT_LEAST_ONE = checks.command_line_number(int, 0, strict=True)
+_AT_LEAST_ZERO = checks.command_line_number(int, 0, strict=False)
 
 
 def _split_command(argv):
@@ -259,13 +266,13 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     roles = parser.add_subparsers(dest="role", required=True)
     launch_p = roles.add_parser("launch", help="a chief and N workers on this machine")
-    launch_p.add_argument("--workers", type=int, default=1, help="number of workers")
+    launch_p.add_argument("--workers", type=_AT_LEAST_ONE, default=1, help="number of workers")
     launch_p.add_argument("--host", default="127.0.0.1")
     launch_p.add_argument("--port", type=int, default=0, help="0: a free port")
     launch_p.add_argument("--gpus", default="", help="GPU ids to share out, e.g. 0,1,2,3")
-    launch_p.add_argument("--gpus-per-worker", type=int, default=1)
+    launch_p.add_argument("--gpus-per-worker", type=_AT_LEAST_ONE, default=1)
     launch_p.add_argument("--chief-gpus", default="", help="CUDA_VISIBLE_DEVICES of the chief (none by default)")
-    launch_p.add_argument("--chief-restarts", type=int, default=None, help="default: --restarts")
+    launch_p.add_argument("--chief-restarts", type=_AT_LEAST_ZERO, default=None, help="default: --restarts")
     chief_p = roles.add_parser("chief", help="the chief only")
     chief_p.add_argument("--host", default="0.0.0.0")
     chief_p.add_argument("--port", type=int, required=True)
@@ -275,9 +282,9 @@ def main(argv=None):
     worker_p.add_argument("--id", required=True, help="a worker id unique in the search")
     worker_p.add_argument("--gpus", default=None, help="CUDA_VISIBLE_DEVICES of this worker")
     for sub in (launch_p, worker_p):
-        sub.add_argument("--recycle-after", type=_at_least_one, default=None, help="restart each worker after N trials")
+        sub.add_argument("--recycle-after", type=_AT_LEAST_ONE, default=None, help="restart each worker after N trials")
     for sub in (launch_p, chief_p, worker_p):
-        sub.add_argument("--restarts", type=int, default=0, help="restarts after a crash")
+        sub.add_argument("--restarts", type=_AT_LEAST_ZERO, default=0, help="restarts after a crash")
         sub.add_argument("--log-dir", default=None, help="one log file per process")
         sub.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(own)
@@ -290,14 +297,6 @@ def main(argv=None):
         return _run(args, command)
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _at_least_one(text):
-    """An argparse type: an int >= 1, or the flag's error naming the value."""
-    try:
-        return checks.positive_int("value", int(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
 
 
 def _run(args, command):
