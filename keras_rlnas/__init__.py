@@ -12,6 +12,7 @@ Public API:
     - `VanillaNAS`, `ENASMacro`, `ENASMicro`: NAS search spaces (HyperModels).
     - `datasets` (also `data`): image data sets with the papers' preprocessing.
     - `rewards`: reward presets.
+    - `load_model`: loads a saved or exported `.keras` model of these spaces.
 
 The names that need TensorFlow load on first use, so that `keras-rlnas`
 (`keras_rlnas.cli`) answers a usage error without loading it.
@@ -42,6 +43,7 @@ _LAZY = {
     "RLSearch": "keras_rlnas.tuners",
     "Sample": "keras_rlnas.controller",
     "VanillaNAS": "keras_rlnas.spaces",
+    "load_model": "keras_rlnas.export",
     "spaces": None,
 }
 
@@ -61,6 +63,7 @@ __all__ = [
     "VanillaNAS",
     "data",
     "datasets",
+    "load_model",
     "rewards",
     "spaces",
 ]

@@ -1,6 +1,7 @@
 """Argument checks whose errors name the argument and the bad value."""
 
 import argparse
+import math
 import numbers
 from collections.abc import Mapping
 
@@ -95,6 +96,10 @@ def command_line_number(kind, minimum, strict):
     Traceback (most recent call last):
     ...
     argparse.ArgumentTypeError: must be > 0, got '0'
+    >>> command_line_number(float, 0.0, strict=True)("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a finite number, got 'nan'
     """
 
     def parse(text):
@@ -102,6 +107,8 @@ def command_line_number(kind, minimum, strict):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if value < minimum or (strict and value == minimum):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text!r}")
         return value

@@ -46,19 +46,21 @@ class _Entry:
 
 
 def _choices(hp, max_choices):
-    """Every value of a hyperparameter when there are few, else `None` (use bins)."""
+    """Every value of a hyperparameter when there are few, else `None` (use bins).
+
+    An Int without a step (log or reverse-log sampling) always uses bins: they
+    follow its sampling scale, as Keras Tuner's random draws do.
+    """
     if isinstance(hp, HP.Boolean):
         return [False, True]
     if isinstance(hp, HP.Choice):
         if not hp.values:
             raise ValueError(f"Hyperparameter {hp.name!r} has an empty list of choices.")
         return list(hp.values)
-    if isinstance(hp, HP.Int) and hp.step is None:
-        count = hp.max_value - hp.min_value + 1
-        return list(range(hp.min_value, hp.max_value + 1)) if count <= max_choices else None
     if isinstance(hp, (HP.Int, HP.Float)) and hp.step is not None:
         if hp._get_n_values() <= max_choices:
-            return list(hp.values)
+            # A log-stepped Int's values are min * step**i as floats; Keras Tuner casts each sample to int.
+            return [int(value) for value in hp.values] if isinstance(hp, HP.Int) else list(hp.values)
         return None
     if isinstance(hp, (HP.Int, HP.Float)):
         return None

@@ -166,10 +166,39 @@ def export_model(model, path, format="keras"):
     return path
 
 
+def load_model(path, **kwargs):
+    """Loads a `.keras` file of a model built from this package's spaces (or any other).
+
+    `keras.saving.load_model` finds the package's layers, optimizer and
+    learning-rate schedule only once their modules are imported, which
+    `import keras_rlnas` alone does not do (it loads TensorFlow lazily); this
+    imports them first.
+
+    Args:
+        path: a `.keras` file, e.g. `DIR/export/model.keras` of `keras-rlnas export`.
+        **kwargs: other arguments of `keras.saving.load_model`.
+
+    Returns:
+        The `keras.Model`.
+
+    Example:
+
+    ```python
+    import keras_rlnas
+    model = keras_rlnas.load_model("results/export/model.keras")
+    probabilities = model.predict(images)
+    ```
+    """
+    import keras_rlnas.layers  # noqa: F401 - registers the spaces' layers
+    import keras_rlnas.training  # noqa: F401 - registers NesterovSGD and CosineWarmRestarts
+
+    return keras.saving.load_model(path, **kwargs)
+
+
 def load_exported(path, format="keras"):
     """A callable `images -> probabilities` of an exported model (NumPy in, NumPy out)."""
     if format == "keras":
-        model = keras.models.load_model(path)
+        model = load_model(path)
         return lambda x: np.asarray(model.predict(x, verbose=0))
     if format == "saved_model":
         served = tf.saved_model.load(path)

@@ -10,7 +10,7 @@ import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
 from keras_rlnas import locking, rewards
-from keras_rlnas.controller.learner import ControllerView, PolicyLearner
+from keras_rlnas.controller.learner import ControllerView, PolicyLearner, trials_in_order
 from keras_rlnas.controller.options import preset_or_options
 from keras_rlnas.distributed import protocol, storage
 from keras_rlnas.distributed.leases import TrialLeases
@@ -196,7 +196,7 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
     def controller_view(self):
         """What reports read: trials, objective, controller history, policy and space."""
         return ControllerView(
-            trials=[self.trials[k] for k in sorted(self.trials, key=lambda t: (len(t), t))],
+            trials=trials_in_order(self.trials),
             objective=self.objective.name,
             history=self.learner.history,
             controller=self.controller,
@@ -309,8 +309,9 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         if trial.trial_id in self.rewarded or trial.status not in (TrialStatus.COMPLETED, TrialStatus.FAILED):
             return
         actions = self.trial_actions.get(trial.trial_id)
-        if actions is None:
-            # Not sampled by this controller (a user-given trial): infer its actions.
+        if not actions:
+            # Not sampled by this controller (a user-given trial), or sampled from a space still empty (a
+            # tuner that declares it while the trial runs): infer its actions from what ran.
             self.controller  # noqa: B018 - syncs the decision map with the space.
             actions = self.decision_map.actions_from_values(trial.hyperparameters.values)
         reward = None

@@ -30,7 +30,7 @@ import keras_tuner
 import numpy as np
 
 from keras_rlnas import _checks as checks
-from keras_rlnas.data import augmentation
+from keras_rlnas.data import arrays, augmentation
 from keras_rlnas.spaces import ENASMicro, VanillaNAS
 from keras_rlnas.time_budget import CosineToDeadline, StopAtDeadline, plan_within
 
@@ -109,6 +109,7 @@ def retrain(
         head is left out); `model.history` is `fit`'s history.
     """
     values = dict(checks.values_of(hp))
+    x, y, validation_data = _checked_data(space, x, y, validation_data)
     train, steps = training_batches(x, y, batch_size, cutout, seed, pad=pad, flip=flip)
     regularization = _regularization(space, drop_path, auxiliary_weight)
     max_epochs, callbacks = checks.positive_int("epochs", epochs), list(callbacks or [])
@@ -174,6 +175,7 @@ def retrain_own_model(space, hp, x, y=None, *, epochs=10, batch_size=128, valida
         raise ValueError(f"The build function of {space.name!r} returns an uncompiled model; compile it to retrain it.")
     if inherit_from is not None:
         inherit_weights(model, inherit_from)
+    x, y, validation_data = _checked_data(space, x, y, validation_data)
     train, _ = training_batches(x, y, batch_size, cutout, seed, pad=pad, flip=flip)
     callbacks = list(callbacks or [])
     if time_budget is not None:
@@ -268,6 +270,15 @@ def training_batches(x, y, batch_size, cutout=None, seed=None, *, pad=None, flip
         # One map call at a time: parallel calls would hand the seeded draws out in the threads' order.
         dataset = dataset.map(augment)
     return dataset.batch(batch_size).prefetch(2), int(np.ceil(len(x) / batch_size))
+
+
+def _checked_data(space, x, y, validation_data):
+    """Arrays checked against `space` as `ENASTuner.search` checks them (`keras_rlnas.data.arrays`)."""
+    if not hasattr(x, "as_numpy_iterator"):
+        x, y = arrays.check_arrays(space, x, y, "training")
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        validation_data = arrays.check_arrays(space, *validation_data, "validation")
+    return x, y, validation_data
 
 
 def _regularization(space, drop_path, auxiliary_weight):

@@ -275,3 +275,83 @@ def test_the_supernet_runs_keras_batch_normalization_with_the_fused_kernel():
     keras_layers = [layer for layer in net.model.network._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
     assert keras_layers and "FusedBatchNormV3" in op_types(graph)
     assert all("call" not in vars(layer) for layer in keras_layers)  # the user's layers are left as they were
+
+
+def test_a_softmax_inside_a_nested_head_or_a_choice_is_seen_and_candidates_must_agree():
+    def ending_in(head):
+        def build_with_head(hp):
+            images = keras.Input((8, 8, 1))
+            x = keras.layers.Flatten()(LayerChoice([conv(4, 3), conv(4, 5)], name="op", hp=hp)(images))
+            return keras.Model(images, head(hp)(x))
+
+        return build_with_head
+
+    def nested(hp):
+        return keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3, activation="softmax")])
+
+    def chosen(hp):
+        return LayerChoice([keras.layers.Dense(3, activation="softmax"),
+                            keras.Sequential([keras.layers.Dense(3), keras.layers.Softmax()])], name="head", hp=hp)
+
+    def disagreeing(hp):
+        return LayerChoice({"probabilities": keras.layers.Dense(3, activation="softmax"), "logits": keras.layers.Dense(3)},
+                           name="head", hp=hp)
+
+    # Probabilities read as logits would train the shared weights on a softmax of a softmax.
+    assert ChoiceSpace(ending_in(nested)).outputs_probabilities
+    assert ChoiceSpace(ending_in(chosen)).outputs_probabilities
+    assert not ChoiceSpace(ending_in(lambda hp: keras.layers.Dense(3))).outputs_probabilities
+    with pytest.raises(ValueError, match=r"LayerChoice 'head'.*\['probabilities'\] end in a softmax"):
+        ChoiceSpace(ending_in(disagreeing))
+
+
+def test_candidates_named_alike_nested_choices_and_choices_declared_twice_are_refused():
+    def block(dilation):
+        return keras.Sequential([keras.layers.Conv2D(4, 3, padding="same", dilation_rate=dilation)], name="block")
+
+    def named_alike(hp):
+        images = keras.Input((8, 8, 1))
+        x = LayerChoice([block(1), block(2)], name="op", hp=hp)(images)
+        return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+    # A child's layers take the shared weights by name: the second block's would reach the first.
+    with pytest.raises(ValueError, match="named 'block'"):
+        ChoiceSupernet(named_alike)
+
+    def nested(hp):
+        images = keras.Input((8, 8, 1))
+        inner = LayerChoice([conv(4, 3), conv(4, 5)], name="inner", hp=hp)
+        x = LayerChoice({"plain": conv(4, 3), "deep": keras.Sequential([conv(4, 3), inner])}, name="outer", hp=hp)(images)
+        return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+    with pytest.raises(ValueError, match="Candidate 'deep' of LayerChoice 'outer' holds the choice 'inner'"):
+        ChoiceSpace(nested)
+    # Under a plain Keras Tuner search a second declaration would silently reuse the first one's value.
+    hp = keras_tuner.HyperParameters()
+    LayerChoice([conv(4, 3), conv(4, 5)], name="op", hp=hp)
+    assert LayerChoice([conv(4, 3), conv(4, 5)], name="op", hp=hp) is not None  # the same choice again
+    with pytest.raises(ValueError, match=r"'op' over \['a', 'b'\].*already declared over \[0, 1\]"):
+        LayerChoice({"a": conv(4, 3), "b": conv(4, 5)}, name="op", hp=hp)
+
+
+def test_choice_errors_name_the_choice_and_an_input_choice_merges_at_each_place():
+    def unbuildable(hp):
+        images = keras.Input((8, 8, 1))
+        x = keras.layers.Flatten()(images)
+        x = LayerChoice({"dense": keras.layers.Dense(4), "conv": keras.layers.Conv2D(4, 3)}, name="op", hp=hp)(x)
+        return keras.Model(images, keras.layers.Dense(3)(x))
+
+    with pytest.raises(ValueError, match=r"Candidate 'conv' of LayerChoice 'op' cannot take the choice's input \(None, 64\)"):
+        ChoiceSpace(unbuildable)
+    with pytest.raises(ValueError, match="InputChoice 'skip' is called on a non-empty list.*one tensor of shape \\(None, 4\\)"):
+        InputChoice(name="skip")(keras.Input((4,)))
+
+    def merged_twice(hp):
+        images = keras.Input((8, 8, 1))
+        a, b, c = conv(4, 3)(images), conv(4, 5)(images), conv(4, 1)(images)
+        merge = InputChoice(n_chosen=2, name="pick", hp=hp)
+        x = keras.layers.Concatenate()([merge([a, b, c]), merge([b, c, a])])
+        return keras.Model(images, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+    model = merged_twice(keras_tuner.HyperParameters())
+    assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Add)] == ["pick_sum", "pick_sum_2"]

@@ -154,6 +154,8 @@ def test_bad_space_from_the_shell_is_one_line_not_a_traceback(tmp_path):
         (["retrain", "{tmp}", "--drop-path", "-0.1"], "must be >= 0.0, got '-0.1'", 2),
         (["retrain", "{tmp}", "--pad", "-2"], "must be >= 0, got '-2'", 2),
         (["launch"], "invalid choice: 'launch'", 2),
+        (["search", "--dataset", "mnist", "--directory", "d", "--max-minutes", "nan"], "expected a finite number, got 'nan'", 2),
+        (["retrain", "{tmp}", "--max-minutes", "inf"], "expected a finite number, got 'inf'", 2),
     ],
 )
 def test_bad_arguments_end_with_one_line(tmp_path, capsys, args, expected, status):
@@ -195,6 +197,23 @@ def test_resume_refuses_a_different_search_and_export_needs_a_retrain(tmp_path, 
     })
     assert cli.main(["search", "--dataset", "mnist", "--directory", digits, "--seed", "2"]) == 2
     assert "holds a search with seed 1, not 2" in capsys.readouterr().err
+
+
+@needs_fashion_mnist
+def test_overwrite_deletes_nothing_until_the_new_search_is_checked(tmp_path, capsys):
+    kept = {name: tmp_path / name / "kept.txt" for name in ("logs", "best", "export", "report")}
+    for path in kept.values():
+        path.parent.mkdir()
+        path.write_text("an earlier result")
+    # Not a project: its folders are not the command's to delete, whatever the flag; the bad value is named by its flag.
+    assert cli.main(["search", "--dataset", "fashion_mnist", "--directory", str(tmp_path), "--overwrite",
+                     "--limit", "100", "--validation-size", "20", "--space", "enas-macro", "--layers", "2"]) == 2
+    assert "argument --layers: `num_layers` must be an integer >= 3, got 2" in capsys.readouterr().err
+    cli.Project.write_run(str(tmp_path), {"space": "vanilla", "dataset": "fashion_mnist", "space_options": {},
+                                          "data": {"validation_size": 5000, "limit": 10}})
+    # A project, but a new search that fails its checks replaces nothing.
+    assert cli.main(["search", "--dataset", "no_such_set", "--directory", str(tmp_path), "--overwrite"]) == 1
+    assert all(path.exists() for path in kept.values())
 
 
 def test_retrain_reads_the_data_where_the_search_did(monkeypatch):

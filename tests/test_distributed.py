@@ -366,6 +366,19 @@ def test_a_crash_before_oracle_json_resumes_the_committed_controller(tmp_path):
     assert resumed.create_trial("t3").hyperparameters.values == first.trials["3"].hyperparameters.values
 
 
+def test_a_chief_left_without_workers_is_stopped(tmp_path):
+    from keras_rlnas.distributed.launcher import Supervised, supervise
+
+    # The chief would wait for trials forever; every worker crashes past its one restart.
+    chief = Supervised("chief", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ))
+    crew = [Supervised(f"worker{i}", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), restarts=1)
+            for i in range(2)]
+    started = time.monotonic()
+    assert supervise(chief, crew, poll_interval=0.05) == 1
+    assert time.monotonic() - started < 30
+    assert [worker.starts for worker in crew] == [2, 2] and chief.process.poll() is not None
+
+
 def test_launcher_sets_roles_gpus_restarts_and_recycles(tmp_path):
     from keras_rlnas.distributed import gpu_groups, main
 

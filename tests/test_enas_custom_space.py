@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from choice_models import build, data
@@ -17,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # A serving process: TensorFlow alone loads the SavedModel; this package is never imported.
 SERVE = """
 import sys
+import keras
 import numpy as np
 import tensorflow as tf
 served = tf.saved_model.load(sys.argv[1])
@@ -90,3 +92,43 @@ def test_two_replicas_give_the_architectures_and_scores_of_one_device():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "replicas 2" in result.stdout and "same" in result.stdout
+
+
+def tabular(hp):
+    """A classifier of 6 features (not images) with a plain hyperparameter beside its choice."""
+    features = keras.Input((6,))
+    width = hp.Int("width", 4, 16, step=4, default=8)
+    x = LayerChoice({"narrow": keras.layers.Dense(width, activation="relu"),
+                     "wide": keras.layers.Dense(width, activation="tanh")}, name="hidden", hp=hp)(features)
+    model = keras.Model(features, keras.layers.Dense(3, activation="softmax")(x))
+    model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log", default=1e-3)),
+                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_non_image_model_searches_and_records_what_its_children_were_built_with(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 6)).astype("float32"), rng.integers(0, 3, 64)
+    tuner = keras_rlnas.ENASTuner(tabular, directory=str(tmp_path), project_name="tabular", seed=0, controller_steps=1,
+                                  controller_batch=2, derive_samples=2, derive_finalists=1, fine_tune_steps=0,
+                                  batch_size=16, validation_batch_size=16, verbose=0)
+    tuner.search(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=2)
+    # The other hyperparameters are recorded at the defaults the searched children used, not drawn at random.
+    for trial in tuner.oracle.trials.values():
+        assert trial.hyperparameters.values["width"] == 8 and trial.hyperparameters.values["lr"] == 1e-3
+    assert tuner.get_best_models(1)[0].layers[1].units == 8
+    with pytest.raises(ValueError, match=r"must be a \(count, 6\) array, got shape \(48, 2, 3\)"):
+        tuner.search(x[:48].reshape(48, 2, 3), y[:48], validation_data=(x[48:], y[48:]), epochs=3)
+    # The score ENAS records is an accuracy: a loss's name would label it wrongly.
+    with pytest.raises(ValueError, match="a loss is not recorded; got 'val_loss'"):
+        keras_rlnas.ENASTuner(tabular, objective="val_loss", directory=str(tmp_path), project_name="loss")
+
+
+def test_the_global_float16_policy_gets_loss_scaling(tmp_path):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        supernet = keras_rlnas.supernet.ChoiceSupernet(build)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert isinstance(supernet.optimizer, keras.optimizers.LossScaleOptimizer)

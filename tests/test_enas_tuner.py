@@ -349,6 +349,60 @@ def test_an_empty_dataset_is_refused_before_the_first_step(tmp_path):
     assert tuner.supernet is None
 
 
+def test_a_dataset_that_repeats_forever_is_refused_and_a_validation_dataset_is_rebatched(tmp_path):
+    x, y = tiny_data()
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    tuner = tiny_tuner(tmp_path)
+    with pytest.raises(ValueError, match="The training dataset repeats forever.*take"):
+        tuner.search(batches.repeat(), validation_data=(x, y))
+    with pytest.raises(ValueError, match="The validation dataset repeats forever"):
+        tuner.search(batches, validation_data=batches.repeat())
+    # Rewards score `validation_batch_size` images, whatever the batches of the validation dataset.
+    scored = []
+    original = tuner._theta_phase
+
+    def recording(validation_batches):
+        def counted():
+            for images, labels in validation_batches:
+                scored.append(len(images))
+                yield images, labels
+        return original(counted())
+
+    tuner._theta_phase = recording
+    tuner.search(batches, validation_data=tf.data.Dataset.from_tensor_slices((x, y)).batch(4), epochs=1,
+                 validation_batch_size=32)
+    assert scored and set(scored) == {32}
+
+
+def test_learning_rate_schedulers_set_the_rate_and_plateau_reduction_is_refused(tmp_path):
+    x, y = tiny_data()
+    tuner = tiny_tuner(tmp_path)
+    rates = []
+    scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, rate: 0.001 * (epoch + 1))
+    watcher = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: rates.append(float(tuner.supernet.optimizer.learning_rate.numpy())))
+    tuner.search(x, y, validation_split=0.25, epochs=2, callbacks=[scheduler, watcher])
+    assert rates == pytest.approx([0.001, 0.002])
+    with pytest.raises(TypeError, match="ReduceLROnPlateau.*LearningRateScheduler"):
+        tuner.search(x, y, validation_split=0.25, epochs=3, callbacks=[keras.callbacks.ReduceLROnPlateau()])
+    # The epoch logs' 'accuracy' is the shared weights' training accuracy: not a name for the recorded score.
+    with pytest.raises(ValueError, match="'accuracy' names a figure of the shared weights' training"):
+        tiny_tuner(tmp_path, objective="accuracy")
+
+
+def test_retraining_checks_arrays_as_the_search_does(tmp_path):
+    x, y = tiny_data()
+    tuner = tiny_tuner(tmp_path)
+    values = tuner.space.decode(tuner.space.random_encoding(0))
+    # Grey images without a channel axis, shifted and mirrored: as search() takes them.
+    model = tuner.retrain(values, (x[..., 0] * 255).astype("uint8"), y, epochs=1, pad=1, flip=True)
+    assert model.predict(x[:2], verbose=0).shape == (2, 3)
+    with pytest.raises(ValueError, match="The training labels must be integer class indices, got dtype float64"):
+        tuner.retrain(values, x, y + 0.5, epochs=1)
+    with pytest.raises(ValueError, match=r"The validation labels must be class indices in \[0, 3\)"):
+        tuner.retrain(values, x, y, epochs=1, validation_data=(x, y + 3))
+
+
 def test_grey_images_without_a_channel_axis_are_taken(tmp_path):
     x, y = tiny_data()
     inputs = keras_rlnas.tuners.search_inputs.prepare(tiny_tuner(tmp_path).space, x[..., 0], y, validation_split=0.5)
@@ -398,7 +452,7 @@ def test_controller_defaults_and_the_reference_preset_one_argument_away(tmp_path
     assert tuner.controller.config["normalize_advantages"] is True
     assert (tuner.controller_steps, tuner.controller_batch) == (2, 4)
     reference = make_tuner(tmp_path, controller_options="enas_macro", controller_steps=None, controller_batch=None)
-    assert reference.controller.config["temperature"] == 5.0
+    assert reference.controller.config["tanh_constant"] == 1.5
     assert reference.controller.config["learning_rate"] == pytest.approx(1e-3)
     assert reference.controller.config["normalize_advantages"] is False
     with pytest.raises(ValueError, match="controller_options.*'fast'"):

@@ -1,6 +1,8 @@
 """Export round trips: `.keras`, SavedModel served by `tf.saved_model.load`, architecture JSON."""
 
 import json
+import subprocess
+import sys
 
 import keras
 import keras_tuner
@@ -70,6 +72,24 @@ def test_enas_architecture_json_rebuilds_the_same_child(tmp_path, name):
     rebuilt = export.build_from_architecture(export.save_architecture(record, str(tmp_path / "a.json")))
     assert [w.shape for w in rebuilt.weights] == [w.shape for w in original.weights]
     assert record["architecture"]["encoding"] == space.encode(values).tolist()
+
+
+def test_an_enas_child_saved_as_keras_loads_in_a_fresh_process_through_the_package(tmp_path):
+    space = export.make_space("enas-macro", (8, 8, 1), 3, {"num_layers": 3, "filters": 4})
+    model = space.build_child(space.random_encoding(1))
+    path = export.export_model(model, str(tmp_path / "child.keras"), "keras")
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype="float32")
+    np.save(tmp_path / "x.npy", x)
+    # `import keras_rlnas` leaves TensorFlow and the layers unloaded; keras.saving alone cannot find them.
+    script = (
+        "import sys, numpy as np, keras_rlnas\n"
+        "model = keras_rlnas.load_model(sys.argv[1])\n"
+        "np.save(sys.argv[2], model.predict(np.load(sys.argv[3]), verbose=0))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script, path, str(tmp_path / "out.npy"), str(tmp_path / "x.npy")],
+                            capture_output=True, text=True, timeout=180)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(x, verbose=0), atol=1e-6)
 
 
 def test_bad_export_arguments_name_the_bad_value(tmp_path, trained):

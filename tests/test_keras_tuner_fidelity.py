@@ -220,3 +220,58 @@ def test_the_installed_keras_tuner_is_in_the_supported_range():
     assert "<" in requirement, f"{requirement!r} has no upper bound: a release may drop the internals above."
     installed = tuple(int(p) for p in importlib.metadata.version("keras-tuner").split(".")[:2])
     assert (1, 4) <= installed < (1, 5), f"keras-tuner {installed} is outside the tested range {requirement}."
+
+
+# ------------------------------------------------------------ hyperparameter types
+def test_a_log_stepped_int_gives_ints_and_a_log_int_keeps_its_scale():
+    oracle = ControllerOracle(keras_tuner.Objective("score", "max"), max_trials=None, seed=2, update_every=10**6)
+    oracle.hyperparameters.Int("units", 8, 256, step=2, sampling="log")
+    oracle.hyperparameters.Int("depth", 1, 32, sampling="log")
+    oracle.hyperparameters.Float("rate", 0.0, 1.0)  # keeps the samples distinct
+    samples = [oracle.populate_space(str(i))["values"] for i in range(200)]
+    units = {values["units"] for values in samples}
+    # Keras Tuner's Int casts min * step**i to int; a float breaks Dense(units).
+    assert units <= {8, 16, 32, 64, 128, 256} and all(type(value) is int for value in units)
+    # Keras Tuner draws about 0.45 of a log scale from 1 to 32 at or below 4; a uniform
+    # choice among the 32 values would put 0.125 there.
+    assert np.mean([values["depth"] <= 4 for values in samples]) > 0.3
+
+
+class _PreprocessingHyperModel(keras_tuner.HyperModel):
+    def build(self, hp):
+        model = keras.Sequential([keras.layers.Dense(3, activation="softmax")])
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    def fit(self, hp, model, x, y, **kwargs):
+        # Keras Tuner's "tune the preprocessing" pattern: the model first meets the processed data.
+        features = hp.Choice("features", [2, 3])
+        return model.fit(x[:, :features], y, **kwargs)
+
+
+def test_rlsearch_leaves_a_hypermodels_own_fit_to_meet_the_data_first(tmp_path):
+    x, y = np.random.default_rng(0).normal(size=(32, 4)).astype("float32"), np.arange(32) % 3
+    tuner = RLSearch(_PreprocessingHyperModel(), objective="loss", max_trials=2, seed=0,
+                     directory=str(tmp_path), project_name="p", update_every=1)
+    tuner.search(x, y, epochs=1, verbose=0)
+    statuses = [trial.status for trial in tuner.oracle.trials.values()]
+    assert statuses == ["COMPLETED"] * 2
+
+
+class _DeclaringTuner(keras_tuner.Tuner):
+    """Keras Tuner's custom-tuner pattern: the space is declared while the trial runs."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        return {"score": float(hp.Choice("a", [0, 1, 2, 3]) + hp.Choice("b", [0, 10]))}
+
+
+def test_a_trial_sampled_from_a_still_empty_space_is_learned_from_what_ran(tmp_path):
+    oracle = ControllerOracle(keras_tuner.Objective("score", "max"), max_trials=3, seed=1, update_every=1)
+    tuner = _DeclaringTuner(oracle=oracle, directory=str(tmp_path), project_name="p")
+    tuner.oracle.verbose = 0
+    tuner.search(verbose=0)
+    first = oracle.updates[0]
+    assert first["trials"] == ["0"] and oracle.trial_actions["0"] == []
+    # Its actions are inferred from the default values it ran with, so the update has a gradient.
+    assert first["log_prob"] < 0

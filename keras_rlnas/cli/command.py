@@ -163,18 +163,23 @@ def cmd_search(args):
         recorded = {**old.get("search", {}), **{key: old.get(key) for key in run}}
         for key, value in {**run, **same_search}.items():
             if key in recorded and recorded[key] != value:
+                held, given = recorded[key], value
+                if isinstance(held, dict) and isinstance(given, dict):  # name only the options that differ
+                    differ = sorted(k for k in {**held, **given} if held.get(k) != given.get(k))
+                    held, given = ({k: d.get(k) for k in differ} for d in (held, given))
                 raise UsageError(
-                    f"{args.directory!r} holds a search with {key} {recorded[key]!r}, not {value!r}; "
+                    f"{args.directory!r} holds a search with {key} {held!r}, not {given!r}; "
                     "pass --overwrite to replace it or choose another --directory."
                 )
-    if overwrite:
-        # Keras Tuner clears its own project; the command's outputs of the old search go with it.
-        for name in ("logs", "best", "export", "report"):
-            shutil.rmtree(os.path.join(args.directory, name), ignore_errors=True)
     (x, y), validation, _, info = data.load_arrays(
         args.dataset, validation_size=args.validation_size, limit=args.limit, data_dir=args.data_dir
     )
-    space = recipe.make_space(info.input_shape, info.num_classes, space_options)
+    try:
+        space = recipe.make_space(info.input_shape, info.num_classes, space_options)
+    except ValueError as error:
+        if args.layers is not None and f"`{recipe.layers_option}`" in str(error):
+            raise UsageError(f"argument --layers: {error}") from None
+        raise
     epochs, max_trials = recipe.budget(epochs=args.epochs, trials=args.trials, max_minutes=args.max_minutes)
     run.update(
         dataset_info=dataset_info_dict(info),
@@ -186,6 +191,11 @@ def cmd_search(args):
     keras.utils.set_random_seed(args.seed)
     tuner = recipe.make_tuner(space, seed=args.seed, directory=args.directory, project_name=PROJECT_NAME,
                               overwrite=overwrite, max_trials=max_trials, options=tuner_options)
+    if overwrite and os.path.exists(previous):
+        # Keras Tuner has cleared its own project; the command's outputs of the old search go with it,
+        # once every argument of the new one has been checked.
+        for name in ("logs", "best", "export", "report"):
+            shutil.rmtree(os.path.join(args.directory, name), ignore_errors=True)
     Project.write_run(args.directory, run)
     done, done_unit = recipe.done(tuner)
     monitor = SearchMonitor(

@@ -55,8 +55,9 @@ class Recipe:
         return epochs or self.default_epochs, trials or (None if max_minutes else DEFAULT_TRIALS)
 
     def done(self, tuner):
-        """`(count, unit)` of the work a resumed search already holds."""
-        return len(tuner.oracle.trials), "trials"
+        """`(count, unit)` of the work a resumed search already holds (a trial left running is trained again)."""
+        ended = [trial for trial in tuner.oracle.trials.values() if trial.status != "RUNNING"]
+        return len(ended), "trials"
 
     def epochs_left(self, *, epochs, max_trials, done):
         """Epochs the search still has to train after `done` (see `done`), or `None` when only time bounds it."""

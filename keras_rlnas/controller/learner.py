@@ -22,6 +22,23 @@ ARRAY_FILE = "controller-{:06d}.npz"
 _ARRAY_PATTERN = re.compile(r"controller-(\d{6})\.npz$")
 
 
+def trials_in_order(trials):
+    """The trials of a `{trial_id: trial}` dict in the order they were created.
+
+    Keras Tuner pads trial ids to the width of `max_trials`, which a resumed
+    search may change, so ids are ordered by number.
+
+    Example:
+
+    >>> [t for t in trials_in_order({"0003": "c", "10": "e", "4": "d", "0000": "a"})]
+    ['a', 'c', 'd', 'e']
+    """
+    def number(trial_id):
+        return (0, int(trial_id), trial_id) if str(trial_id).isdigit() else (1, 0, str(trial_id))
+
+    return [trials[trial_id] for trial_id in sorted(trials, key=number)]
+
+
 @dataclasses.dataclass(frozen=True)
 class ControllerView:
     """What reports and TensorBoard read from any tuner: trials, controller history, policy.

@@ -99,6 +99,7 @@ class Supervised:
         self.recycled = 0
         self.process = None
         self.returncode = None
+        self.given_up = False
 
     def start(self):
         env = dict(self.env)
@@ -132,6 +133,10 @@ class Supervised:
             time.sleep(1.0)  # Not a hot loop if it dies at once.
             self.start()
             return "running"
+        if may_restart and not self.given_up:
+            self.given_up = True
+            logger.error("%s exited with %d after %d restart(s) of %d; giving it up.", self.name, self.returncode,
+                         self.starts - self.recycled - 1, self.restarts)
         return "failed"
 
     def stop(self, timeout=10.0):
@@ -148,7 +153,8 @@ class Supervised:
 def supervise(chief, workers, poll_interval=0.2, grace=60.0, stop=None):
     """Runs `chief` (may be `None`) and `workers` to the end; returns an exit code.
 
-    `stop`, a `threading.Event`, ends everything early (exit code 1).
+    `stop`, a `threading.Event`, ends everything early (exit code 1); so does
+    a chief left without a worker, every one having failed past its restarts.
     """
     everyone = ([chief] if chief else []) + workers
     for child in everyone:
@@ -163,6 +169,10 @@ def supervise(chief, workers, poll_interval=0.2, grace=60.0, stop=None):
                 return chief.returncode if chief.returncode > 0 else 1
             if chief_state == "done" or (chief is None and "running" not in worker_states):
                 break
+            if chief_state == "running" and workers and set(worker_states) == {"failed"}:
+                # No worker is left to run the chief's trials: it would wait for them forever.
+                logger.error("Every worker failed past its restarts; stopping the chief.")
+                return 1
             time.sleep(poll_interval)
         deadline = time.monotonic() + grace
         while any(w.poll(may_restart=False) == "running" for w in workers) and time.monotonic() < deadline:

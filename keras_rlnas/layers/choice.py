@@ -93,8 +93,19 @@ def candidate_labels(candidates):
     return labels, layers
 
 
+def _refuse_redeclared(hp, name, values, kind):
+    # Keras Tuner answers a second declaration of a name with the first one's value, whatever its values.
+    for declared in hp.space:
+        if declared.name == name and list(getattr(declared, "values", ())) != list(values):
+            raise ValueError(
+                f"{kind} {name!r} would declare the hyperparameter {name!r} over {list(values)!r}, but {name!r} is "
+                f"already declared over {list(getattr(declared, 'values', ()))!r}: each choice needs a name of its own."
+            )
+
+
 def declare_layer_choice(hp, name, labels):
     """Declares the Choice of a `LayerChoice` in `hp` and returns the chosen label."""
+    _refuse_redeclared(hp, name, labels, "LayerChoice")
     return hp.Choice(name, labels, default=labels[0])
 
 
@@ -112,7 +123,9 @@ def input_slot_name(name, num_candidates, slot):
 def declare_input_choice(hp, name, num_candidates, slot):
     """Declares slot `slot` of an `InputChoice` in `hp` and returns the chosen position."""
     values = list(range(num_candidates))
-    return hp.Choice(input_slot_name(name, num_candidates, slot), values, default=values[-1])
+    slot_name = input_slot_name(name, num_candidates, slot)
+    _refuse_redeclared(hp, slot_name, values, "InputChoice")
+    return hp.Choice(slot_name, values, default=values[-1])
 
 
 def _ordinary(hp):
@@ -183,8 +196,14 @@ class LayerChoice(keras.layers.Layer):
         # Every candidate is built on a symbolic input, so that its weights
         # exist and its output shape can be compared before any step.
         shapes = []
-        for candidate in self.candidates:
-            output = candidate(keras.KerasTensor(input_shape, dtype=self.compute_dtype))
+        for label, candidate in zip(self.labels, self.candidates):
+            try:
+                output = candidate(keras.KerasTensor(input_shape, dtype=self.compute_dtype))
+            except Exception as error:
+                raise ValueError(
+                    f"Candidate {label!r} of LayerChoice {self.name!r} cannot take the choice's input "
+                    f"{_shape_text(input_shape)}: {error}"
+                ) from error
             shapes.append(tuple(output.shape))
             self._output_dtype = output.dtype
         if len(set(shapes)) > 1:
@@ -247,6 +266,7 @@ class _ChosenInputs:
 
     def __init__(self, n_chosen, reduction, name, hp):
         self.n_chosen, self.reduction, self.name, self.hp = n_chosen, reduction, name, hp
+        self.calls = 0
 
     def __call__(self, inputs):
         inputs = _candidate_tensors(self.name, inputs)
@@ -254,7 +274,10 @@ class _ChosenInputs:
         if len(picked) == 1:
             return picked[0]
         merge = keras.layers.Add if self.reduction == "sum" else keras.layers.Average
-        return merge(name=f"{self.name}_{self.reduction}")(picked)
+        # A choice used at several places merges at each: one layer name per place.
+        self.calls += 1
+        suffix = "" if self.calls == 1 else f"_{self.calls}"
+        return merge(name=f"{self.name}_{self.reduction}{suffix}")(picked)
 
 
 def _candidate_tensors(name, inputs):
@@ -334,6 +357,11 @@ class InputChoice(keras.layers.Layer):
         return [declare_input_choice(hp, self.name, self.num_candidates, slot) for slot in range(self.n_chosen)]
 
     def build(self, input_shape):
+        if not input_shape or not all(isinstance(shape, (list, tuple)) for shape in input_shape):
+            raise ValueError(
+                f"InputChoice {self.name!r} is called on a non-empty list of tensors to choose from, got one "
+                f"tensor of shape {_shape_text(input_shape or ())}."
+            )
         shapes = [tuple(shape) for shape in input_shape]
         if len(set(shapes)) > 1:
             listing = "; ".join(f"{i} -> {_shape_text(s)}" for i, s in enumerate(shapes))

@@ -6,7 +6,7 @@ returning a `ControllerView` (`ENASTuner` has it, and so has a
 `controller_view(tuner)` asks whichever of the tuner and its oracle has it.
 """
 
-from keras_rlnas.controller.learner import ControllerView
+from keras_rlnas.controller.learner import ControllerView, trials_in_order
 from keras_rlnas.spaces import structured
 
 
@@ -31,8 +31,8 @@ def controller_view(tuner):
 
 
 def sorted_trials(oracle):
-    """The oracle's trials in trial-id order (`"2"` before `"10"`)."""
-    return [oracle.trials[k] for k in sorted(oracle.trials, key=lambda t: (len(t), t))]
+    """The oracle's trials in the order they were created (`trials_in_order`)."""
+    return trials_in_order(oracle.trials)
 
 
 def skip_rate(values):

@@ -11,6 +11,7 @@ step splits its minibatch across the replicas
 
 import contextlib
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -51,8 +52,8 @@ class Supernet:
             shared weights fit no single architecture), without changing them.
         jit_compile: compile the steps with XLA; each batch size then gets its
             own trace (architectures still share it).
-        dtype_policy: e.g. `"mixed_float16"` or `"mixed_bfloat16"`; float16 adds
-            dynamic loss scaling.
+        dtype_policy: e.g. `"mixed_float16"` or `"mixed_bfloat16"` (`None`:
+            the global policy); float16 adds dynamic loss scaling.
         distribution_strategy: a `tf.distribute.Strategy` (e.g.
             `tf.distribute.MirroredStrategy()` over one machine's GPUs): the
             variables are created in its scope and every step splits its
@@ -97,7 +98,9 @@ class Supernet:
             self.model.build_all()
             if optimizer is None:
                 optimizer = nesterov_sgd(learning_rate, checks.fraction("momentum", momentum))
-            if dtype_policy == "mixed_float16" and not hasattr(optimizer, "inner_optimizer"):
+            # Without a policy of its own the network computes in the global one (`keras.mixed_precision`).
+            policy = dtype_policy or keras.config.dtype_policy().name
+            if policy == "mixed_float16" and not hasattr(optimizer, "inner_optimizer"):
                 from keras.mixed_precision import LossScaleOptimizer
 
                 optimizer = LossScaleOptimizer(optimizer)

@@ -44,6 +44,26 @@ def _located_layers(model, path=()):
             yield from _located_layers(layer, path + (layer.name,))
 
 
+def _unique_layer_index(network, space_name):
+    """`{path + (name,): layer}` of `network`'s layers, or a `ValueError` where two layers would share a path.
+
+    A child's layers get their weights by name within the nested models
+    around them, so two candidates named alike would swap weights.
+    """
+    index = {}
+    for path, layer in _located_layers(network):
+        if isinstance(layer, LayerChoice):
+            continue
+        key = path + (layer.name,)
+        if index.setdefault(key, layer) is not layer and layer.weights and index[key].weights:
+            raise ValueError(
+                f"Two different layers of {space_name!r} are named {'/'.join(key)!r} (e.g. candidates of a "
+                "LayerChoice built by one helper with a fixed name): a child's layers take the shared weights by "
+                "name, so each layer needs a name of its own."
+            )
+    return index
+
+
 def _layers(model):
     """Every layer of `model`: nested models and the candidates of choices included."""
     return [layer for _, layer in _located_layers(model)]
@@ -150,6 +170,7 @@ class ChoiceSupernetModel(SupernetModel):
         # Its own network: the variables are created in the supernet's distribution scope.
         self.network = space.build_network()
         self._plan = liveness_plan(self.network)
+        self._layer_index = _unique_layer_index(self.network, space.name)
         candidate_weights = {
             id(weight)
             for layer in _layers(self.network)
@@ -183,11 +204,7 @@ class ChoiceSupernetModel(SupernetModel):
         A path is the names of the nested models around the layer, then its
         own name, as in a child of the network.
         """
-        return {
-            path + (layer.name,): layer
-            for path, layer in _located_layers(self.network)
-            if not isinstance(layer, LayerChoice)
-        }
+        return self._layer_index
 
 
 class ChoiceSupernet(Supernet):

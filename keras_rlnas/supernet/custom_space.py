@@ -74,6 +74,18 @@ def choice_layers(model):
     return found
 
 
+def _refuse_nested_choices(choices):
+    for layer in choices:
+        for label, candidate in zip(getattr(layer, "labels", ()), getattr(layer, "candidates", ())):
+            inner = [candidate] if isinstance(candidate, (LayerChoice, InputChoice)) else choice_layers(candidate)
+            if inner:
+                raise ValueError(
+                    f"Candidate {label!r} of LayerChoice {layer.name!r} holds the choice {inner[0].name!r}: a "
+                    "weight-sharing search does not support choices inside choices. Make them one choice over "
+                    "the combinations, or search this space with RLSearch."
+                )
+
+
 def _hypermodel_build(hypermodel):
     if isinstance(hypermodel, keras_tuner.HyperModel):
         return hypermodel.build, hypermodel.name or type(hypermodel).__name__
@@ -94,11 +106,30 @@ def _other_value(hp):
     return None
 
 
-def _ends_in_softmax(model):
-    last = model.layers[-1] if model.layers else None
-    if isinstance(last, keras.layers.Softmax):
+def _output_layer(model):
+    """The layer that makes `model`'s output (its last layer when the graph does not say)."""
+    history = getattr(model.outputs[0], "_keras_history", None) if getattr(model, "outputs", None) else None
+    if history is not None:
+        return history[0]
+    return model.layers[-1] if getattr(model, "layers", None) else None
+
+
+def _gives_probabilities(layer):
+    """Whether `layer`'s output is a softmax, looking into nested models and the candidates of a choice."""
+    if isinstance(layer, keras.layers.Softmax):
         return True
-    activation = getattr(last, "activation", None)
+    if isinstance(layer, LayerChoice):
+        verdicts = {label: _gives_probabilities(candidate) for label, candidate in zip(layer.labels, layer.candidates)}
+        if len(set(verdicts.values())) > 1:
+            softmax = [label for label, verdict in verdicts.items() if verdict]
+            raise ValueError(
+                f"The candidates of LayerChoice {layer.name!r}, which makes the model's output, disagree: {softmax} "
+                f"end in a softmax, the others give logits. Every child must give the same kind of class scores."
+            )
+        return next(iter(verdicts.values()))
+    if isinstance(layer, keras.Model):
+        return _gives_probabilities(_output_layer(layer))
+    activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", None) == "softmax"
 
 
@@ -107,16 +138,17 @@ class ChoiceSpace:
 
     Args:
         hypermodel: `build(hp) -> keras.Model` or a `keras_tuner.HyperModel`
-            whose model takes images `(height, width, channels)` and gives
-            class scores (probabilities after a softmax, or logits), with
-            `hp=hp` passed to its `LayerChoice` and `InputChoice` layers.
-            Other hyperparameters keep their defaults in a weight-sharing
-            search.
+            whose model takes one input (images `(height, width, channels)`
+            or any other shape) and gives class scores (probabilities after
+            a softmax, or logits), with `hp=hp` passed to its `LayerChoice`
+            and `InputChoice` layers. Other hyperparameters keep their
+            defaults in a weight-sharing search.
 
     Raises:
         ValueError: two choices share a name; candidates of one choice give
-            different shapes; the model has no choice; the set of choices
-            depends on another hyperparameter.
+            different shapes, or some probabilities and others logits; a
+            candidate holds a choice; the model has no choice; the set of
+            choices depends on another hyperparameter.
 
     Example:
 
@@ -165,7 +197,7 @@ class ChoiceSpace:
             )
         self.input_shape = tuple(self.network.inputs[0].shape[1:])
         self.num_classes = int(self.network.outputs[0].shape[-1])
-        self.outputs_probabilities = _ends_in_softmax(self.network)
+        self.outputs_probabilities = _gives_probabilities(_output_layer(self.network))
         declared = keras_tuner.HyperParameters()
         self.declare_hyperparameters(declared)
         decisions = DecisionMap()
@@ -190,6 +222,7 @@ class ChoiceSpace:
 
     def _recorded_choices(self, hp, model):
         in_model = choice_layers(model)
+        _refuse_nested_choices(in_model)
         choices = list(hp.choices) + [layer for layer in in_model if all(layer is not c for c in hp.choices)]
         if not choices:
             raise ValueError(

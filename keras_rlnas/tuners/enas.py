@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_rlnas import _checks as checks
 from keras_rlnas.controller import Controller
-from keras_rlnas.controller.learner import ControllerView, PolicyLearner
+from keras_rlnas.controller.learner import ControllerView, PolicyLearner, trials_in_order
 from keras_rlnas.controller.options import preset_or_options
 from keras_rlnas.spaces import ENASMacro, ENASMicro
 from keras_rlnas.supernet import ChoiceSpace, build_supernet
@@ -32,8 +32,9 @@ SUPERNET_FILE = "supernet-{:06d}.npz"
 # Over the reference code's preset: no temperature and rewards scaled by their
 # running spread, so that ten epochs of 20 updates move the policy (entropy
 # 21.1 -> 12.2 nats on the 6-layer macro space, benchmarks/enas_controller.py)
-# where the preset's temperature 5 and raw accuracy differences of about 0.01
-# leave it uniform; learning rate 3e-3 stops short of the collapse that 1e-2 gives.
+# where the paper's temperature 5 (measured with the preset holding it) and raw
+# accuracy differences of about 0.01 leave it uniform; learning rate 3e-3 stops
+# short of the collapse that 1e-2 gives.
 DEFAULT_CONTROLLER_STEPS = 20
 DEFAULT_CONTROLLER_BATCH = 10
 DEFAULT_CONTROLLER_OPTIONS = dict(
@@ -68,8 +69,12 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
             decision, and each recorded trial's model is the plain model the
             function builds for the derived values.
         objective: name of the recorded score (validation accuracy with shared
-            weights), or a `keras_tuner.Objective` of direction `"max"`.
-        seed: seed of the controller, the data order and the derivation.
+            weights), or a `keras_tuner.Objective` of direction `"max"`; not
+            a loss, nor a key the epoch logs give the shared weights'
+            training (`"accuracy"`, `"learning_rate"`, ...).
+        seed: seed of the controller, the data order and the derivation. The
+            supernet's initial weights come from Keras's global seed: call
+            `keras.utils.set_random_seed` too for a repeatable search.
         sampler: `"controller"` (ENAS), `"uniform"` (random search with weight
             sharing, the baseline ENAS must beat) or `"fair"` (the same random
             search on a supernet trained with FairNAS's strict fairness: each
@@ -121,9 +126,10 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
         controller_options: `keras_rlnas.Controller` options over
             `DEFAULT_CONTROLLER_OPTIONS` (which sit over the reference code's
             preset), or a preset's name, `"enas_macro"` / `"enas_micro"`, for
-            the reference code's controller unchanged. The defaults move the
-            policy within ten epochs; the reference's temperature 5 and
-            unscaled rewards need hundreds (see the README).
+            the reference code's controller (its micro op-logit tanh
+            reduction and fixed op bias aside). The defaults move the policy
+            within ten epochs; the paper's temperature 5 and unscaled rewards
+            need hundreds (see the README).
         supernet_options: options of the supernet (learning-rate schedule,
             `jit_compile`, `dtype_policy`, ...; macro `entangled=False` for
             the reference code's separate op weights).
@@ -264,7 +270,7 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
         """What reports read: trials, objective, one history step per REINFORCE update, policy and space."""
         trials = self.oracle.trials
         return ControllerView(
-            trials=[trials[k] for k in sorted(trials, key=lambda t: (len(t), t))],
+            trials=trials_in_order(trials),
             objective=self.oracle.objective.name,
             history=self.learner.history,
             controller=self.controller,
@@ -307,7 +313,8 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
             epochs: total ENAS epochs.
             batch_size: omega-phase minibatch size for arrays (the tuner's when `None`).
             time_budget: seconds; no epoch starts that would likely end after it.
-            validation_batch_size: images per controller reward (the tuner's when `None`).
+            validation_batch_size: images per controller reward (the tuner's when `None`);
+                a validation dataset is batched to it afresh.
             **kwargs: `validation_split` (the last fraction of the arrays, as in
                 `fit`), `shuffle` (of the training arrays, every epoch),
                 `verbose` (0 silent, 1 or 2 a line per epoch) and `callbacks`
@@ -335,7 +342,10 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
         if validation_batch_size is None:
             validation_batch_size = self.validation_batch_size
         validation_batch_size = checks.positive_int("validation_batch_size", validation_batch_size)
-        validation_batches = cycle(inputs.validation, validation_batch_size, self.rng)
+        validation = inputs.validation
+        if hasattr(validation, "unbatch"):  # a dataset's own batches would set the images per reward
+            validation = validation.unbatch().batch(validation_batch_size)
+        validation_batches = cycle(validation, validation_batch_size, self.rng)
         self.on_search_begin()
         callbacks.on_train_begin()
         began = time.time()
@@ -347,8 +357,9 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
                 and start - began + self.history[-1]["seconds"] + self._final_choice_seconds() > time_budget
             ):
                 break
-            callbacks.on_epoch_begin(epoch)
+            # The schedule first: a LearningRateScheduler callback then has the last word.
             self.supernet.set_epoch(epoch)
+            callbacks.on_epoch_begin(epoch)
             omega = self._omega_phase(train, inputs.batch_size)
             controller_began = time.time()
             theta = self._theta_phase(validation_batches) if self.sampler == "controller" else {}
@@ -421,7 +432,10 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
 
         `final`: the search's final choice, ranked first until the next epoch's trial.
         """
-        self.oracle.next_values = dict(values)
+        # The searched children build other hyperparameters at their defaults; recorded so, Keras Tuner
+        # would otherwise fill them at random and report a model that was never searched.
+        plain = {hp.name: hp.default for hp in getattr(self.space, "plain_hyperparameters", ())}
+        self.oracle.next_values = {**plain, **values}
         trial = self.oracle.create_trial(self.tuner_id)
         encoding = self.space.encode(values)
         if model is None:
@@ -483,16 +497,23 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
 
 def _objective_name(objective):
     """The name of the score ENAS maximises: a metric name, or a `keras_tuner.Objective` of direction "max"."""
+    name, shown = None, repr(objective)
     if isinstance(objective, str) and objective:
-        return objective
-    shown = repr(objective)
-    if isinstance(objective, keras_tuner.Objective):
+        name = objective
+    elif isinstance(objective, keras_tuner.Objective):
         if objective.direction == "max":
-            return objective.name
+            name = objective.name
         shown = f"Objective({objective.name!r}, {objective.direction!r})"  # its repr names neither
+    if name in search_inputs.TRAINING_LOG_KEYS:
+        raise ValueError(
+            f"`objective` {name!r} names a figure of the shared weights' training in the epoch logs; name the "
+            "recorded validation score otherwise, e.g. 'val_accuracy'."
+        )
+    if name is not None and not name.endswith("loss"):
+        return name
     raise ValueError(
-        f"`objective` must be the name of the score ENAS maximises (e.g. 'val_accuracy') or a "
-        f"keras_tuner.Objective with direction 'max', got {shown}."
+        f"`objective` must be the name of the score ENAS maximises, the children's validation accuracy (e.g. "
+        f"'val_accuracy'), or a keras_tuner.Objective with direction 'max'; a loss is not recorded; got {shown}."
     )
 
 

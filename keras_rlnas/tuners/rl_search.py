@@ -153,7 +153,9 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
         return results
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
-        self._fit_sample = _first_examples(args, kwargs)
+        # A HyperModel with its own `fit` may preprocess the data first: the model must not meet the raw data.
+        own_fit = type(self.hypermodel).fit is not keras_tuner.HyperModel.fit
+        self._fit_sample = None if own_fit else _first_examples(args, kwargs)
         try:
             return super()._build_and_fit_model(trial, *args, **kwargs)
         finally:

@@ -12,6 +12,9 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+from keras_rlnas.data import arrays
 
 # fit() arguments that have no ENAS meaning, and why.
 UNSUPPORTED = {
@@ -26,7 +29,14 @@ UNSUPPORTED = {
 REFUSED_CALLBACKS = {
     "BackupAndRestore": "a search resumes by itself with overwrite=False, controller and supernet included",
     "ModelCheckpoint": "the child derived after each epoch is saved as a trial; use get_best_models()",
+    "ReduceLROnPlateau": (
+        "the shared weights' learning rate is set on its cosine schedule at each epoch's start, which would undo "
+        "the reduction; a LearningRateScheduler, called after it, sets the rate of each epoch"
+    ),
 }
+# Keys of the epoch logs that report the shared weights' training, not the recorded score.
+TRAINING_LOG_KEYS = ("accuracy", "train_accuracy", "seconds", "omega_seconds", "controller_seconds",
+                     "derivation_seconds", "learning_rate")
 
 
 @dataclasses.dataclass
@@ -123,7 +133,7 @@ def prepare(space, x=None, y=None, validation_data=None, *, epochs=1, batch_size
             raise ValueError("`validation_split` splits arrays; with a dataset `x`, pass `validation_data`.")
         train = _check_dataset(space, x, "training")
     else:
-        train = _check_arrays(space, x, y, "training")
+        train = arrays.check_arrays(space, x, y, "training")
         if validation_split and validation_data is None:
             # As fit() does: the last examples, before any shuffling.
             split_at = int(len(train[0]) * (1 - validation_split))
@@ -145,7 +155,7 @@ def prepare(space, x=None, y=None, validation_data=None, *, epochs=1, batch_size
             raise ValueError(f"`validation_data` must be (images, labels) or a dataset, got {type(validation_data).__name__}.")
         if len(validation_data) == 3:
             raise TypeError(f"validation sample weights cannot apply: {UNSUPPORTED['sample_weight']}.")
-        validation = _check_arrays(space, *validation_data, "validation")
+        validation = arrays.check_arrays(space, *validation_data, "validation")
     return SearchInputs(train, validation, epochs, batch_size, shuffle, int(verbose),
                         _check_callbacks(callbacks) + ([EpochLogger()] if verbose else []))
 
@@ -227,67 +237,26 @@ def _is_dataset(data):
     return hasattr(data, "as_numpy_iterator") and hasattr(data, "element_spec")
 
 
-def _describe(shape):
-    return "x".join(str(d) for d in shape)
-
-
-def _check_images_shape(space, shape, what):
-    if tuple(shape) != tuple(space.input_shape):
-        raise ValueError(
-            f"The {what} images are {_describe(shape)} but the space was built for {_describe(space.input_shape)}."
-        )
-
-
-def _check_labels(space, labels, what):
-    if labels.size and (np.min(labels) < 0 or np.max(labels) >= space.num_classes):
-        bad = labels[(labels < 0) | (labels >= space.num_classes)]
-        raise ValueError(
-            f"The {what} labels must be class indices in [0, {space.num_classes}) for a space built for "
-            f"{space.num_classes} classes; found {bad.size} outside, e.g. {bad.flat[0].item()!r}."
-        )
-
-
-def _check_arrays(space, x, y, what):
-    if x is None or y is None:
-        raise ValueError(f"The {what} data needs images `x` and labels `y` (or `x` a dataset of batches).")
-    x, y = np.asarray(x), np.asarray(y)
-    if x.ndim == 3 and space.input_shape[-1] == 1:
-        x = x[..., None]  # Grey images without a channel axis, as keras.datasets gives them.
-    if x.ndim != 4:
-        raise ValueError(f"The {what} images must be a (count, height, width, channels) array, got shape {x.shape}.")
-    _check_images_shape(space, x.shape[1:], what)
-    if len(x) == 0:
-        raise ValueError(f"The {what} data has no images.")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"The {what} labels must be integer class indices, one per image; got shape {y.shape}.")
-    if len(y) != len(x):
-        raise ValueError(f"The {what} data has {len(x)} images but {len(y)} labels; they must pair up.")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.issubdtype(y.dtype, np.floating) or not np.all(y == np.round(y)):
-            raise ValueError(f"The {what} labels must be integer class indices, got dtype {y.dtype}.")
-        y = y.astype("int64")
-    _check_labels(space, y, what)
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise ValueError(f"The {what} images must be finite numbers (dtype {x.dtype}).")
-    return x, y
-
-
 def _check_dataset(space, dataset, what):
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) != 2:
         raise ValueError(f"The {what} dataset must yield (images, labels) batches, got elements {spec}.")
     images, labels = spec
-    if images.shape.rank != 4:
+    if images.shape.rank != len(space.input_shape) + 1:
+        unbatched = images.shape.rank == len(space.input_shape)
         raise ValueError(
-            f"The {what} dataset must yield batches of images (batch, height, width, channels), got {images.shape}; "
-            "batch it with .batch(batch_size)."
+            f"The {what} dataset must yield batches of images {arrays.batch_layout(space)}, got {images.shape}"
+            + ("; batch it with .batch(batch_size)." if unbatched else ".")
         )
     if None not in images.shape[1:]:
-        _check_images_shape(space, images.shape[1:], what)
+        arrays.check_images_shape(space, images.shape[1:], what)
+    if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            f"The {what} dataset repeats forever; an ENAS epoch is one pass over the training data and a final "
+            "choice scores every validation image: pass a finite dataset, e.g. dataset.take(batches)."
+        )
     for _, first_labels in dataset.take(1).as_numpy_iterator():
-        _check_labels(space, np.asarray(first_labels).reshape(-1), what)
+        arrays.check_labels(space, np.asarray(first_labels).reshape(-1), what)
         break
     else:
         raise ValueError(f"The {what} dataset yields no batches.")
