@@ -156,6 +156,8 @@ def test_bad_space_from_the_shell_is_one_line_not_a_traceback(tmp_path):
         (["launch"], "invalid choice: 'launch'", 2),
         (["search", "--dataset", "mnist", "--directory", "d", "--max-minutes", "nan"], "expected a finite number, got 'nan'", 2),
         (["retrain", "{tmp}", "--max-minutes", "inf"], "expected a finite number, got 'inf'", 2),
+        (["search", "--dataset", "fashion_mnist", "--directory", "{tmp}/d", "--data-dir", "{tmp}/nowhere"],
+         "argument --data-dir: no such directory", 2),
     ],
 )
 def test_bad_arguments_end_with_one_line(tmp_path, capsys, args, expected, status):

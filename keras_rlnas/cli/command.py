@@ -140,6 +140,9 @@ def cmd_search(args):
 
     recipe = recipes.get(args.space)
     _refuse_flags(args, recipe, "search", SEARCH_FLAGS)
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        # Some data sets would quietly fall back to their usual place instead.
+        raise UsageError(f"argument --data-dir: no such directory {args.data_dir!r}")
     space_options = dict(args.space_options)
     if args.layers is not None:
         space_options[recipe.layers_option] = args.layers

@@ -307,8 +307,10 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
         space before the first step.
 
         Args:
-            x, y: training images and integer labels, or `x` a `tf.data.Dataset`
-                of `(images, labels)` batches.
+            x, y: training images and integer labels, or `x` a finite
+                `tf.data.Dataset` of `(images, labels)` batches. Images go in
+                as given: nothing rescales them (the built-in spaces' stems
+                end in batch norm; `keras_rlnas.data` whitens its data sets).
             validation_data: `(x, y)` arrays (or a batched dataset) for the controller's reward.
             epochs: total ENAS epochs.
             batch_size: omega-phase minibatch size for arrays (the tuner's when `None`).
