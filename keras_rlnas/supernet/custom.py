@@ -55,7 +55,12 @@ def _unique_layer_index(network, space_name):
         if isinstance(layer, LayerChoice):
             continue
         key = path + (layer.name,)
-        if index.setdefault(key, layer) is not layer and layer.weights and index[key].weights:
+        held = index.setdefault(key, layer)
+        if held is layer or not layer.weights:
+            continue
+        if not held.weights:  # a weightless namesake gives a child nothing to copy
+            index[key] = layer
+        else:
             raise ValueError(
                 f"Two different layers of {space_name!r} are named {'/'.join(key)!r} (e.g. candidates of a "
                 "LayerChoice built by one helper with a fixed name): a child's layers take the shared weights by "
