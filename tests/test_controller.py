@@ -87,6 +87,18 @@ def test_skip_penalty_pulls_the_skip_rate_to_its_target():
     assert np.mean(bits) < 0.2
 
 
+def test_skip_bits_under_the_tanh_constant_reach_the_reference_range():
+    # The reference samples a bit from softmax([-s, s]): sigmoid(2 * 1.5) = 0.95 at
+    # most, where a logit of s alone would stop at sigmoid(1.5) = 0.82.
+    decisions = [Decision(f"layers[{i}].skip", "skip", size=i, group="layers", anchor=i) for i in range(4)]
+    controller = Controller(decisions, seed=0, tanh_constant=1.5, learning_rate=0.05)
+    for _ in range(80):
+        samples = [controller.sample() for _ in range(8)]
+        controller.update(samples, [float(sum(b for a in s.actions for b in a)) for s in samples])
+    bits = [b for _ in range(60) for a in controller.sample().actions for b in a]
+    assert np.mean(bits) > 0.88
+
+
 def test_state_round_trip_continues_identically(tmp_path):
     first = Controller(_mixed_decisions(), seed=5, learning_rate=0.01)
     for _ in range(3):

@@ -42,9 +42,12 @@ class Controller:
         init_range: weights start uniform in `[-init_range, init_range]`.
         temperature: logits are divided by it (`None`: 1).
         tanh_constant: logits become `c * tanh(logits)` (`None`: unchanged).
+            A skip bit's logit is twice its shaped score, the reference
+            code's softmax over `[-s, s]`, so a bit can reach `sigmoid(2c)`.
         entropy_weight: weight of the entropy bonus in the loss.
         skip_target: skip-connection rate the skip penalty pulls toward.
-        skip_weight: weight of `KL(p_skip || skip_target)` in the loss (0: off).
+        skip_weight: weight of `KL(p_skip || skip_target)` in the loss (0: off),
+            averaged over the skip bits.
         baseline_decay: decay of the reward moving average.
         learning_rate: learning rate of `optimizer`, a `keras.optimizers.Adam`
             whose variables `get_state` saves with the weights.

@@ -188,7 +188,9 @@ def skip_step(walk, decision, out, group, choose):
         # The first position has nothing to connect to: no choice, no step taken.
         return Outcome(walk.zeros[:, :0], walk.nothing(), walk.nothing(), walk.inputs)
     hidden, scores = _attend(walk, decision, out, group)
-    log_on, log_off = policy.bernoulli_log_probs(xp, scores)
+    # The reference code samples each bit from a softmax over [-s, s]: logit 2s,
+    # so under the tanh constant c a bit can be sigmoid(2c) sure, not sigmoid(c).
+    log_on, log_off = policy.bernoulli_log_probs(xp, 2.0 * scores)
     bits = choose.bits(log_on, log_off)
     on = xp.asarray(bits, dtype=xp.float32)
     log_prob = xp.sum(on * log_on + (1.0 - on) * log_off, axis=-1)
