@@ -102,6 +102,7 @@ class Walk:
         self.skip_target = config["skip_target"]
         self.layers = [(weights[f"lstm/{i}/kernel"], weights[f"lstm/{i}/bias"]) for i in range(config["num_layers"])]
         self.zeros = xp.zeros_like(inputs)
+        self.start = inputs
         self.inputs = inputs
         self.state = [(self.zeros, self.zeros)] * config["num_layers"]
         # group -> position -> (hidden state, hidden state @ W_prev)
@@ -185,8 +186,9 @@ def skip_step(walk, decision, out, group, choose):
     """A subset of earlier positions, one Bernoulli each; reads their mean hidden state next."""
     xp = walk.xp
     if not decision.size:
-        # The first position has nothing to connect to: no choice, no step taken.
-        return Outcome(walk.zeros[:, :0], walk.nothing(), walk.nothing(), walk.inputs)
+        # The first position has nothing to connect to: no choice. As in the reference
+        # code, the LSTM reads the start token next, not the op it has just read.
+        return Outcome(walk.zeros[:, :0], walk.nothing(), walk.nothing(), walk.start)
     hidden, scores = _attend(walk, decision, out, group)
     # The reference code samples each bit from a softmax over [-s, s]: logit 2s,
     # so under the tanh constant c a bit can be sigmoid(2c) sure, not sigmoid(c).
