@@ -165,12 +165,11 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
         model = super()._try_build(hp)
         if getattr(self, "_fit_sample", None) is not None and self.distribution_strategy is None:
             _build_training_state(model, *self._fit_sample)
-        elif getattr(self, "_loading", False) and model.built and getattr(model, "optimizer", None) is not None:
-            # The checkpoint holds the optimizer's state too: built, the optimizer takes it
-            # back (the model trains on from where its trial stopped), where Keras would
-            # skip it with a warning.
-            if not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
+        elif getattr(self, "_loading", False) and model.built and getattr(model, "optimizer", None) is not None \
+                and not model.optimizer.built:
+            # The checkpoint holds the optimizer's state too: built, the optimizer takes it back
+            # (the model trains on from where its trial stopped), where Keras skips it with a warning.
+            model.optimizer.build(model.trainable_variables)
         return model
 
     def load_model(self, trial):
