@@ -115,6 +115,16 @@ def test_search_report_retrain_export_end_to_end(tmp_path):
     rebuilt.set_weights(model.get_weights())
     np.testing.assert_allclose(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
+    # The same command with a larger budget resumes: run.json keeps the first call's start and adds up both calls.
+    assert cli.main(["search", "--space", "vanilla", "--dataset", "fashion_mnist", "--directory", directory,
+                     "--trials", "3", "--epochs", "1", "--limit", "200", "--layers", "2", "--batch-size", "32"]) == 0
+    resumed = json.loads(open(os.path.join(directory, "run.json")).read())
+    first, second = resumed["calls"]
+    assert resumed["started"] == run_file["started"] == first["started"] and resumed["search"]["max_trials"] == 3
+    assert (first["done"], second["done"], second["max_trials"]) == (2, 3, 3) and first["seconds"] > 0
+    assert resumed["search_seconds"] == pytest.approx(first["seconds"] + second["seconds"], abs=0.11)
+    assert os.path.isdir(os.path.join(directory, "search", "trial_2"))
+
 
 def test_usage_errors_answer_without_loading_tensorflow():
     code = ("import sys; from keras_rlnas.cli import main; status = main(['--bogus']); "

@@ -161,6 +161,7 @@ def cmd_search(args):
     same_search = {"seed": args.seed, "batch_size": batch_size, "tuner_options": tuner_options}
     overwrite = args.overwrite
     previous = os.path.join(args.directory, "run.json")
+    old = {}
     if os.path.exists(previous) and not overwrite:
         old = Project(args.directory).run
         recorded = {**old.get("search", {}), **{key: old.get(key) for key in run}}
@@ -184,12 +185,17 @@ def cmd_search(args):
             raise UsageError(f"argument --layers: {error}") from None
         raise
     epochs, max_trials = recipe.budget(epochs=args.epochs, trials=args.trials, max_minutes=args.max_minutes)
+    # `search` holds the budget the search was last asked to reach; `calls`, each command that worked on it.
+    call = {"command": [PROG] + sys.argv[1:], "started": _now(), "epochs": epochs, "max_trials": max_trials,
+            "max_minutes": args.max_minutes}
     run.update(
         dataset_info=dataset_info_dict(info),
         search={"seed": args.seed, "max_trials": max_trials, "epochs": epochs, "max_minutes": args.max_minutes,
                 "batch_size": batch_size, "tuner_options": tuner_options},
-        command=[PROG] + sys.argv[1:],
-        started=datetime.datetime.now().isoformat(timespec="seconds"),
+        command=old.get("command", call["command"]),
+        started=old.get("started", call["started"]),
+        search_seconds=old.get("search_seconds", 0.0),
+        calls=old.get("calls", []) + [call],
     )
     keras.utils.set_random_seed(args.seed)
     tuner = recipe.make_tuner(space, seed=args.seed, directory=args.directory, project_name=PROJECT_NAME,
@@ -212,11 +218,15 @@ def cmd_search(args):
     start = time.time()
     try:
         recipe.search(tuner, ((x, y), validation), epochs=epochs, batch_size=batch_size, monitor=monitor)
+        call["done"] = recipe.done(tuner)[0]
     finally:
         monitor.close()
-    seconds = time.time() - start
-    Project(args.directory).update_run(finished=datetime.datetime.now().isoformat(timespec="seconds"),
-                                       search_seconds=round(seconds, 1))
+        # Also when the search fails or is interrupted: a resumed run's total counts every call's time.
+        seconds = time.time() - start
+        call.update(seconds=round(seconds, 1), finished=_now())
+        Project(args.directory).update_run(finished=call["finished"],
+                                           search_seconds=round(run["search_seconds"] + seconds, 1),
+                                           calls=run["calls"])
     view = controller_view(tuner)
     scores = [t.score for t in view.trials if t.score is not None]
     best = f"best {view.objective} {max(scores):.4f}" if scores else "no completed trial"
@@ -317,6 +327,10 @@ def cmd_retrain(args):
     print(f"Retrained trial {trial.trial_id} ({facts['params']:,} parameters) for {epochs} epochs in "
           f"{seconds / 60:.1f} min. Test accuracy: {test_accuracy:.4f} (loss {test_loss:.4f}).")
     print(f"Wrote {os.path.join(best_dir, 'model.keras')} and architecture.json.")
+
+
+def _now():
+    return datetime.datetime.now().isoformat(timespec="seconds")
 
 
 def _metrics_note(logs):

@@ -1,7 +1,7 @@
 """A search project directory, as the `keras-rlnas` command lays it out.
 
 ```
-DIR/run.json        what was searched: space and its options, data set, budget, seed
+DIR/run.json        what was searched: space and its options, data set, budget, seed, each call
 DIR/search/         the Keras Tuner project (oracle.json, controller-NNNNNN.npz, trial_*/)
 DIR/logs/           TensorBoard: logs/controller and logs/<trial>/execution0
 DIR/report/         report.md, trials.md and the PNG figures
