@@ -21,7 +21,8 @@ def fashion_slice():
 
 
 def build_model(hp):
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(hp.Choice("filters", [4, 8]), 3, strides=2, activation="relu")])
+    # No input shape, as users often write it: the model is built by its first data.
+    model = keras.Sequential([keras.layers.Conv2D(hp.Choice("filters", [4, 8]), 3, strides=2, activation="relu")])
     if hp.Boolean("pool"):
         model.add(keras.layers.MaxPooling2D())
     model.add(keras.layers.Flatten())
