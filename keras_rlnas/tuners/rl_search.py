@@ -167,11 +167,11 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
         model = super()._try_build(hp)
         if getattr(self, "_fit_sample", None) is not None and self.distribution_strategy is None:
             _build_training_state(model, *self._fit_sample)
-        elif getattr(self, "_loading", None) is not None and getattr(model, "optimizer", None) is not None \
+        elif getattr(self, "_loading_trial", None) is not None and getattr(model, "optimizer", None) is not None \
                 and not model.optimizer.built:
             # The checkpoint holds the optimizer's state too: built, the optimizer takes it back
             # (the model trains on from where its trial stopped), where Keras skips it with a warning.
-            build_config = self._get_build_config_fname(self._loading.trial_id)
+            build_config = self._get_build_config_fname(self._loading_trial.trial_id)
             if not model.built and os.path.exists(build_config):
                 # What Keras Tuner would do next (a `Sequential` without an input shape), done first.
                 with open(build_config) as f:
@@ -182,11 +182,11 @@ class RLSearch(DistributedSearch, keras_tuner.Tuner):
 
     def load_model(self, trial):
         """The model of `trial` at its best epoch, with its optimizer's state."""
-        self._loading = trial
+        self._loading_trial = trial
         try:
             return super().load_model(trial)
         finally:
-            self._loading = None
+            self._loading_trial = None
 
     def on_search_end(self):
         super().on_search_end()
