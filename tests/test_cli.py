@@ -228,6 +228,26 @@ def test_overwrite_deletes_nothing_until_the_new_search_is_checked(tmp_path, cap
     assert all(path.exists() for path in kept.values())
 
 
+@needs_fashion_mnist
+def test_a_failed_search_is_the_error_shown_when_run_json_cannot_record_it(tmp_path, capsys, monkeypatch):
+    recipe = cli.recipes.get("vanilla")
+
+    def failing_search(*args, **kwargs):
+        raise RuntimeError("the search failed here")
+
+    def failing_record(self, **changes):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(type(recipe), "search", failing_search)
+    monkeypatch.setattr(cli.Project, "update_run", failing_record)
+    status = cli.main(["search", "--dataset", "fashion_mnist", "--directory", str(tmp_path), "--limit", "100",
+                       "--validation-size", "20", "--trials", "1", "--no-tensorboard", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "error: RuntimeError: the search failed here" in err
+    assert "warning: this call is missing from" in err and "no space left on device" in err
+
+
 def test_retrain_reads_the_data_where_the_search_did(monkeypatch):
     from keras_rlnas import data
     from keras_rlnas.cli.recipes import SPACES

@@ -219,14 +219,14 @@ def cmd_search(args):
     try:
         recipe.search(tuner, ((x, y), validation), epochs=epochs, batch_size=batch_size, monitor=monitor)
         call["done"] = recipe.done(tuner)[0]
-    finally:
-        monitor.close()
+    except BaseException as error:
         # Also when the search fails or is interrupted: a resumed run's total counts every call's time.
-        seconds = time.time() - start
-        call.update(seconds=round(seconds, 1), finished=_now())
-        Project(args.directory).update_run(finished=call["finished"],
-                                           search_seconds=round(run["search_seconds"] + seconds, 1),
-                                           calls=run["calls"])
+        # The search's own error is the one the user sees, whatever happens to the record.
+        monitor.close()
+        _record_call(args.directory, run, call, start, failure=error)
+        raise
+    monitor.close()
+    seconds = _record_call(args.directory, run, call, start)
     view = controller_view(tuner)
     scores = [t.score for t in view.trials if t.score is not None]
     best = f"best {view.objective} {max(scores):.4f}" if scores else "no completed trial"
@@ -327,6 +327,24 @@ def cmd_retrain(args):
     print(f"Retrained trial {trial.trial_id} ({facts['params']:,} parameters) for {epochs} epochs in "
           f"{seconds / 60:.1f} min. Test accuracy: {test_accuracy:.4f} (loss {test_loss:.4f}).")
     print(f"Wrote {os.path.join(best_dir, 'model.keras')} and architecture.json.")
+
+
+def _record_call(directory, run, call, start, failure=None):
+    """Adds the call that ends now to `run.json`'s `calls` and total; returns its seconds.
+
+    After a `failure`, a record that cannot be written is only warned about, so the failure stays the error raised.
+    """
+    seconds = time.time() - start
+    call.update(seconds=round(seconds, 1), finished=_now())
+    try:
+        Project(directory).update_run(finished=call["finished"], search_seconds=round(run["search_seconds"] + seconds, 1),
+                                      calls=run["calls"])
+    except Exception as error:
+        if failure is None:
+            raise
+        print(f"{PROG}: warning: this call is missing from {os.path.join(directory, 'run.json')}: {_one_line(error)}",
+              file=sys.stderr)
+    return seconds
 
 
 def _now():
