@@ -219,11 +219,11 @@ def cmd_search(args):
     try:
         recipe.search(tuner, ((x, y), validation), epochs=epochs, batch_size=batch_size, monitor=monitor)
         call["done"] = recipe.done(tuner)[0]
-    except BaseException as error:
+    except BaseException:
         # Also when the search fails or is interrupted: a resumed run's total counts every call's time.
         # The search's own error is the one the user sees, whatever happens to the record.
         monitor.close()
-        _record_call(args.directory, run, call, start, failure=error)
+        _record_call(args.directory, run, call, start, after_failure=True)
         raise
     monitor.close()
     seconds = _record_call(args.directory, run, call, start)
@@ -329,10 +329,10 @@ def cmd_retrain(args):
     print(f"Wrote {os.path.join(best_dir, 'model.keras')} and architecture.json.")
 
 
-def _record_call(directory, run, call, start, failure=None):
+def _record_call(directory, run, call, start, after_failure=False):
     """Adds the call that ends now to `run.json`'s `calls` and total; returns its seconds.
 
-    After a `failure`, a record that cannot be written is only warned about, so the failure stays the error raised.
+    `after_failure`: a record that cannot be written is only warned about, so the failure stays the error raised.
     """
     seconds = time.time() - start
     call.update(seconds=round(seconds, 1), finished=_now())
@@ -340,7 +340,7 @@ def _record_call(directory, run, call, start, failure=None):
         Project(directory).update_run(finished=call["finished"], search_seconds=round(run["search_seconds"] + seconds, 1),
                                       calls=run["calls"])
     except Exception as error:
-        if failure is None:
+        if not after_failure:
             raise
         print(f"{PROG}: warning: this call is missing from {os.path.join(directory, 'run.json')}: {_one_line(error)}",
               file=sys.stderr)
