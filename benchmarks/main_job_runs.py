@@ -1,0 +1,173 @@
+"""Every run of the main job against its same-run floor, and what they add up to.
+
+`scripts/demo.sh` ends by comparing its child with the 2-conv + BN CNN trained for
+the main job's wall time in the same run (`versus_floor.py`, `RUN/versus_floor.json`).
+One run cannot tell a lead from noise: children differ from run to run by about
+0.003 test accuracy. This script keeps one JSON line per run in `--results` and
+prints, per retraining recipe, the runs, the children's and floors' mean +- sd and
+the mean margin (child minus floor) with its 90 % Student t interval.
+
+Commands
+--------
+    python benchmarks/main_job_runs.py                                  # the table and the tally
+    python benchmarks/main_job_runs.py --add runs/demo --load 0.3-2.7   # record a finished run
+
+`--add` reads `RUN/versus_floor.json`, `RUN/run.json` and `RUN/best/retrain.json`;
+the recipe is named by the retraining's minibatch (`retrain batch 64`) unless
+`--recipe` names it. The runs before this script existed are transcribed from their
+write-ups (`"source"` says so) and carry what those recorded.
+"""
+
+import argparse
+import datetime
+import json
+import statistics
+import subprocess
+from pathlib import Path
+
+from scipy import stats
+
+RESULTS = Path(__file__).parent / "results" / "main_job_runs.jsonl"
+
+
+def record_of(run_directory, load, recipe=None, note=None):
+    """The JSON record of one finished `scripts/demo.sh` run in `run_directory`.
+
+    Args:
+        run_directory: the run's directory, holding `versus_floor.json`, `run.json`
+            and `best/retrain.json`.
+        load: the load average while it ran, as text (e.g. `"0.3-2.7"`).
+        recipe: the name of the run's recipe; by default its retraining minibatch.
+        note: anything else worth keeping with the run.
+
+    Returns:
+        A dict of the run's figures: `child_test_accuracy`, `floor_test_accuracy`,
+        `margin`, `minutes`, `enas_epochs`, `child_parameters`, `retrain_epochs`,
+        `retrain_batch_size`, `floor_epochs`, `load` and where they came from.
+    """
+    run = Path(run_directory)
+    missing = [name for name in ("versus_floor.json", "run.json", "best/retrain.json") if not (run / name).is_file()]
+    if missing:
+        raise ValueError(f"run_directory={str(run)!r} lacks {', '.join(missing)}: not a finished scripts/demo.sh run.")
+    versus = json.loads((run / "versus_floor.json").read_text())
+    search = json.loads((run / "run.json").read_text())
+    child = json.loads((run / "best" / "retrain.json").read_text())
+    record = {
+        "run": run.name,
+        "date": search.get("started", datetime.date.today().isoformat())[:10],
+        "recipe": recipe or f"retrain batch {child['batch_size']}",
+        "child_test_accuracy": round(versus["child_test_accuracy"], 4),
+        "floor_test_accuracy": round(versus["floor_test_accuracy"], 4),
+        "margin": round(versus["child_test_accuracy"] - versus["floor_test_accuracy"], 4),
+        "minutes": round(versus["main_job_seconds"] / 60, 2),
+        "enas_epochs": search["calls"][-1]["done"],
+        "search_seed": search["search"]["seed"],
+        "child_parameters": child["params"],
+        "retrain_epochs": child["epochs"],
+        "retrain_batch_size": child["batch_size"],
+        "floor_epochs": versus.get("floor_epochs"),
+        "load": load,
+        "commit": _commit_of(run),
+        "source": f"scripts/demo.sh runs/{run.name}",
+    }
+    if note:
+        record["note"] = note
+    return record
+
+
+def _commit_of(directory):
+    """The commit checked out where `directory` lies (the code the run ran), or None outside a checkout."""
+    try:
+        return subprocess.run(["git", "-C", str(directory), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def read_runs(path):
+    """The records in the JSON-lines file `path` (none if it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def mean_interval(values, level=0.90):
+    """`(mean, low, high)`: the mean of `values` and its Student t interval (`low`, `high` None for one value)."""
+    mean = statistics.mean(values)
+    if len(values) < 2:
+        return mean, None, None
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def tally(records):
+    """Lines summing up `records` per recipe, then over every run with a floor."""
+    lines = []
+    recipes = list(dict.fromkeys(r["recipe"] for r in records))
+    for name, group in [(recipe, [r for r in records if r["recipe"] == recipe]) for recipe in recipes] + [
+        ("all runs", records)
+    ]:
+        children = [r["child_test_accuracy"] for r in group]
+        margins = [r["margin"] for r in group if r.get("margin") is not None]
+        floors = [r["floor_test_accuracy"] for r in group if r.get("floor_test_accuracy") is not None]
+        line = f"{name}: {len(children)} run{'s' * (len(children) > 1)}, children {_mean_sd(children)}"
+        if margins:
+            mean, low, high = mean_interval(margins)
+            shown = f"{mean:+.4f}" + (f" [90 % t {low:+.4f}, {high:+.4f}]" if low is not None else "")
+            ahead = sum(m > 0 for m in margins)
+            line += f"; floors {_mean_sd(floors)}; margin {shown} over {len(margins)}, ahead in {ahead}"
+        lines.append(line)
+    return lines
+
+
+def _mean_sd(values):
+    return f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+
+
+def table(records):
+    """One line per run: recipe, child, floor, margin, minutes, ENAS epochs, parameters, retraining epochs, load."""
+    lines = [f"{'run':<10} {'recipe':<24} {'child':>6} {'floor':>6} {'margin':>7} {'min':>6} {'ENAS':>4} "
+             f"{'params':>8} {'epochs':>6}  load"]
+    for r in records:
+        floor = "" if r.get("floor_test_accuracy") is None else f"{r['floor_test_accuracy']:.4f}"
+        margin = "" if r.get("margin") is None else f"{r['margin']:+.4f}"
+        lines.append(
+            f"{r['run']:<10} {r['recipe']:<24} {r['child_test_accuracy']:.4f} {floor:>6} {margin:>7} "
+            f"{r['minutes']:>6} {r.get('enas_epochs') or '':>4} {r['child_parameters']:>8,} "
+            f"{r.get('retrain_epochs') or '':>6}  {r.get('load', '')}"
+        )
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(RESULTS), help="the runs' JSON-lines file")
+    parser.add_argument("--add", metavar="RUN", help="record the finished scripts/demo.sh run in RUN")
+    parser.add_argument("--load", help="with --add: the load average while it ran, e.g. 0.3-2.7")
+    parser.add_argument("--recipe", help="with --add: the recipe's name (default: its retraining minibatch)")
+    parser.add_argument("--note", help="with --add: anything else worth keeping with the run")
+    parser.add_argument("--recipes", nargs="+", help="tally only these recipes")
+    args = parser.parse_args()
+    records = read_runs(args.results)
+    if args.add:
+        if not args.load:
+            parser.error("--add needs --load: a figure without its load average cannot be weighed.")
+        try:
+            record = record_of(args.add, args.load, args.recipe, args.note)
+        except ValueError as error:
+            parser.error(str(error))
+        if any(r["source"] == record["source"] for r in records):
+            parser.error(f"{record['source']!r} is already in {args.results}.")
+        with open(args.results, "a") as results:
+            results.write(json.dumps(record) + "\n")
+        records.append(record)
+    if args.recipes:
+        records = [r for r in records if r["recipe"] in args.recipes]
+    if not records:
+        parser.error(f"no runs in {args.results}" + (f" of recipes {args.recipes}" if args.recipes else "") + ".")
+    print("\n".join(table(records) + [""] + tally(records)))
+
+
+if __name__ == "__main__":
+    main()
