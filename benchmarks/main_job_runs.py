@@ -25,6 +25,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from peers_results import mean_sd
 from scipy import stats
 
 RESULTS = Path(__file__).parent / "results" / "main_job_runs.jsonl"
@@ -58,7 +59,7 @@ def record_of(run_directory, load, recipe=None, note=None):
         "recipe": recipe or f"retrain batch {child['batch_size']}",
         "child_test_accuracy": round(versus["child_test_accuracy"], 4),
         "floor_test_accuracy": round(versus["floor_test_accuracy"], 4),
-        "margin": round(versus["child_test_accuracy"] - versus["floor_test_accuracy"], 4),
+        "margin": round(versus["margin"], 4),
         "minutes": round(versus["main_job_seconds"] / 60, 2),
         "enas_epochs": search["calls"][-1]["done"],
         "search_seed": search["search"]["seed"],
@@ -102,27 +103,29 @@ def mean_interval(values, level=0.90):
 
 
 def tally(records):
-    """Lines summing up `records` per recipe, then over every run with a floor."""
-    lines = []
+    """Lines summing up `records` per recipe, then over all of them when they hold several recipes."""
     recipes = list(dict.fromkeys(r["recipe"] for r in records))
-    for name, group in [(recipe, [r for r in records if r["recipe"] == recipe]) for recipe in recipes] + [
-        ("all runs", records)
-    ]:
-        children = [r["child_test_accuracy"] for r in group]
-        margins = [r["margin"] for r in group if r.get("margin") is not None]
-        floors = [r["floor_test_accuracy"] for r in group if r.get("floor_test_accuracy") is not None]
-        line = f"{name}: {len(children)} run{'s' * (len(children) > 1)}, children {_mean_sd(children)}"
-        if margins:
-            mean, low, high = mean_interval(margins)
-            shown = f"{mean:+.4f}" + (f" [90 % t {low:+.4f}, {high:+.4f}]" if low is not None else "")
-            ahead = sum(m > 0 for m in margins)
-            line += f"; floors {_mean_sd(floors)}; margin {shown} over {len(margins)}, ahead in {ahead}"
-        lines.append(line)
-    return lines
+    groups = [(recipe, [r for r in records if r["recipe"] == recipe]) for recipe in recipes]
+    everything = [("all runs", records)] if len(groups) > 1 else []
+    return [_summary(name, group) for name, group in groups + everything]
+
+
+def _summary(name, group):
+    children = [r["child_test_accuracy"] for r in group]
+    line = f"{name}: {len(children)} run{'s' * (len(children) > 1)}, children {_mean_sd(children)}"
+    with_floor = [r for r in group if r.get("margin") is not None]
+    if not with_floor:
+        return line
+    margins = [r["margin"] for r in with_floor]
+    mean, low, high = mean_interval(margins)
+    shown = f"{mean:+.4f}" + (f" [90 % t {low:+.4f}, {high:+.4f}]" if low is not None else "")
+    floors = _mean_sd([r["floor_test_accuracy"] for r in with_floor])
+    return f"{line}; floors {floors}; margin {shown} over {len(margins)}, ahead in {sum(m > 0 for m in margins)}"
 
 
 def _mean_sd(values):
-    return f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+    mean, sd = mean_sd(values)
+    return f"{mean:.4f}" if sd is None else f"{mean:.4f} +- {sd:.4f}"
 
 
 def table(records):
