@@ -79,6 +79,7 @@ from pathlib import Path
 import numpy as np
 from peers_results import (
     ENAS_SYSTEMS,
+    FINAL_BATCH_SIZE,
     SYSTEMS,
     cell_key,
     cell_name,
@@ -255,6 +256,8 @@ def parse_args(argv=None):
     parser.add_argument("--retrain-cutout", type=int, help="side of the cutout square in the ENAS child's retraining")
     parser.add_argument("--final-augment", type=int, metavar="PAD",
                         help="final training (not AutoKeras's) on images shifted by up to PAD pixels and flipped")
+    parser.add_argument("--final-batch-size", type=int, default=FINAL_BATCH_SIZE,
+                        help=f"minibatch of the final training, not AutoKeras's ({FINAL_BATCH_SIZE}, the trials' too)")
     parser.add_argument("--enas-options", help="JSON of extra ENASTuner options")
     parser.add_argument("--vanilla-options", help="JSON over the VanillaNAS space options")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 2), help="2: a line per final-training epoch")
@@ -268,6 +271,9 @@ def parse_args(argv=None):
     if args.final_augment is not None and (args.final_augment < 0 or args.system == "autokeras"):
         parser.error(f"--final-augment takes a pad of 0 pixels or more for a system other than autokeras "
                      f"(AutoKeras augments inside its own search), got {args.final_augment} for {args.system}")
+    if args.final_batch_size < 1 or (args.system == "autokeras" and args.final_batch_size != FINAL_BATCH_SIZE):
+        parser.error(f"--final-batch-size takes a minibatch of 1 or more for a system other than autokeras, "
+                     f"got {args.final_batch_size} for {args.system}")
     if args.random_child and args.system not in ENAS_SYSTEMS:
         parser.error(f"--random-child is the control of an ENAS cell ({', '.join(ENAS_SYSTEMS)}), got --system {args.system}")
     return args

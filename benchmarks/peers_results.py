@@ -11,6 +11,8 @@ SYSTEMS = ("enas-macro", "enas-micro", "rlsearch-vanilla", "kt-random", "kt-hype
 SEARCHING = tuple(s for s in SYSTEMS if s != "cnn-bn")
 #: Systems searched by `ENASTuner`: the ones with retraining options and a random-child control.
 ENAS_SYSTEMS = ("enas-macro", "enas-micro")
+#: Minibatch of the trials and, unless `--final-batch-size` says otherwise, of every final training.
+FINAL_BATCH_SIZE = 128
 
 
 def cell_key(record):
@@ -22,6 +24,8 @@ def cell_key(record):
 def variant(args):
     """What sets a cell's system apart from its default, e.g. `"stem stride 2"`; `None` for the default."""
     augmented = [f"final crop {args.final_augment} + flip"] if args.final_augment else []
+    if args.final_batch_size != FINAL_BATCH_SIZE:
+        augmented.append(f"final minibatch {args.final_batch_size}")
     if args.system not in ENAS_SYSTEMS:
         return ", ".join(augmented) or None
     parts = ["random child"] if args.random_child else []

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from peers_deadlines import deadline_callbacks
-from peers_results import ENAS_SYSTEMS, cell_name
+from peers_results import ENAS_SYSTEMS, FINAL_BATCH_SIZE, cell_name
 
 AUTOKERAS_RUNNER = Path(__file__).resolve().parent / "peers_autokeras.py"
-FINAL_BATCH_SIZE = 128
 
 
 INPUT_SHAPE = (28, 28, 1)
@@ -69,13 +68,13 @@ def cnn_bn():
     return model
 
 
-def train_until(model, x, y, deadline, verbose=0):
+def train_until(model, x, y, deadline, batch_size, verbose=0):
     """Trains a compiled `model` on all of `(x, y)` until `deadline`, learning rate on a wall-clock cosine.
 
     `x` may be a batched `tf.data.Dataset` (`final_training_data`), `y` then `None`.
     """
     stop_at_deadline, cosine_to_deadline, _, _ = deadline_callbacks()
-    batching = {"shuffle": False} if y is None else {"batch_size": FINAL_BATCH_SIZE, "shuffle": True}
+    batching = {"shuffle": False} if y is None else {"batch_size": batch_size, "shuffle": True}
     history = model.fit(
         x, y, epochs=100_000, verbose=verbose, **batching,
         callbacks=[cosine_to_deadline(deadline), stop_at_deadline(deadline)],
@@ -98,7 +97,7 @@ def final_training_data(args, x, y):
         return x, y
     from keras_rlnas.retrain import training_batches
 
-    batches, _ = training_batches(x, y, FINAL_BATCH_SIZE, cutout, args.seed, pad=args.final_augment,
+    batches, _ = training_batches(x, y, args.final_batch_size, cutout, args.seed, pad=args.final_augment,
                                   flip=bool(args.final_augment))
     return batches, None
 
@@ -114,7 +113,8 @@ def run_cnn_bn(args, data, budget):
     (x, y), _, _ = data
     model = cnn_bn()
     began = time.time()
-    epochs = train_until(model, *final_training_data(args, x, y), budget.final_deadline, args.verbose)
+    epochs = train_until(model, *final_training_data(args, x, y), budget.final_deadline, args.final_batch_size,
+                         args.verbose)
     return {"model": model, "seconds_search": 0.0, "seconds_train": time.time() - began,
             "details": {"final_epochs": epochs}}
 
@@ -142,7 +142,8 @@ def run_keras_tuner(args, data, budget):
     best = tuner.oracle.get_best_trials(1)[0]
     model = cnn_hypermodel(best.hyperparameters)
     began = time.time()
-    epochs = train_until(model, *final_training_data(args, x, y), budget.final_deadline, args.verbose)
+    epochs = train_until(model, *final_training_data(args, x, y), budget.final_deadline, args.final_batch_size,
+                         args.verbose)
     return {
         "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
         "details": {"trials": len(tuner.oracle.trials), "best_val_accuracy_in_search": best.score,
@@ -173,7 +174,7 @@ def run_rlsearch_vanilla(args, data, budget):
     best = tuner.oracle.get_best_trials(1)[0]
     began = time.time()
     model = retrain.retrain(space, best.hyperparameters, *final_training_data(args, x, y), epochs=args.max_final_epochs,
-                            batch_size=FINAL_BATCH_SIZE, time_budget=budget.left(), seed=args.seed,
+                            batch_size=args.final_batch_size, time_budget=budget.left(), seed=args.seed,
                             verbose=args.verbose)
     return {
         "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
@@ -227,7 +228,8 @@ def run_enas(args, data, budget):
     best = tuner.oracle.get_best_trials(1)[0]
     began = time.time()
     model = tuner.retrain(best.hyperparameters, *final_training_data(args, x, y), epochs=args.max_final_epochs,
-                          filters=args.retrain_filters, time_budget=budget.left(), verbose=args.verbose)
+                          batch_size=args.final_batch_size, filters=args.retrain_filters, time_budget=budget.left(),
+                          verbose=args.verbose)
     return {
         "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
         "details": {"enas_epochs": tuner.epochs_done, "omega_phases_cut_at_deadline": clock.cut_epochs,
@@ -251,7 +253,8 @@ def retrain_random_child(args, training, tuner, budget):
     values = tuner.space.decode(tuner.space.random_encoding(args.seed))
     began = time.time()
     model = tuner.retrain(values, *final_training_data(args, *training), epochs=args.max_final_epochs,
-                          filters=args.retrain_filters, time_budget=budget.seconds * (1 - budget.search_fraction),
+                          batch_size=args.final_batch_size, filters=args.retrain_filters,
+                          time_budget=budget.seconds * (1 - budget.search_fraction),
                           verbose=args.verbose)
     return {
         "model": model, "seconds_search": 0.0, "seconds_train": time.time() - began,
