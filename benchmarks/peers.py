@@ -55,7 +55,8 @@ the search ends. Each part holds its deadline:
 Data, the same for every system: `keras_rlnas.datasets.load_arrays("fashion_mnist")`,
 55,000 training / 5,000 validation / 10,000 test images, whitened with the
 training set's statistics, no augmentation (`--final-augment PAD` shifts and
-flips the final training's images: `peers_systems.final_training_data`). Searches train children on
+flips the final training's images: `peers_systems.final_training_data`; `--final-batch-size N` trains
+the final model on minibatches of N, 128 unless set, as the trials always are). Searches train children on
 `--trial-images` training images (a seeded random subset; ENAS draws a fresh
 subset of that size each epoch) and score them on all 5,000 validation
 images; the final model trains on all 55,000 training images. The test set
