@@ -12,20 +12,22 @@ Commands
     python benchmarks/main_job_runs.py                                  # the table and the tally
     python benchmarks/main_job_runs.py --add runs/demo --load 0.3-2.7   # record a finished run
 
-`--add` reads `RUN/versus_floor.json`, `RUN/run.json` and `RUN/best/retrain.json`;
-the recipe is named by the retraining's minibatch (`retrain batch 64`) unless
-`--recipe` names it. The runs before this script existed are transcribed from their
-write-ups (`"source"` says so) and carry what those recorded.
+`--add` reads `RUN/versus_floor.json`, `RUN/run.json`, `RUN/best/retrain.json` and
+`RUN/floor.jsonl` (whose line names the commit the run's code was at); the recipe is
+named by the retraining's minibatch (`retrain batch 64`) unless `--recipe` names it.
+A run is known by when its search started, so a copied or renamed run directory is
+refused and a directory reused for a new run is not. The runs before this script
+existed are transcribed from their write-ups (`"source"` says so) and carry what
+those recorded.
 """
 
 import argparse
 import datetime
 import json
 import statistics
-import subprocess
 from pathlib import Path
 
-from peers_results import mean_sd
+from peers_results import shown_mean_sd
 from scipy import stats
 
 RESULTS = Path(__file__).parent / "results" / "main_job_runs.jsonl"
@@ -35,8 +37,8 @@ def record_of(run_directory, load, recipe=None, note=None):
     """The JSON record of one finished `scripts/demo.sh` run in `run_directory`.
 
     Args:
-        run_directory: the run's directory, holding `versus_floor.json`, `run.json`
-            and `best/retrain.json`.
+        run_directory: the run's directory, holding `versus_floor.json`, `run.json`,
+            `best/retrain.json` and `floor.jsonl`.
         load: the load average while it ran, as text (e.g. `"0.3-2.7"`).
         recipe: the name of the run's recipe; by default its retraining minibatch.
         note: anything else worth keeping with the run.
@@ -44,45 +46,43 @@ def record_of(run_directory, load, recipe=None, note=None):
     Returns:
         A dict of the run's figures: `child_test_accuracy`, `floor_test_accuracy`,
         `margin`, `minutes`, `enas_epochs`, `child_parameters`, `retrain_epochs`,
-        `retrain_batch_size`, `floor_epochs`, `load` and where they came from.
+        `retrain_batch_size`, `floor_epochs`, `load`, `started` and where they came from.
+
+    Raises:
+        ValueError: `run_directory` is not a finished `scripts/demo.sh` run.
     """
     run = Path(run_directory)
-    missing = [name for name in ("versus_floor.json", "run.json", "best/retrain.json") if not (run / name).is_file()]
+    names = ("versus_floor.json", "run.json", "best/retrain.json", "floor.jsonl")
+    missing = [name for name in names if not (run / name).is_file()]
     if missing:
         raise ValueError(f"run_directory={str(run)!r} lacks {', '.join(missing)}: not a finished scripts/demo.sh run.")
-    versus = json.loads((run / "versus_floor.json").read_text())
-    search = json.loads((run / "run.json").read_text())
-    child = json.loads((run / "best" / "retrain.json").read_text())
+    versus, search, child = (json.loads((run / name).read_text()) for name in names[:3])
+    floor = json.loads((run / "floor.jsonl").read_text().strip().splitlines()[-1])
+    last_call = (search.get("calls") or [{}])[-1]  # run.json before the call record has `finished` alone
+    if "done" not in last_call and "finished" not in search:
+        raise ValueError(f"run_directory={str(run)!r}: its run.json records no finished search.")
     record = {
         "run": run.name,
+        "started": search.get("started"),
         "date": search.get("started", datetime.date.today().isoformat())[:10],
         "recipe": recipe or f"retrain batch {child['batch_size']}",
         "child_test_accuracy": round(versus["child_test_accuracy"], 4),
         "floor_test_accuracy": round(versus["floor_test_accuracy"], 4),
         "margin": round(versus["margin"], 4),
         "minutes": round(versus["main_job_seconds"] / 60, 2),
-        "enas_epochs": search["calls"][-1]["done"],
+        "enas_epochs": last_call.get("done"),
         "search_seed": search["search"]["seed"],
         "child_parameters": child["params"],
         "retrain_epochs": child["epochs"],
         "retrain_batch_size": child["batch_size"],
         "floor_epochs": versus.get("floor_epochs"),
         "load": load,
-        "commit": _commit_of(run),
-        "source": f"scripts/demo.sh runs/{run.name}",
+        "commit": (floor.get("commit") or "")[:7] or None,
+        "source": f"scripts/demo.sh {run}",
     }
     if note:
         record["note"] = note
     return record
-
-
-def _commit_of(directory):
-    """The commit checked out where `directory` lies (the code the run ran), or None outside a checkout."""
-    try:
-        return subprocess.run(["git", "-C", str(directory), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def read_runs(path):
@@ -93,7 +93,7 @@ def read_runs(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def mean_interval(values, level=0.90):
+def t_interval(values, level=0.90):
     """`(mean, low, high)`: the mean of `values` and its Student t interval (`low`, `high` None for one value)."""
     mean = statistics.mean(values)
     if len(values) < 2:
@@ -112,20 +112,15 @@ def tally(records):
 
 def _summary(name, group):
     children = [r["child_test_accuracy"] for r in group]
-    line = f"{name}: {len(children)} run{'s' * (len(children) > 1)}, children {_mean_sd(children)}"
+    line = f"{name}: {len(children)} run{'s' * (len(children) > 1)}, children {shown_mean_sd(children)}"
     with_floor = [r for r in group if r.get("margin") is not None]
     if not with_floor:
         return line
     margins = [r["margin"] for r in with_floor]
-    mean, low, high = mean_interval(margins)
+    mean, low, high = t_interval(margins)
     shown = f"{mean:+.4f}" + (f" [90 % t {low:+.4f}, {high:+.4f}]" if low is not None else "")
-    floors = _mean_sd([r["floor_test_accuracy"] for r in with_floor])
+    floors = shown_mean_sd([r["floor_test_accuracy"] for r in with_floor])
     return f"{line}; floors {floors}; margin {shown} over {len(margins)}, ahead in {sum(m > 0 for m in margins)}"
-
-
-def _mean_sd(values):
-    mean, sd = mean_sd(values)
-    return f"{mean:.4f}" if sd is None else f"{mean:.4f} +- {sd:.4f}"
 
 
 def table(records):
@@ -152,6 +147,9 @@ def main():
     parser.add_argument("--note", help="with --add: anything else worth keeping with the run")
     parser.add_argument("--recipes", nargs="+", help="tally only these recipes")
     args = parser.parse_args()
+    stray = [flag for flag, value in (("--load", args.load), ("--recipe", args.recipe), ("--note", args.note)) if value]
+    if stray and not args.add:
+        parser.error(f"{', '.join(stray)} describe a run being recorded: they need --add RUN.")
     records = read_runs(args.results)
     if args.add:
         if not args.load:
@@ -160,8 +158,10 @@ def main():
             record = record_of(args.add, args.load, args.recipe, args.note)
         except ValueError as error:
             parser.error(str(error))
-        if any(r["source"] == record["source"] for r in records):
-            parser.error(f"{record['source']!r} is already in {args.results}.")
+        same = [r["run"] for r in records if r["source"] == record["source"]
+                or (record["started"] and r.get("started") == record["started"])]
+        if same:
+            parser.error(f"{args.add!r} is already in {args.results} (as {same[0]!r}).")
         with open(args.results, "a") as results:
             results.write(json.dumps(record) + "\n")
         records.append(record)

@@ -56,7 +56,7 @@ Data, the same for every system: `keras_rlnas.datasets.load_arrays("fashion_mnis
 55,000 training / 5,000 validation / 10,000 test images, whitened with the
 training set's statistics, no augmentation (`--final-augment PAD` shifts and
 flips the final training's images: `peers_systems.final_training_data`; `--final-batch-size N` trains
-the final model on minibatches of N, 128 unless set, as the trials always are). Searches train children on
+the final model on minibatches of N, 128 unless set). Searches train children on
 `--trial-images` training images (a seeded random subset; ENAS draws a fresh
 subset of that size each epoch) and score them on all 5,000 validation
 images; the final model trains on all 55,000 training images. The test set
@@ -258,7 +258,7 @@ def parse_args(argv=None):
     parser.add_argument("--final-augment", type=int, metavar="PAD",
                         help="final training (not AutoKeras's) on images shifted by up to PAD pixels and flipped")
     parser.add_argument("--final-batch-size", type=int, default=FINAL_BATCH_SIZE,
-                        help=f"minibatch of the final training, not AutoKeras's ({FINAL_BATCH_SIZE}, the trials' too)")
+                        help=f"minibatch of the final training, not AutoKeras's ({FINAL_BATCH_SIZE})")
     parser.add_argument("--enas-options", help="JSON of extra ENASTuner options")
     parser.add_argument("--vanilla-options", help="JSON over the VanillaNAS space options")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 2), help="2: a line per final-training epoch")

@@ -11,7 +11,7 @@ SYSTEMS = ("enas-macro", "enas-micro", "rlsearch-vanilla", "kt-random", "kt-hype
 SEARCHING = tuple(s for s in SYSTEMS if s != "cnn-bn")
 #: Systems searched by `ENASTuner`: the ones with retraining options and a random-child control.
 ENAS_SYSTEMS = ("enas-macro", "enas-micro")
-#: Minibatch of the trials and, unless `--final-batch-size` says otherwise, of every final training.
+#: Minibatch of every final training unless `--final-batch-size` says otherwise.
 FINAL_BATCH_SIZE = 128
 
 
@@ -23,11 +23,11 @@ def cell_key(record):
 
 def variant(args):
     """What sets a cell's system apart from its default, e.g. `"stem stride 2"`; `None` for the default."""
-    augmented = [f"final crop {args.final_augment} + flip"] if args.final_augment else []
+    final_training = [f"final crop {args.final_augment} + flip"] if args.final_augment else []
     if args.final_batch_size != FINAL_BATCH_SIZE:
-        augmented.append(f"final minibatch {args.final_batch_size}")
+        final_training.append(f"final minibatch {args.final_batch_size}")
     if args.system not in ENAS_SYSTEMS:
-        return ", ".join(augmented) or None
+        return ", ".join(final_training) or None
     parts = ["random child"] if args.random_child else []
     if args.enas_stem_strides != 1:
         parts.append(f"stem stride {args.enas_stem_strides}")
@@ -37,7 +37,7 @@ def variant(args):
         parts.append(f"cutout {args.retrain_cutout}")
     for name, value in sorted(json.loads(args.enas_options or "{}").items()):
         parts.append(f"{name}={json.dumps(value)}")
-    return ", ".join(parts + augmented) or None
+    return ", ".join(parts + final_training) or None
 
 
 def search_fraction(args):
@@ -90,6 +90,12 @@ def mean_sd(values):
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None
 
 
+def shown_mean_sd(values):
+    """`values`' mean +- sd to four places, the mean alone for one value."""
+    mean, sd = mean_sd(values)
+    return f"{mean:.4f}" if sd is None else f"{mean:.4f} +- {sd:.4f}"
+
+
 def table(records):
     """The markdown table: one row per system and budget, mean +- sd over seeds."""
     lines = [
@@ -100,8 +106,7 @@ def table(records):
     grouped = groups(records)
     for system, fraction, kind in sorted(grouped, key=lambda key: (order.get(key[0], 99), key[1] or 0, key[2] or "")):
         for budget, cells in sorted(grouped[(system, fraction, kind)].items()):
-            mean, sd = mean_sd([c["test_accuracy"] for c in cells])
-            shown = f"{mean:.4f}" + (f" +- {sd:.4f}" if sd is not None else "")
+            shown = shown_mean_sd([c["test_accuracy"] for c in cells])
             parameters = f"{np.mean([c['parameters'] for c in cells]):,.0f}"
             search = np.mean([c["seconds_search"] for c in cells]) / 60
             train = np.mean([c["seconds_train"] for c in cells]) / 60

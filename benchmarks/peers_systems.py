@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 from peers_deadlines import deadline_callbacks
-from peers_results import ENAS_SYSTEMS, FINAL_BATCH_SIZE, cell_name
+from peers_results import ENAS_SYSTEMS, cell_name
 
 AUTOKERAS_RUNNER = Path(__file__).resolve().parent / "peers_autokeras.py"
+#: Minibatch of the Keras Tuner systems' trials (ENAS and RLSearch take their spaces' own).
+TRIAL_BATCH_SIZE = 128
 
 
 INPUT_SHAPE = (28, 28, 1)
@@ -136,7 +138,7 @@ def run_keras_tuner(args, data, budget):
     x_trial, y_trial = trial_subset(data, args.trial_images, args.seed)
     deadline = search_deadline(tuner.oracle, budget.search_deadline)
     began = time.time()
-    tuner.search(x_trial, y_trial, validation_data=validation, batch_size=FINAL_BATCH_SIZE,
+    tuner.search(x_trial, y_trial, validation_data=validation, batch_size=TRIAL_BATCH_SIZE,
                  callbacks=[deadline], verbose=0, **fit)
     seconds_search = time.time() - began
     best = tuner.oracle.get_best_trials(1)[0]
