@@ -27,7 +27,7 @@ import json
 import statistics
 from pathlib import Path
 
-from peers_results import shown_mean_sd
+from peers_results import read_results, shown_mean_sd
 from scipy import stats
 
 RESULTS = Path(__file__).parent / "results" / "main_job_runs.jsonl"
@@ -57,7 +57,7 @@ def record_of(run_directory, load, recipe=None, note=None):
     if missing:
         raise ValueError(f"run_directory={str(run)!r} lacks {', '.join(missing)}: not a finished scripts/demo.sh run.")
     versus, search, child = (json.loads((run / name).read_text()) for name in names[:3])
-    floor = json.loads((run / "floor.jsonl").read_text().strip().splitlines()[-1])
+    floor = read_results(run / "floor.jsonl")[-1]
     last_call = (search.get("calls") or [{}])[-1]  # run.json before the call record has `finished` alone
     if "done" not in last_call and "finished" not in search:
         raise ValueError(f"run_directory={str(run)!r}: its run.json records no finished search.")
