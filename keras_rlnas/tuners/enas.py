@@ -6,8 +6,6 @@ It searches the ENAS macro and micro spaces, and any model a user builds with
 
 import collections
 import contextlib
-import glob
-import os
 import time
 
 import keras_tuner
@@ -25,10 +23,8 @@ from keras_rlnas.tuners.child_retraining import ChildRetraining
 from keras_rlnas.tuners.derivation import cycle, minibatches
 from keras_rlnas.tuners.final_choice import CALIBRATION_BATCHES, FinalChoice
 from keras_rlnas.tuners.recording_oracle import RecordingOracle
+from keras_rlnas.tuners.search_records import SearchRecords
 
-STATE_FILE = "enas_state.json"
-# The supernet's arrays after epoch N; STATE_FILE names the one it commits.
-SUPERNET_FILE = "supernet-{:06d}.npz"
 # Over the reference code's preset: no temperature and rewards scaled by their
 # running spread, so that ten epochs of 20 updates move the policy (entropy
 # 21.1 -> 12.2 nats on the 6-layer macro space, benchmarks/enas_controller.py)
@@ -45,7 +41,7 @@ DEFAULT_CONTROLLER_OPTIONS = dict(
 SAMPLERS = ("controller", "uniform", "fair")
 
 
-class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.BaseTuner):
+class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.base_tuner.BaseTuner):
     """ENAS: one shared-weight supernet, a controller that learns which child to keep.
 
     `search(x, y, validation_data=..., epochs=E)` runs E ENAS epochs. Each has
@@ -428,73 +424,6 @@ class ENASTuner(ChildRetraining, FinalChoice, keras_tuner.engine.base_tuner.Base
             self.derive_finalists, self._calibration_images,
         )
         return self.space.decode(encoding), score
-
-    def _record_trial(self, values, score, model=None, final=False):
-        """Records `values` as a completed trial holding `model`'s weights (the child on the shared weights by default).
-
-        `final`: the search's final choice, ranked first until the next epoch's trial.
-        """
-        # The searched children build other hyperparameters at their defaults; recorded so, Keras Tuner
-        # would otherwise fill them at random and report a model that was never searched.
-        plain = {hp.name: hp.default for hp in getattr(self.space, "plain_hyperparameters", ())}
-        self.oracle.next_values = {**plain, **values}
-        trial = self.oracle.create_trial(self.tuner_id)
-        encoding = self.space.encode(values)
-        if model is None:
-            child = self.supernet.build_child(encoding)
-        else:  # saved as `load_model` builds it: without the trained model's optimizer
-            child = self.space.build_child(encoding)
-            child.set_weights(model.get_weights())
-        child.save_weights(self._get_checkpoint_fname(trial.trial_id))
-        self.oracle.update_trial(trial.trial_id, {self.oracle.objective.name: score}, step=self.epochs_done)
-        trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
-        self.oracle.final_trial_id = trial.trial_id if final else None
-        self.oracle.end_trial(trial)
-        self.save()  # tuner0.json: lets overwrite=False find and reload the project.
-
-    # ------------------------------------------------------------ Keras Tuner API
-    def run_trial(self, trial, *args, **kwargs):
-        raise NotImplementedError("ENASTuner trains in search(); trials are recorded, not run.")
-
-    def _get_checkpoint_fname(self, trial_id):
-        return os.path.join(self.get_trial_dir(trial_id), "checkpoint.weights.h5")
-
-    def load_model(self, trial):
-        """The derived child of `trial`, holding the supernet's weights of that epoch (a plain Keras model)."""
-        model = self.space.build_child(self.space.encode(trial.hyperparameters.values))
-        model.load_weights(self._get_checkpoint_fname(trial.trial_id))
-        return model
-
-    # ---------------------------------------------------------------- resume
-    def _save_state(self):
-        root = self.project_dir
-        supernet_file = SUPERNET_FILE.format(self.epochs_done)
-        path = os.path.join(root, supernet_file)
-        self.supernet.save(path + ".tmp")
-        os.replace(path + ".tmp", path)
-        # STATE_FILE goes last: it commits the epoch, its supernet file and the controller's.
-        state = {
-            "epochs_done": self.epochs_done, "history": self.history, "rng": self.rng.bit_generator.state,
-            "fine_tuned": self.fine_tuned, "trained_finalists": self.trained_finalists,
-        }
-        self.learner.save(root, STATE_FILE, extra={**state, "supernet_file": supernet_file})
-        for old in glob.glob(os.path.join(root, SUPERNET_FILE.replace("{:06d}", "*"))):
-            if os.path.basename(old) != supernet_file:
-                os.remove(old)
-
-    def reload(self):
-        """Reloads the search: trials, supernet, controller, epochs and data order."""
-        super().reload()
-        state = self.learner.load(self.project_dir, STATE_FILE)
-        if state is None:
-            return
-        self._build_supernet()
-        self.supernet.load(os.path.join(self.project_dir, state["supernet_file"]))
-        self.epochs_done = state["epochs_done"]
-        self.history = state["history"]
-        self.rng.bit_generator.state = state["rng"]
-        self.fine_tuned = state.get("fine_tuned")
-        self.trained_finalists = state.get("trained_finalists")
 
 
 def _objective_name(objective):
