@@ -164,7 +164,7 @@ def print_joined(random, retrained, label, sizes, resamples, rng):
 
 def time_random_children(retrained, count):
     """Seconds of `count` retrainings of the first saved run's random children, with that run's recipe."""
-    from enas_vs_random import (  # this folder is on the path
+    from vs_random_runs import (  # this folder is on the path
         make_space,
         random_encodings_of,
         test_accuracy,

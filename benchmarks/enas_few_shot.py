@@ -51,6 +51,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import rank_statistics  # noqa: E402
 import ranking_children  # noqa: E402
+import ranking_scores  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.supernet import build_supernet  # noqa: E402
@@ -127,7 +128,7 @@ def main():
     rng = np.random.default_rng(args.seed + 1)
     encodings, _ = ranking_children.stratified_children(space, args.children, args.pool, rng)
     calibration = x[rng.choice(len(x), min(args.calibration, len(x)), replace=False)]
-    standalone = np.array([scores for scores, _ in ranking.saved_standalone(args, encodings)])
+    standalone = np.array([scores for scores, _ in ranking_scores.saved_standalone(args, encodings)])
     reference = standalone.mean(axis=1)
     convs = [ranking_children.features(space, encoding)[0] for encoding in encodings]
     supernet, supernet_seconds = one_shot_supernet(space, x, y, args)
@@ -159,7 +160,7 @@ def main():
         if args.fine_tune_steps:
             tuned = []
             for index, encoding in enumerate(encodings):
-                batches = ranking.child_batches(x, y, args.fine_tune_batch, args.seed * 1000 + index)
+                batches = ranking_scores.child_batches(x, y, args.fine_tune_batch, args.seed * 1000 + index)
                 # A sub-supernet's child fine-tunes from its own group's weights.
                 with contextlib.nullcontext() if method is None else method.weights_for(encoding):
                     tuned.append(fine_tuned_accuracy(supernet, encoding, batches, x_val, y_val, args.fine_tune_steps,
