@@ -81,6 +81,7 @@ import numpy as np
 from peers_results import (
     ENAS_SYSTEMS,
     FINAL_BATCH_SIZE,
+    RESULTS,
     SYSTEMS,
     cell_key,
     cell_name,
@@ -94,7 +95,6 @@ from peers_systems import RUNNERS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DEFAULT_RESULTS = HERE / "results" / "peers.jsonl"
 AUTOKERAS_PYTHON = ROOT / ".venv-autokeras" / "bin" / "python"
 
 #: A cell counts as within its budget when it overran by at most this share of it, or 5 s.
@@ -235,7 +235,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--search-fraction", type=float, default=0.5,
                         help="share of the budget for the search (0.5); the final training gets the rest")
-    parser.add_argument("--results", default=str(DEFAULT_RESULTS), help="JSON-lines file the cell is appended to")
+    parser.add_argument("--results", default=str(RESULTS), help="JSON-lines file the cell is appended to")
     parser.add_argument("--force", action="store_true", help="run the cell even if it is already recorded")
     parser.add_argument("--table", action="store_true", help="print the markdown table of the results")
     parser.add_argument("--plot", metavar="PNG", help="draw test accuracy against budget")

@@ -11,6 +11,8 @@ SYSTEMS = ("enas-macro", "enas-micro", "rlsearch-vanilla", "kt-random", "kt-hype
 SEARCHING = tuple(s for s in SYSTEMS if s != "cnn-bn")
 #: Systems searched by `ENASTuner`: the ones with retraining options and a random-child control.
 ENAS_SYSTEMS = ("enas-macro", "enas-micro")
+#: The results file every cell is appended to unless `--results` names another.
+RESULTS = Path(__file__).resolve().parent / "results" / "peers.jsonl"
 #: Minibatch of every final training unless `--final-batch-size` says otherwise.
 FINAL_BATCH_SIZE = 128
 

@@ -111,7 +111,7 @@ def reward_noise(shared, noise_sizes, noise_draws, calibration_size, calibration
     """The noise of a one-minibatch reward against the spread between children.
 
     Args:
-        shared: each child's `enas_ranking.shared_scores` dict.
+        shared: each child's `ranking_scores.shared_scores` dict.
         noise_sizes: the reward minibatch sizes measured.
         noise_draws: batch-stats minibatches per child and size.
         calibration_size: images per BN calibration set.

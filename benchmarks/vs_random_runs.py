@@ -81,7 +81,7 @@ def saved_random(args):
 
 
 def pool(paths, resamples):
-    """Pools saved runs of several search seeds (see the module docstring)."""
+    """Pools saved runs of several search seeds (see `enas_vs_random.py`'s docstring)."""
     runs = [json.load(open(path)) for path in paths]
     settings = [settings_of(run["arguments"]) for run in runs]
     if any(other != settings[0] for other in settings[1:]):
@@ -169,7 +169,7 @@ def what_scores_go_with(space_of, children, resamples):
 
 
 def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=None):
-    """Retrains the children of saved runs up to `seeds_per_child` seeds each and pools them (see the docstring)."""
+    """Retrains the children of saved runs up to `seeds_per_child` seeds each and pools them (see `enas_vs_random.py`'s docstring)."""
     runs = [json.load(open(path)) for path in paths]
     settings = [settings_of(run["arguments"]) for run in runs]
     if any(other != settings[0] for other in settings[1:]):

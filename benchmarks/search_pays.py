@@ -1,0 +1,140 @@
+"""Does the search pay at one budget? Searched children against uniformly random ones, from recorded cells.
+
+Reads the cells `peers.py` recorded for one ENAS system, budget and final
+minibatch (and the other options that name a cell's variant, as `peers.py`
+takes them), and sets side by side, each retrained the same way and scored
+once on the test set:
+
+- the ENAS cells (`peers.py --system S --budget-minutes B --search-fraction F
+  --seed N`);
+- weight-sharing random search (the same with
+  `--enas-options '{"sampler": "uniform"}'`);
+- with `--main-job`, the main job's runs (`scripts/demo.sh`,
+  `results/main_job_runs.jsonl`) whose final training took that minibatch:
+  15-minute ENAS macro searches with a quarter searching, run by the CLI with
+  its own search settings (a 3.5-minute search, 50 derivation samples);
+- uniformly random children (`--random-child`), the control.
+
+The search share defaults to the main job's 0.25, not `peers.py`'s 0.5.
+
+Each searcher's margin over the random children is given with a Welch 90 %
+interval, in units of the random children's sd (a search that pays leads
+them by more than their spread, one sd), with the one-sided Welch p-value; then the searchers against
+each other (two-sided). Nothing is run.
+
+    python benchmarks/search_pays.py --budget-minutes 15 --final-batch-size 64 --main-job
+    python benchmarks/search_pays.py --budget-minutes 120 --final-augment 2 --enas-stem-strides 2 --retrain-filters 64
+"""
+
+import argparse
+import json
+
+import numpy as np
+from main_job_runs import RESULTS as MAIN_JOB_RESULTS
+from main_job_runs import read_runs
+from peers_results import (
+    ENAS_SYSTEMS,
+    FINAL_BATCH_SIZE,
+    RESULTS,
+    mean_sd,
+    read_results,
+    shown_mean_sd,
+    variant,
+)
+from scipy import stats
+
+
+def welch(a, b, level=0.90):
+    """`(difference of means, low, high, p)` by Welch's t; p is one-sided, of H0: mean(a) <= mean(b)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    freedom = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    difference, error = a.mean() - b.mean(), np.sqrt(va + vb)
+    half = stats.t.ppf(0.5 + level / 2, freedom) * error
+    p = stats.t.sf(difference / error, freedom)
+    return float(difference), float(difference - half), float(difference + half), float(p)
+
+
+def cells_by_searcher(records, args):
+    """`{label: [records]}`: the searched, weight-sharing random and random-child cells, seeds in order.
+
+    Each searcher's cells are those `peers.py` names by the same variant
+    (`peers_results.variant`) for these options.
+    """
+    searchers = {
+        "ENAS (controller)": dict(random_child=False, enas_options=None),
+        "weight-sharing random search": dict(random_child=False, enas_options=json.dumps({"sampler": "uniform"})),
+        "random children": dict(random_child=True, enas_options=None),
+    }
+    chosen = {}
+    for label, options in searchers.items():
+        name = variant(argparse.Namespace(**vars(args), **options))
+        wanted = (args.system, args.budget_minutes, args.search_fraction, name)
+        chosen[label] = sorted(
+            (r for r in records
+             if (r["system"], float(r["budget_minutes"]), r.get("search_fraction"), r.get("variant")) == wanted),
+            key=lambda r: r["seed"],
+        )
+    return chosen
+
+
+def describe(label, scores, records):
+    line = f"{label:<30} {shown_mean_sd(scores):<18} n={len(scores)}: {', '.join(f'{s:.4f}' for s in scores)}"
+    parameters = [r.get("parameters") or r.get("child_parameters") for r in records]
+    if all(parameters):
+        line += f"; {min(parameters):,}-{max(parameters):,} parameters"
+    return line
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--system", choices=ENAS_SYSTEMS, default="enas-macro")
+    parser.add_argument("--budget-minutes", type=float, default=15.0)
+    parser.add_argument("--search-fraction", type=float, default=0.25, help="the search's share (the main job's 0.25)")
+    parser.add_argument("--final-batch-size", type=int, default=FINAL_BATCH_SIZE)
+    # The options that name a peers.py cell's variant, as peers.py takes them.
+    parser.add_argument("--enas-stem-strides", type=int, default=1)
+    parser.add_argument("--retrain-filters", type=int, default=None)
+    parser.add_argument("--retrain-cutout", type=int, default=None)
+    parser.add_argument("--final-augment", type=int, default=None, metavar="PAD")
+    parser.add_argument("--main-job", action="store_true", help="add the main job's runs on that final minibatch")
+    parser.add_argument("--results", default=RESULTS)
+    parser.add_argument("--main-job-results", default=MAIN_JOB_RESULTS)
+    args = parser.parse_args()
+    groups = cells_by_searcher(read_results(args.results), args)
+    if args.main_job:
+        main_job_setting = (args.system, args.budget_minutes, args.search_fraction, args.enas_stem_strides,
+                            args.retrain_filters, args.retrain_cutout, args.final_augment)
+        if main_job_setting != ("enas-macro", 15.0, 0.25, 1, None, None, None):
+            parser.error("--main-job compares the main job's 15-minute ENAS macro runs (a quarter searching, no "
+                         "retraining variant): leave --system, --budget-minutes, --search-fraction and the variant "
+                         "options at enas-macro, 15, 0.25 and their defaults.")
+        runs = [r for r in read_runs(args.main_job_results) if r.get("retrain_batch_size") == args.final_batch_size]
+        groups = {"main job (scripts/demo.sh)": runs, **groups}
+    scores = {label: [r.get("test_accuracy", r.get("child_test_accuracy")) for r in group] for label, group in groups.items()}
+    control = scores.pop("random children")
+    if len(control) < 2:
+        raise SystemExit(f"{len(control)} random-child cells recorded: at least 2 are needed for a spread.")
+    searchers = {label: values for label, values in scores.items() if len(values) >= 2}
+    print(f"{args.system}, {args.budget_minutes:g} minutes, {args.search_fraction:g} of them searching, final minibatch "
+          f"{args.final_batch_size}; test accuracy:")
+    for label, group in groups.items():
+        if group:
+            print("  " + describe(label, scores.get(label, control), group))
+    _, spread = mean_sd(control)
+    print(f"\nagainst the random children (Welch 90 % interval; in random-child sd {spread:.4f}; one-sided p):")
+    for label, values in searchers.items():
+        difference, low, high, p = welch(values, control)
+        print(f"  {label:<30} {difference:+.4f} [{low:+.4f}, {high:+.4f}] = {difference / spread:+.2f} sd, p = {p:.3f}")
+    labels = list(searchers)
+    if len(labels) > 1:
+        print("\nsearchers against each other (Welch 90 % interval; two-sided p):")
+        for index, first in enumerate(labels):
+            for second in labels[index + 1:]:
+                difference, low, high, p = welch(searchers[first], searchers[second])
+                two_sided = 2 * min(p, 1 - p)
+                print(f"  {first} - {second}: {difference:+.4f} [{low:+.4f}, {high:+.4f}], p = {two_sided:.3f}")
+
+
+if __name__ == "__main__":
+    main()
