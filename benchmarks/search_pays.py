@@ -19,8 +19,8 @@ The search share defaults to the main job's 0.25, not `peers.py`'s 0.5.
 
 Each searcher's margin over the random children is given with a Welch 90 %
 interval, in units of the random children's sd (a search that pays leads
-them by more than their spread, one sd), with the one-sided Welch p-value; then the searchers against
-each other (two-sided). Nothing is run.
+them by more than their spread, one sd), and with the one-sided Welch
+p-value; then the searchers against each other (two-sided). Nothing is run.
 
     python benchmarks/search_pays.py --budget-minutes 15 --final-batch-size 64 --main-job
     python benchmarks/search_pays.py --budget-minutes 120 --final-augment 2 --enas-stem-strides 2 --retrain-filters 64
