@@ -46,13 +46,9 @@ from scipy import stats
 
 def welch(a, b, level=0.90):
     """`(difference of means, low, high, p)` by Welch's t; p is one-sided, of H0: mean(a) <= mean(b)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    freedom = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    difference, error = a.mean() - b.mean(), np.sqrt(va + vb)
-    half = stats.t.ppf(0.5 + level / 2, freedom) * error
-    p = stats.t.sf(difference / error, freedom)
-    return float(difference), float(difference - half), float(difference + half), float(p)
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)
+    p = stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue
+    return float(np.mean(a) - np.mean(b)), float(interval.low), float(interval.high), float(p)
 
 
 def cells_by_searcher(records, args):
@@ -112,15 +108,15 @@ def main():
         runs = [r for r in read_runs(args.main_job_results) if r.get("retrain_batch_size") == args.final_batch_size]
         groups = {"main job (scripts/demo.sh)": runs, **groups}
     scores = {label: [r.get("test_accuracy", r.get("child_test_accuracy")) for r in group] for label, group in groups.items()}
-    control = scores.pop("random children")
+    control = scores["random children"]
     if len(control) < 2:
         raise SystemExit(f"{len(control)} random-child cells recorded: at least 2 are needed for a spread.")
-    searchers = {label: values for label, values in scores.items() if len(values) >= 2}
+    searchers = {label: values for label, values in scores.items() if label != "random children" and len(values) >= 2}
     print(f"{args.system}, {args.budget_minutes:g} minutes, {args.search_fraction:g} of them searching, final minibatch "
           f"{args.final_batch_size}; test accuracy:")
     for label, group in groups.items():
         if group:
-            print("  " + describe(label, scores.get(label, control), group))
+            print("  " + describe(label, scores[label], group))
     _, spread = mean_sd(control)
     print(f"\nagainst the random children (Welch 90 % interval; in random-child sd {spread:.4f}; one-sided p):")
     for label, values in searchers.items():
