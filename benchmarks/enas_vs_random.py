@@ -45,7 +45,10 @@ units of the spread of the random children's means:
 It ends with what the random children's means go with: Kendall's tau-b of
 their scores with each op's count (and, macro, 5 x 5 kernels, pools in the
 first third of the layers, skips), beside how often each searcher's children
-have it: where a searcher's choices part from what standalone training rewards.
+have it: where a searcher's choices part from what standalone training rewards;
+then what each searcher finds beyond size (`beyond_size.py`: its children's
+residual from the random children's means fitted on the log of their parameter
+count, every child counted at the space's width).
 
 `--retrained-from more.json` reuses the retrainings an earlier `--retrain-more`
 saved, so adding a search seed retrains only its own children:

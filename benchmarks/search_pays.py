@@ -22,13 +22,9 @@ The search share defaults to the main job's 0.25, not `peers.py`'s 0.5.
 Each searcher's margin over the random children is given with a Welch 90 %
 interval, in units of the random children's sd (a search that pays leads
 them by more than their spread, one sd), and with the one-sided Welch
-p-value; then the searchers against each other (two-sided). Last, what each
-search finds beyond size: the random children's test accuracy fitted on the
-log of their parameter count (least squares), and each searcher's mean
-residual from that line, with a 90 % interval that holds both its children's
-scatter and the fit's own uncertainty at their size (Welch-Satterthwaite
-degrees of freedom). A search whose lead is all in its residual finds more
-than a bigger child; one whose residual is nil finds what its size predicts.
+p-value; then the searchers against each other (two-sided); last, what each
+search finds beyond size (`beyond_size.py`: each searcher's residual from the
+random children's test accuracy fitted on the log of their parameter count).
 Nothing is run.
 
     python benchmarks/search_pays.py --budget-minutes 15 --final-batch-size 64 --main-job
@@ -39,6 +35,7 @@ import argparse
 import json
 
 import numpy as np
+from beyond_size import print_beyond_size
 from main_job_runs import RESULTS as MAIN_JOB_RESULTS
 from main_job_runs import read_runs
 from peers_results import (
@@ -89,25 +86,6 @@ def cells_by_searcher(records, args):
 
 def parameters_of(records):
     return [r.get("parameters") or r.get("child_parameters") for r in records]
-
-
-def beyond_size(control, control_parameters, scores, parameters, level=0.90):
-    """`(mean residual, low, high)` of `scores` from the control's least-squares line on log10 parameters.
-
-    The interval's variance is the residuals' own (over `len(scores)`) plus
-    the fitted line's at the searcher's mean log size; its degrees of
-    freedom are Welch-Satterthwaite's over the two.
-    """
-    x, y = np.log10(control_parameters), np.asarray(control, dtype=float)
-    fit = stats.linregress(x, y)
-    residual_variance = np.sum((y - fit.intercept - fit.slope * x) ** 2) / (len(x) - 2)
-    searched_x = np.log10(parameters)
-    residuals = np.asarray(scores, dtype=float) - fit.intercept - fit.slope * searched_x
-    own = residuals.var(ddof=1) / len(residuals)
-    line = residual_variance * (1 / len(x) + (searched_x.mean() - x.mean()) ** 2 / np.sum((x - x.mean()) ** 2))
-    freedom = (own + line) ** 2 / (own ** 2 / (len(residuals) - 1) + line ** 2 / (len(x) - 2))
-    half = stats.t.ppf(0.5 + level / 2, freedom) * np.sqrt(own + line)
-    return float(residuals.mean()), float(residuals.mean() - half), float(residuals.mean() + half)
 
 
 def describe(label, scores, records):
@@ -169,18 +147,8 @@ def main():
 
     sizes = {label: parameters_of(groups[label]) for label in scores}
     if len(control) >= 3 and all(all(sizes[label]) for label in ["random children", *searchers]):
-        fit = stats.linregress(np.log10(sizes["random children"]), control)
-        low, high = (fit.slope + sign * stats.t.ppf(0.95, len(control) - 2) * fit.stderr for sign in (-1, 1))
-        print(f"\nbeyond size: random children's test accuracy {fit.slope:+.4f} [{low:+.4f}, {high:+.4f}] per tenfold "
-              f"parameters (least squares on log10, 90 % interval, r = {fit.rvalue:+.2f}); each searcher's mean "
-              "residual from that line (90 % interval):")
-        smallest, largest = min(sizes["random children"]), max(sizes["random children"])
-        for label, values in searchers.items():
-            residual, low, high = beyond_size(control, sizes["random children"], values, sizes[label])
-            outside = sum(not smallest <= n <= largest for n in sizes[label])
-            note = f"; {outside} of {len(values)} children outside the random children's sizes" if outside else ""
-            print(f"  {label:<30} {residual:+.4f} [{low:+.4f}, {high:+.4f}]{note}")
-
+        print_beyond_size(sizes["random children"], control,
+                          {label: (sizes[label], values) for label, values in searchers.items()})
 
 if __name__ == "__main__":
     main()

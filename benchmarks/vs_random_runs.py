@@ -12,6 +12,7 @@ import time
 
 import keras
 import numpy as np
+from beyond_size import print_beyond_size
 from rank_statistics import bootstrap_indices, bootstrap_taus, interval, kendall_tau_b
 from ranking_children import traits
 
@@ -168,6 +169,13 @@ def what_scores_go_with(space_of, children, resamples):
     return figures
 
 
+def parameter_count(space, encoding):
+    """Parameters of a child as it is retrained (the space's width)."""
+    count = space.build_child(encoding, compile=False).count_params()
+    keras.backend.clear_session()
+    return count
+
+
 def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=None):
     """Retrains the children of saved runs up to `seeds_per_child` seeds each and pools them (see `enas_vs_random.py`'s docstring)."""
     runs = [json.load(open(path)) for path in paths]
@@ -212,12 +220,20 @@ def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=No
               f"({', '.join(f'{s:.4f}' for s in scores)})")
     figures = compare_searchers(derived, random_means, resamples)
     trait_figures = what_scores_go_with(space_of, children, resamples)
+    parameters = [parameter_count(space_of[seed], encoding) for seed, _, encoding, _ in children]
+    sized = [(name, n, float(np.mean(scores))) for (_, name, _, scores), n in zip(children, parameters)]
+    size_figures = print_beyond_size(
+        [n for name, n, _ in sized if name.startswith("random")], random_means,
+        {label: ([n for name, n, _ in sized if name == label], derived[label]) for label in labels},
+    )
     print(f"wall time {time.time() - began:.0f} s; load average {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     if json_path:
         with open(json_path, "w") as file:
             json.dump(
                 dict(runs=paths, settings=settings[0], retrain_seeds=seeds_per_child,
-                     children=[dict(search_seed=seed, name=name, test=scores) for seed, name, _, scores in children],
-                     retraining_noise=noise, architecture_sd=architecture_sd, figures=figures, traits=trait_figures),
+                     children=[dict(search_seed=seed, name=name, test=scores, parameters=n)
+                               for (seed, name, _, scores), n in zip(children, parameters)],
+                     retraining_noise=noise, architecture_sd=architecture_sd, figures=figures, traits=trait_figures,
+                     beyond_size=size_figures),
                 file, indent=1, default=str,
             )
