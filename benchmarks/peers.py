@@ -254,6 +254,9 @@ def parse_args(argv=None):
     parser.add_argument("--random-child", action="store_true",
                         help="ENAS systems: no search; a child drawn uniformly by --seed retrained in the time a search "
                              "would leave (the control of a searched cell)")
+    parser.add_argument("--largest-of", type=int, metavar="N",
+                        help="ENAS systems: no search; of N children drawn uniformly by --seed, the one with the most "
+                             "parameters, retrained in the time a search would leave (a size rule without a search)")
     parser.add_argument("--retrain-cutout", type=int, help="side of the cutout square in the ENAS child's retraining")
     parser.add_argument("--final-augment", type=int, metavar="PAD",
                         help="final training (not AutoKeras's) on images shifted by up to PAD pixels and flipped")
@@ -277,6 +280,9 @@ def parse_args(argv=None):
                      f"got {args.final_batch_size} for {args.system}")
     if args.random_child and args.system not in ENAS_SYSTEMS:
         parser.error(f"--random-child is the control of an ENAS cell ({', '.join(ENAS_SYSTEMS)}), got --system {args.system}")
+    if args.largest_of is not None and (args.system not in ENAS_SYSTEMS or args.random_child or args.largest_of < 2):
+        parser.error(f"--largest-of takes N >= 2 children of an ENAS cell ({', '.join(ENAS_SYSTEMS)}) without "
+                     f"--random-child, got {args.largest_of} for {args.system}")
     return args
 
 

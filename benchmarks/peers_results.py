@@ -31,6 +31,8 @@ def variant(args):
     if args.system not in ENAS_SYSTEMS:
         return ", ".join(final_training) or None
     parts = ["random child"] if args.random_child else []
+    if getattr(args, "largest_of", None):
+        parts.append(f"largest of {args.largest_of}")
     if args.enas_stem_strides != 1:
         parts.append(f"stem stride {args.enas_stem_strides}")
     if args.retrain_filters:

@@ -216,7 +216,7 @@ def run_enas(args, data, budget):
                                       filters=args.enas_filters or 16, stem_strides=args.enas_stem_strides)
     tuner = keras_rlnas.ENASTuner(space, seed=args.seed, directory=args.directory, project_name=cell_name(args),
                                   overwrite=True, **json.loads(args.enas_options or "{}"))
-    if args.random_child:
+    if args.random_child or args.largest_of:
         return retrain_random_child(args, (x, y), tuner, budget)
     clock = enas_clock(x, y, tuner.batch_size, args.trial_images, enas_tail_images(tuner), budget.search_deadline,
                        seed=args.seed, final_images=enas_final_images(tuner))
@@ -248,22 +248,45 @@ def run_enas(args, data, budget):
 def retrain_random_child(args, training, tuner, budget):
     """The control of an ENAS cell: a child drawn uniformly (by `--seed`), retrained in the minutes a search leaves.
 
+    With `--largest-of N`, the child with the most parameters of N so drawn:
+    a size rule in place of a search (its drawing and counting are its
+    search time).
+
     What the search adds to its cell is the searched cell's score minus this
     one's, every other setting (stem, width, augmentation, retraining time)
     alike.
     """
-    values = tuner.space.decode(tuner.space.random_encoding(args.seed))
+    space = tuner.space
+    drawn_at = time.time()
+    if args.largest_of:
+        encodings = [space.random_encoding(int(seed))
+                     for seed in np.random.default_rng(args.seed).integers(2**31, size=args.largest_of)]
+        sizes = [child_parameters(space, encoding) for encoding in encodings]
+        values = space.decode(encodings[int(np.argmax(sizes))])
+    else:
+        values = space.decode(space.random_encoding(args.seed))
+    seconds_search = time.time() - drawn_at
     began = time.time()
     model = tuner.retrain(values, *final_training_data(args, *training), epochs=args.max_final_epochs,
                           batch_size=args.final_batch_size, filters=args.retrain_filters,
                           time_budget=budget.seconds * (1 - budget.search_fraction),
                           verbose=args.verbose)
     return {
-        "model": model, "seconds_search": 0.0, "seconds_train": time.time() - began,
-        "details": {"space": tuner.space.get_config(), "architecture": values, "random_child": True,
+        "model": model, "seconds_search": seconds_search, "seconds_train": time.time() - began,
+        "details": {"space": space.get_config(), "architecture": values, "random_child": not args.largest_of,
+                    "largest_of": args.largest_of,
                     "retrain_filters": args.retrain_filters, "retrain_cutout": args.retrain_cutout,
                     "final_epochs": len(model.history.epoch)},
     }
+
+
+def child_parameters(space, encoding):
+    """Parameters of a child at the search width, built without compiling."""
+    import keras
+
+    count = space.build_child(encoding, compile=False).count_params()
+    keras.backend.clear_session()
+    return count
 
 
 def run_autokeras(args, data, budget):

@@ -15,6 +15,8 @@ once on the test set:
   `results/main_job_runs.jsonl`) whose final training took that minibatch:
   15-minute ENAS macro searches with a quarter searching, run by the CLI with
   its own search settings (a 3.5-minute search, 50 derivation samples);
+- the size rule (`--largest-of N`: of N uniformly drawn children, the one
+  with the most parameters, no search), where such cells are recorded;
 - uniformly random children (`--random-child`), the control.
 
 The search share defaults to the main job's 0.25, not `peers.py`'s 0.5.
@@ -67,14 +69,18 @@ def cells_by_searcher(records, args):
     (`peers_results.variant`) for these options.
     """
     searchers = {
-        "ENAS (controller)": dict(random_child=False, enas_options=None),
-        "ENAS, main job's settings": dict(random_child=False, enas_options=json.dumps(MAIN_JOB_ENAS_OPTIONS)),
-        "weight-sharing random search": dict(random_child=False, enas_options=json.dumps({"sampler": "uniform"})),
-        "random children": dict(random_child=True, enas_options=None),
+        "ENAS (controller)": dict(random_child=False, enas_options=None, largest_of=None),
+        "ENAS, main job's settings": dict(random_child=False, enas_options=json.dumps(MAIN_JOB_ENAS_OPTIONS),
+                                          largest_of=None),
+        "weight-sharing random search": dict(random_child=False, enas_options=json.dumps({"sampler": "uniform"}),
+                                             largest_of=None),
+        f"size rule (largest of {args.largest_of})": dict(random_child=False, enas_options=None,
+                                                            largest_of=args.largest_of),
+        "random children": dict(random_child=True, enas_options=None, largest_of=None),
     }
     chosen = {}
     for label, options in searchers.items():
-        name = variant(argparse.Namespace(**vars(args), **options))
+        name = variant(argparse.Namespace(**{**vars(args), **options}))
         wanted = (args.system, args.budget_minutes, args.search_fraction, name)
         chosen[label] = sorted(
             (r for r in records
@@ -107,6 +113,8 @@ def main():
     parser.add_argument("--retrain-filters", type=int, default=None)
     parser.add_argument("--retrain-cutout", type=int, default=None)
     parser.add_argument("--final-augment", type=int, default=None, metavar="PAD")
+    parser.add_argument("--largest-of", type=int, default=100, metavar="N",
+                        help="the size rule's cells to read (peers.py --largest-of N; 100)")
     parser.add_argument("--main-job", action="store_true", help="add the main job's runs on that final minibatch")
     parser.add_argument("--results", default=RESULTS)
     parser.add_argument("--main-job-results", default=MAIN_JOB_RESULTS)
