@@ -23,6 +23,8 @@ Method
                                               # finalists trained from scratch; seed 0's random children reused
     python benchmarks/enas_vs_random.py --finalist-epochs 3 --uniform-finalists 6 --random-from seed0.json \
         --json uniform6_seed0.json                          # six uniformly drawn candidates join the finalists
+    python benchmarks/enas_vs_random.py --searchers size --random-from seed0.json --json size_seed0.json
+                                              # the size rule alone: of 100 children drawn uniformly, the largest
     python benchmarks/enas_vs_random.py --pool seed0.json seed1.json  # the runs together
     python benchmarks/enas_vs_random.py --searchers controller --controller-options '{"skip_weight": 20}' \
         --random-from seed0.json --json skips_seed0.json    # the ENAS search alone, other controller options
@@ -57,7 +59,7 @@ saved, so adding a search seed retrains only its own children:
 
 Runs that differ only in how the searches end or which searches run
 (`--finalist-epochs`, `--uniform-finalists`, `--fine-tune-steps`,
-`--controller-options`, `--searchers`, with `--random-from`) share their random children, whose
+`--controller-options`, `--searchers`, `--largest-of`, with `--random-from`) share their random children, whose
 retrainings `--retrained-from` then reuses.
 """
 
@@ -72,9 +74,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from vs_random_runs import (  # noqa: E402  (this folder is on the path)
+    ENAS_SEARCHERS,
     SEARCHERS,
     make_space,
     margin_figures,
+    parameter_count,
     pool,
     retrain_more,
     saved_random,
@@ -120,9 +124,12 @@ def parse_arguments():
         help='ENASTuner(controller_options=...) of the ENAS search, e.g. \'{"skip_weight": 20}\' (default: the tuner\'s)',
     )
     parser.add_argument(
-        "--searchers", nargs="+", choices=SEARCHERS, default=list(SEARCHERS),
-        help="the searches run: the controller (ENAS) and weight-sharing random search (uniform)",
+        "--searchers", nargs="+", choices=SEARCHERS, default=ENAS_SEARCHERS,
+        help="the searches run: the controller (ENAS), weight-sharing random search (uniform) and, when named, "
+        "the size rule (size: of --largest-of children drawn uniformly, the one with the most parameters; "
+        "no training)",
     )
+    parser.add_argument("--largest-of", type=int, default=100, help="children the size rule draws (100)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--random-from", default=None, metavar="JSON",
@@ -150,6 +157,8 @@ def parse_arguments():
         parser.error(f"--random must be at least 2 for a spread, got {args.random}.")
     if args.controller_options is not None and not isinstance(args.controller_options, dict):
         parser.error(f"--controller-options must be a JSON object of Controller options, got {args.controller_options!r}.")
+    if args.largest_of < 2:
+        parser.error(f"--largest-of must be at least 2, got {args.largest_of}.")
     args.searchers = list(dict.fromkeys(args.searchers))  # each search once, in the order given
     return args
 
@@ -182,6 +191,18 @@ def search(space, sampler, data, args):
     return dict(trial.hyperparameters.values), float(trial.score), seconds, entropy, final_choice
 
 
+def size_rule(space, args):
+    """`(values, seconds)` of the size rule: the child with the most parameters of `--largest-of` drawn uniformly.
+
+    Its draws are seeded apart from the random children's, by `--seed`.
+    """
+    start = time.time()
+    seeds = np.random.default_rng([args.seed, args.largest_of]).integers(2**31, size=args.largest_of)
+    encodings = [space.random_encoding(int(seed)) for seed in seeds]
+    sizes = [parameter_count(space, encoding) for encoding in encodings]
+    return space.decode(encodings[int(np.argmax(sizes))]), time.time() - start
+
+
 def main():
     args = parse_arguments()
     if args.pool:
@@ -202,12 +223,18 @@ def main():
     rows = {}
     for sampler in args.searchers:
         label = SEARCHERS[sampler]
-        values, shared, seconds, entropy, final_choice = search(space, sampler, ((x, y), validation), args)
+        if sampler == "size":
+            (values, seconds), shared, entropy, final_choice = size_rule(space, args), None, None, None
+            shown = f"the largest of {args.largest_of}"
+        else:
+            values, shared, seconds, entropy, final_choice = search(space, sampler, ((x, y), validation), args)
+            shown = f"{'final choice' if final_choice else 'shared-weight'} score {shared:.4f}"
         scores = [test_accuracy(space, values, (x, y), test, args, seed) for seed in seeds]
+        parameters = parameter_count(space, values)
         rows[label] = dict(values=values, shared=shared, search_seconds=seconds, entropy=entropy, test=scores,
-                           final_choice=final_choice)
+                           final_choice=final_choice, parameters=parameters)
         print(
-            f"{label}: searched {seconds:.0f} s, {'final choice' if final_choice else 'shared-weight'} score {shared:.4f}"
+            f"{label}: searched {seconds:.0f} s, {shown}, {parameters:,} parameters"
             + (f", final entropy {entropy:.2f}" if entropy is not None else "")
             + f"; retrained test accuracy {', '.join(f'{s:.4f}' for s in scores)}",
             flush=True,

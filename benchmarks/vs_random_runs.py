@@ -20,7 +20,9 @@ import keras_rlnas
 from keras_rlnas.retrain import retrain
 
 # Label of each search by its ENASTuner sampler.
-SEARCHERS = {"controller": "ENAS (controller)", "uniform": "weight-sharing random search"}
+SEARCHERS = {"controller": "ENAS (controller)", "uniform": "weight-sharing random search", "size": "size rule"}
+#: The searches a run makes unless `--searchers` says otherwise (and every run's before `--searchers`).
+ENAS_SEARCHERS = ["controller", "uniform"]
 
 
 def make_space(args, info):
@@ -60,13 +62,14 @@ def margin_figures(rows, random_scores, rng, resamples):
 #: Arguments that name a run or what to do with saved runs, not how children are searched and retrained.
 RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds", "retrained_from")
 #: Arguments of how a search ends: the random children do not depend on them.
-SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs", "uniform_finalists", "controller_options", "searchers")
+SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs", "uniform_finalists", "controller_options", "searchers",
+               "largest_of")
 
 
 def settings_of(arguments):
     """A run's settings apart from its seed and file names (older runs had no final choice)."""
     older = {"fine_tune_steps": 0, "finalist_epochs": 0, "uniform_finalists": 0, "controller_options": None,
-             "searchers": list(SEARCHERS)}
+             "searchers": ENAS_SEARCHERS, "largest_of": 100}
     return {**older, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
 
 
@@ -93,8 +96,9 @@ def pool(paths, resamples):
     random_scores = np.array([score for run in runs for score in run["random"]])
     for label, scores in derived.items():
         shared = [run["rows"][label]["shared"] for run in runs]
+        shown = f"; shared-weight scores {', '.join(f'{s:.4f}' for s in shared)}" if None not in shared else ""
         print(f"{label:<32} {np.mean(scores):.4f} +- {np.std(scores, ddof=1):.4f} over {len(scores)} search seeds "
-              f"({', '.join(f'{s:.4f}' for s in scores)}; shared-weight scores {', '.join(f'{s:.4f}' for s in shared)})")
+              f"({', '.join(f'{s:.4f}' for s in scores)}{shown})")
     print(f"{'uniformly random children':<32} {random_scores.mean():.4f} +- {random_scores.std(ddof=1):.4f} "
           f"(n={len(random_scores)}, {random_scores.min():.4f}-{random_scores.max():.4f})")
     compare_searchers(derived, random_scores, resamples)
