@@ -27,7 +27,7 @@ import json
 import statistics
 from pathlib import Path
 
-from peers_results import read_results, shown_mean_sd
+from peers_results import cpu, read_results, shown_mean_sd
 from scipy import stats
 
 RESULTS = Path(__file__).parent / "results" / "main_job_runs.jsonl"
@@ -46,7 +46,8 @@ def record_of(run_directory, load, recipe=None, note=None):
     Returns:
         A dict of the run's figures: `child_test_accuracy`, `floor_test_accuracy`,
         `margin`, `minutes`, `enas_epochs`, `child_parameters`, `retrain_epochs`,
-        `retrain_batch_size`, `floor_epochs`, `load`, `started` and where they came from.
+        `retrain_batch_size`, `floor_epochs`, `load`, `started`, the CPU (the
+        floor's, run on the same machine) and where they came from.
 
     Raises:
         ValueError: `run_directory` is not a finished `scripts/demo.sh` run.
@@ -78,6 +79,7 @@ def record_of(run_directory, load, recipe=None, note=None):
         "floor_epochs": versus.get("floor_epochs"),
         "load": load,
         "commit": (floor.get("commit") or "")[:7] or None,
+        "cpu": cpu(floor),
         "source": f"scripts/demo.sh {run}",
     }
     if note:

@@ -290,7 +290,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.system is not None:
         probe = {"system": args.system, "budget_minutes": args.budget_minutes, "seed": args.seed,
-                 "search_fraction": search_fraction(args), "variant": variant(args)}
+                 "search_fraction": search_fraction(args), "variant": variant(args), "machine": machine()}
         done = {cell_key(record) for record in read_results(args.results)}
         if cell_key(probe) in done and not args.force:
             print(f"{cell_name(args)} is already in {args.results}; --force runs it again.")

@@ -18,9 +18,19 @@ FINAL_BATCH_SIZE = 128
 
 
 def cell_key(record):
-    """What identifies a cell: system, budget, seed, (for a search) the search share and the variant."""
+    """What identifies a cell: system, budget, seed, (for a search) the search share, the variant and the CPU.
+
+    The budget is wall-clock time, so the same cell run on another CPU is
+    another measurement, kept beside the first rather than in its place.
+    """
     return (record["system"], float(record["budget_minutes"]), int(record["seed"]), record.get("search_fraction"),
-            record.get("variant"))
+            record.get("variant"), cpu(record))
+
+
+def cpu(record):
+    """The CPU a cell ran on, short: `"AMD EPYC"`, `"Intel Xeon"` (`None` if not recorded)."""
+    model = (record.get("machine") or {}).get("cpu_model")
+    return model and " ".join(word for word in model.replace("(R)", "").split() if word != "Processor")
 
 
 def variant(args):
@@ -101,10 +111,10 @@ def shown_mean_sd(values):
 
 
 def table(records):
-    """The markdown table: one row per system and budget, mean +- sd over seeds."""
+    """The markdown table: one row per system and budget, mean +- sd over its runs (seeds, and CPUs where they differ)."""
     lines = [
-        "| system | budget (min) | test accuracy | seeds | parameters | search / final training (min) | load average |",
-        "|---|---|---|---|---|---|---|",
+        "| system | budget (min) | test accuracy | runs | CPU | parameters | search / final training (min) | load average |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     order = {system: i for i, system in enumerate(SYSTEMS)}
     grouped = groups(records)
@@ -117,7 +127,11 @@ def table(records):
             load = np.mean([c["load_average_start"][0] for c in cells])
             late = sum(not c["within_budget"] for c in cells)
             note = f" ({late} over budget)" if late else ""
-            lines.append(f"| {label(system, fraction, kind)} | {budget:g} | {shown}{note} | {len(cells)} | {parameters} "
+            cpus = [cpu(c) or "?" for c in cells]
+            shown_cpus = ", ".join(f"{name} x {cpus.count(name)}" if len(set(cpus)) > 1 else name
+                                   for name in sorted(set(cpus)))
+            lines.append(f"| {label(system, fraction, kind)} | {budget:g} | {shown}{note} | {len(cells)} | {shown_cpus} "
+                         f"| {parameters} "
                          f"| {search:.1f} / {train:.1f} | {load:.1f} |")
     return "\n".join(lines)
 

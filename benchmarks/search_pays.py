@@ -20,6 +20,10 @@ once on the test set:
 - uniformly random children (`--random-child`), the control.
 
 The search share defaults to the main job's 0.25, not `peers.py`'s 0.5.
+The budget is wall-clock time, so a child trains for fewer epochs on a slower
+CPU: `--cpu` keeps the cells (and main-job runs) of one CPU (`"AMD EPYC"`,
+`"Intel Xeon"`, as `peers_results.cpu` names them); each group's CPUs are
+printed either way.
 
 Each searcher's margin over the random children is given with a Welch 90 %
 interval, in units of the random children's sd (a search that pays leads
@@ -44,6 +48,7 @@ from peers_results import (
     ENAS_SYSTEMS,
     FINAL_BATCH_SIZE,
     RESULTS,
+    cpu,
     mean_sd,
     read_results,
     shown_mean_sd,
@@ -99,7 +104,13 @@ def describe(label, scores, records):
     parameters = parameters_of(records)
     if all(parameters):
         line += f"; {min(parameters):,}-{max(parameters):,} parameters"
-    return line
+    cpus = [cpu_of(r) or "CPU not recorded" for r in records]
+    return line + "; " + ", ".join(f"{name} x {cpus.count(name)}" for name in sorted(set(cpus)))
+
+
+def cpu_of(record):
+    """A peers.py cell's CPU, or a main-job run's."""
+    return record.get("cpu") or cpu(record)
 
 
 def main():
@@ -116,6 +127,7 @@ def main():
     parser.add_argument("--largest-of", type=int, default=100, metavar="N",
                         help="the size rule's cells to read (peers.py --largest-of N; 100)")
     parser.add_argument("--main-job", action="store_true", help="add the main job's runs on that final minibatch")
+    parser.add_argument("--cpu", help="only the cells and runs of this CPU (e.g. 'AMD EPYC'; default: every CPU)")
     parser.add_argument("--results", default=RESULTS)
     parser.add_argument("--main-job-results", default=MAIN_JOB_RESULTS)
     args = parser.parse_args()
@@ -129,13 +141,15 @@ def main():
                          "options at enas-macro, 15, 0.25 and their defaults.")
         runs = [r for r in read_runs(args.main_job_results) if r.get("retrain_batch_size") == args.final_batch_size]
         groups = {"main job (scripts/demo.sh)": runs, **groups}
+    if args.cpu:
+        groups = {label: [r for r in group if cpu_of(r) == args.cpu] for label, group in groups.items()}
     scores = {label: [r.get("test_accuracy", r.get("child_test_accuracy")) for r in group] for label, group in groups.items()}
     control = scores["random children"]
     if len(control) < 2:
         raise SystemExit(f"{len(control)} random-child cells recorded: at least 2 are needed for a spread.")
     searchers = {label: values for label, values in scores.items() if label != "random children" and len(values) >= 2}
     print(f"{args.system}, {args.budget_minutes:g} minutes, {args.search_fraction:g} of them searching, final minibatch "
-          f"{args.final_batch_size}; test accuracy:")
+          f"{args.final_batch_size}, {args.cpu or 'every CPU'}; test accuracy:")
     for label, group in groups.items():
         if group:
             print("  " + describe(label, scores[label], group))
