@@ -1,9 +1,11 @@
 """Same-budget comparison on Fashion-MNIST: keras-rlnas against what a Keras user would pick instead.
 
 One invocation is one cell of the table: a system, a wall-clock budget and a
-seed. It appends one JSON line to the results file and skips a cell that is
-already there (unless `--force`), so the table can be filled over several
-sittings without rerunning finished cells:
+seed, on one CPU (the same cell on another CPU model is another measurement:
+the budget buys fewer epochs on a slower one). It appends one JSON line to the
+results file and skips a cell that is already there for this CPU (unless
+`--force`), so the table can be filled over several sittings without rerunning
+finished cells:
 
     python benchmarks/peers.py --system enas-macro --budget-minutes 15 --seed 0
     python benchmarks/peers.py --system kt-hyperband --budget-minutes 30 --seed 1
