@@ -9,11 +9,20 @@ interval holds both the residuals' own scatter and the fitted line's
 uncertainty at the searcher's mean size, with Welch-Satterthwaite degrees of
 freedom over the two. A searcher whose lead is all residual finds more than a
 bigger child; one whose residual is nil finds what its size predicts. Used by
-`search_pays.py` and `vs_random_runs.py`.
+`search_pays.py` and `vs_random_runs.py`; `parameter_count` gives a child's size.
 """
 
 import numpy as np
 from scipy import stats
+
+
+def parameter_count(space, architecture):
+    """Parameters of an ENAS space's child at the space's width, built without compiling."""
+    import keras
+
+    count = space.build_child(architecture, compile=False).count_params()
+    keras.backend.clear_session()
+    return count
 
 
 def mean_residual(control_parameters, control_scores, parameters, scores, level=0.90):
@@ -34,24 +43,33 @@ def print_beyond_size(control_parameters, control_scores, searched, level=0.90):
     """Prints and returns the control's slope per tenfold parameters and each searcher's mean residual.
 
     Args:
-        control_parameters, control_scores: the control's children (at least 3).
-        searched: `{label: (parameters, scores)}`, at least 2 children each.
+        control_parameters, control_scores: the control's children; with
+            fewer than 3 nothing is fitted.
+        searched: `{label: (parameters, scores)}`; a searcher with fewer than
+            2 children is left out.
         level: of every interval.
 
     Returns:
-        `{"slope": [slope, low, high], "r": r, label: [residual, low, high]}`.
+        `{"slope": [slope, low, high], "r": r, label: [residual, low, high]}`,
+        or `None` when nothing is fitted. Each skip is printed with its reason.
     """
+    if len(control_scores) < 3:
+        print(f"\nbeyond size: not fitted, {len(control_scores)} random children (at least 3 are needed)")
+        return None
     fit = stats.linregress(np.log10(control_parameters), control_scores)
     half = stats.t.ppf(0.5 + level / 2, len(control_scores) - 2) * fit.stderr
     figures = {"slope": [float(fit.slope), float(fit.slope - half), float(fit.slope + half)], "r": float(fit.rvalue)}
     print(f"\nbeyond size: the random children's score {fit.slope:+.4f} [{fit.slope - half:+.4f}, {fit.slope + half:+.4f}] "
-          f"per tenfold parameters (least squares on log10, {level:.0%} interval, r = {fit.rvalue:+.2f}); "
+          f"per tenfold parameters (least squares on log10, {level * 100:g} % interval, r = {fit.rvalue:+.2f}); "
           "each searcher's mean residual from that line:")
     smallest, largest = min(control_parameters), max(control_parameters)
     for label, (parameters, scores) in searched.items():
+        if len(scores) < 2:
+            print(f"  {label:<32} left out: {len(scores)} child")
+            continue
         residual, low, high = figures[label] = list(
             mean_residual(control_parameters, control_scores, parameters, scores, level))
         outside = sum(not smallest <= n <= largest for n in parameters)
         note = f"; {outside} of {len(scores)} children outside the random children's sizes" if outside else ""
-        print(f"  {label:<30} {residual:+.4f} [{low:+.4f}, {high:+.4f}]{note}")
+        print(f"  {label:<32} {residual:+.4f} [{low:+.4f}, {high:+.4f}]{note}")
     return figures

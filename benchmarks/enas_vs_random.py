@@ -6,6 +6,8 @@ Method
    its defaults (the controller), and `ENASTuner(sampler="uniform")` (random
    search with weight sharing: the same supernet training and the same
    derivation, the children drawn uniformly). Each yields its derived child.
+   With `--searchers size`, the size rule too: of `--largest-of` children
+   drawn uniformly, the one with the most parameters (nothing trained).
 2. `--random` children drawn uniformly from the space.
 3. Every child is retrained from scratch with one recipe
    (`keras_rlnas.retrain.retrain`, the same epochs, minibatch and seeds) and
@@ -73,12 +75,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from vs_random_runs import (  # noqa: E402  (this folder is on the path)
+from beyond_size import parameter_count  # noqa: E402  (this folder is on the path)
+from vs_random_runs import (  # noqa: E402
     ENAS_SEARCHERS,
     SEARCHERS,
+    SIZE_RULE_DRAWS,
     make_space,
     margin_figures,
-    parameter_count,
     pool,
     retrain_more,
     saved_random,
@@ -129,7 +132,8 @@ def parse_arguments():
         "the size rule (size: of --largest-of children drawn uniformly, the one with the most parameters; "
         "no training)",
     )
-    parser.add_argument("--largest-of", type=int, default=100, help="children the size rule draws (100)")
+    parser.add_argument("--largest-of", type=int, default=None,
+                        help=f"children the size rule draws ({SIZE_RULE_DRAWS}; with --searchers size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--random-from", default=None, metavar="JSON",
@@ -157,9 +161,13 @@ def parse_arguments():
         parser.error(f"--random must be at least 2 for a spread, got {args.random}.")
     if args.controller_options is not None and not isinstance(args.controller_options, dict):
         parser.error(f"--controller-options must be a JSON object of Controller options, got {args.controller_options!r}.")
-    if args.largest_of < 2:
-        parser.error(f"--largest-of must be at least 2, got {args.largest_of}.")
     args.searchers = list(dict.fromkeys(args.searchers))  # each search once, in the order given
+    if "size" not in args.searchers and args.largest_of is not None:
+        parser.error(f"--largest-of sets the size rule: name it in --searchers, got {args.searchers}.")
+    if "size" in args.searchers:
+        args.largest_of = SIZE_RULE_DRAWS if args.largest_of is None else args.largest_of
+        if args.largest_of < 2:
+            parser.error(f"--largest-of must be at least 2, got {args.largest_of}.")
     return args
 
 

@@ -41,7 +41,7 @@ def variant(args):
     if args.system not in ENAS_SYSTEMS:
         return ", ".join(final_training) or None
     parts = ["random child"] if args.random_child else []
-    if getattr(args, "largest_of", None):
+    if args.largest_of:
         parts.append(f"largest of {args.largest_of}")
     if args.enas_stem_strides != 1:
         parts.append(f"stem stride {args.enas_stem_strides}")
@@ -137,7 +137,7 @@ def table(records):
 
 
 def plot(records, path):
-    """Test accuracy against budget, one line per system, error bars one sd over seeds."""
+    """Test accuracy against budget, one line per system, error bars one sd over its runs (seeds and CPUs)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,7 +155,7 @@ def plot(records, path):
                       linestyle="--" if fraction not in (None, 0.5) or kind else "-")
     axes.set_xlabel("wall-clock budget, search + final training (minutes)")
     axes.set_ylabel("Fashion-MNIST test accuracy")
-    axes.set_title("Same budget, same CPU: test accuracy against budget")
+    axes.set_title("Same budget, 2-core CPUs: test accuracy against budget")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()

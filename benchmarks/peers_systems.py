@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from beyond_size import parameter_count
 from peers_deadlines import deadline_callbacks
 from peers_results import ENAS_SYSTEMS, cell_name
 
@@ -217,7 +218,7 @@ def run_enas(args, data, budget):
     tuner = keras_rlnas.ENASTuner(space, seed=args.seed, directory=args.directory, project_name=cell_name(args),
                                   overwrite=True, **json.loads(args.enas_options or "{}"))
     if args.random_child or args.largest_of:
-        return retrain_random_child(args, (x, y), tuner, budget)
+        return retrain_unsearched_child(args, (x, y), tuner, budget)
     clock = enas_clock(x, y, tuner.batch_size, args.trial_images, enas_tail_images(tuner), budget.search_deadline,
                        seed=args.seed, final_images=enas_final_images(tuner))
     search_began = time.time()
@@ -245,7 +246,7 @@ def run_enas(args, data, budget):
     }
 
 
-def retrain_random_child(args, training, tuner, budget):
+def retrain_unsearched_child(args, training, tuner, budget):
     """The control of an ENAS cell: a child drawn uniformly (by `--seed`), retrained in the minutes a search leaves.
 
     With `--largest-of N`, the child with the most parameters of N so drawn:
@@ -261,7 +262,7 @@ def retrain_random_child(args, training, tuner, budget):
     if args.largest_of:
         encodings = [space.random_encoding(int(seed))
                      for seed in np.random.default_rng(args.seed).integers(2**31, size=args.largest_of)]
-        sizes = [child_parameters(space, encoding) for encoding in encodings]
+        sizes = [parameter_count(space, encoding) for encoding in encodings]
         values = space.decode(encodings[int(np.argmax(sizes))])
     else:
         values = space.decode(space.random_encoding(args.seed))
@@ -278,15 +279,6 @@ def retrain_random_child(args, training, tuner, budget):
                     "retrain_filters": args.retrain_filters, "retrain_cutout": args.retrain_cutout,
                     "final_epochs": len(model.history.epoch)},
     }
-
-
-def child_parameters(space, encoding):
-    """Parameters of a child at the search width, built without compiling."""
-    import keras
-
-    count = space.build_child(encoding, compile=False).count_params()
-    keras.backend.clear_session()
-    return count
 
 
 def run_autokeras(args, data, budget):

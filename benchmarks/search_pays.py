@@ -68,7 +68,10 @@ def welch(a, b, level=0.90):
 
 
 def cells_by_searcher(records, args):
-    """`{label: [records]}`: the searched, weight-sharing random and random-child cells, seeds in order.
+    """`{label: [records]}`: each searcher's cells and the random-child control's, seeds in order.
+
+    The searchers: the ENAS cells, the same with the main job's search
+    settings, weight-sharing random search and the size rule.
 
     Each searcher's cells are those `peers.py` names by the same variant
     (`peers_results.variant`) for these options.
@@ -95,7 +98,29 @@ def cells_by_searcher(records, args):
     return chosen
 
 
+def one_per_seed(records):
+    """`records` with one record per seed: a seed run on several CPUs counts once, at its runs' mean.
+
+    One seed draws one random child (and starts one search), so its runs on two
+    CPUs are two trainings of one child, not two children. The merged record
+    keeps its runs under `"runs"`, and the geometric mean of their sizes.
+    """
+    by_seed = {}
+    for record in records:
+        by_seed.setdefault(record["seed"], []).append(record)
+    merged = []
+    for _, runs in sorted(by_seed.items()):
+        if len(runs) == 1:
+            merged.append(runs[0])
+            continue
+        size = float(np.exp(np.mean(np.log([r["parameters"] for r in runs]))))
+        merged.append({**runs[0], "test_accuracy": float(np.mean([r["test_accuracy"] for r in runs])),
+                       "parameters": round(size), "runs": runs})
+    return merged
+
+
 def parameters_of(records):
+    """Each record's parameter count (a `peers.py` cell's or a main-job run's child's)."""
     return [r.get("parameters") or r.get("child_parameters") for r in records]
 
 
@@ -104,7 +129,7 @@ def describe(label, scores, records):
     parameters = parameters_of(records)
     if all(parameters):
         line += f"; {min(parameters):,}-{max(parameters):,} parameters"
-    cpus = [cpu_of(r) or "CPU not recorded" for r in records]
+    cpus = [cpu_of(run) or "CPU not recorded" for r in records for run in r.get("runs", [r])]
     return line + "; " + ", ".join(f"{name} x {cpus.count(name)}" for name in sorted(set(cpus)))
 
 
@@ -141,12 +166,19 @@ def main():
                          "options at enas-macro, 15, 0.25 and their defaults.")
         runs = [r for r in read_runs(args.main_job_results) if r.get("retrain_batch_size") == args.final_batch_size]
         groups = {"main job (scripts/demo.sh)": runs, **groups}
+    recorded_cpus = sorted({cpu_of(r) or "CPU not recorded" for group in groups.values() for r in group})
     if args.cpu:
         groups = {label: [r for r in group if cpu_of(r) == args.cpu] for label, group in groups.items()}
+    else:
+        runs_before = sum(map(len, groups.values()))
+        groups = {label: group if label.startswith("main job") else one_per_seed(group) for label, group in groups.items()}
+        if sum(map(len, groups.values())) < runs_before:
+            print("(every CPU: a seed run on several CPUs counts once, at the mean of its runs)")
     scores = {label: [r.get("test_accuracy", r.get("child_test_accuracy")) for r in group] for label, group in groups.items()}
     control = scores["random children"]
     if len(control) < 2:
-        raise SystemExit(f"{len(control)} random-child cells recorded: at least 2 are needed for a spread.")
+        raise SystemExit(f"{len(control)} random-child cells recorded for {args.cpu or 'every CPU'}: at least 2 are "
+                         f"needed for a spread (CPUs recorded in this setting: {', '.join(recorded_cpus)}).")
     searchers = {label: values for label, values in scores.items() if label != "random children" and len(values) >= 2}
     print(f"{args.system}, {args.budget_minutes:g} minutes, {args.search_fraction:g} of them searching, final minibatch "
           f"{args.final_batch_size}, {args.cpu or 'every CPU'}; test accuracy:")
@@ -168,9 +200,12 @@ def main():
                 print(f"  {first} - {second}: {difference:+.4f} [{low:+.4f}, {high:+.4f}], p = {two_sided:.3f}")
 
     sizes = {label: parameters_of(groups[label]) for label in scores}
-    if len(control) >= 3 and all(all(sizes[label]) for label in ["random children", *searchers]):
-        print_beyond_size(sizes["random children"], control,
-                          {label: (sizes[label], values) for label, values in searchers.items()})
+    sized = {label: (sizes[label], values) for label, values in searchers.items() if all(sizes[label])}
+    if all(sizes["random children"]):
+        print_beyond_size(sizes["random children"], control, sized)
+    else:
+        print("\nbeyond size: not computed, some random children's sizes are not recorded")
+
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ import time
 
 import keras
 import numpy as np
-from beyond_size import print_beyond_size
+from beyond_size import parameter_count, print_beyond_size
 from rank_statistics import bootstrap_indices, bootstrap_taus, interval, kendall_tau_b
 from ranking_children import traits
 
@@ -23,6 +23,8 @@ from keras_rlnas.retrain import retrain
 SEARCHERS = {"controller": "ENAS (controller)", "uniform": "weight-sharing random search", "size": "size rule"}
 #: The searches a run makes unless `--searchers` says otherwise (and every run's before `--searchers`).
 ENAS_SEARCHERS = ["controller", "uniform"]
+#: Children the size rule draws unless `--largest-of` says otherwise.
+SIZE_RULE_DRAWS = 100
 
 
 def make_space(args, info):
@@ -69,7 +71,7 @@ SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs", "uniform_finalists", "contr
 def settings_of(arguments):
     """A run's settings apart from its seed and file names (older runs had no final choice)."""
     older = {"fine_tune_steps": 0, "finalist_epochs": 0, "uniform_finalists": 0, "controller_options": None,
-             "searchers": ENAS_SEARCHERS, "largest_of": 100}
+             "searchers": ENAS_SEARCHERS, "largest_of": None}
     return {**older, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
 
 
@@ -171,13 +173,6 @@ def what_scores_go_with(space_of, children, resamples):
         print(f"  {trait:<12} tau-b {tau:+.3f} [{low:+.3f}, {high:+.3f}]; {counts.mean():.2f} / "
               + " / ".join(f"{value:.2f}" for value in searched.values()))
     return figures
-
-
-def parameter_count(space, encoding):
-    """Parameters of a child as it is retrained (the space's width)."""
-    count = space.build_child(encoding, compile=False).count_params()
-    keras.backend.clear_session()
-    return count
 
 
 def retrain_more(paths, seeds_per_child, resamples, json_path, retrained_from=None):
