@@ -9,7 +9,8 @@ interval holds both the residuals' own scatter and the fitted line's
 uncertainty at the searcher's mean size, with Welch-Satterthwaite degrees of
 freedom over the two. A searcher whose lead is all residual finds more than a
 bigger child; one whose residual is nil finds what its size predicts. Used by
-`search_pays.py` and `vs_random_runs.py`; `parameter_count` gives a child's size.
+`search_pays.py` and `vs_random_runs.py`; `parameter_count` gives a child's size and
+`largest_child` the size rule's choice (`peers.py --largest-of`, `enas_vs_random.py --searchers size`).
 """
 
 import numpy as np
@@ -23,6 +24,12 @@ def parameter_count(space, architecture):
     count = space.build_child(architecture, compile=False).count_params()
     keras.backend.clear_session()
     return count
+
+
+def largest_child(space, seeds):
+    """The size rule: of the children `space.random_encoding` draws from `seeds`, the encoding with the most parameters."""
+    encodings = [space.random_encoding(int(seed)) for seed in seeds]
+    return encodings[int(np.argmax([parameter_count(space, encoding) for encoding in encodings]))]
 
 
 def mean_residual(control_parameters, control_scores, parameters, scores, level=0.90):

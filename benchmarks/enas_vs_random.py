@@ -75,7 +75,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from beyond_size import parameter_count  # noqa: E402  (this folder is on the path)
+from beyond_size import largest_child, parameter_count  # noqa: E402  (this folder is on the path)
 from vs_random_runs import (  # noqa: E402
     ENAS_SEARCHERS,
     SEARCHERS,
@@ -206,9 +206,7 @@ def size_rule(space, args):
     """
     start = time.time()
     seeds = np.random.default_rng([args.seed, args.largest_of]).integers(2**31, size=args.largest_of)
-    encodings = [space.random_encoding(int(seed)) for seed in seeds]
-    sizes = [parameter_count(space, encoding) for encoding in encodings]
-    return space.decode(encodings[int(np.argmax(sizes))]), time.time() - start
+    return space.decode(largest_child(space, seeds)), time.time() - start
 
 
 def main():

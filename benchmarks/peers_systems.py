@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from beyond_size import parameter_count
+from beyond_size import largest_child
 from peers_deadlines import deadline_callbacks
 from peers_results import ENAS_SYSTEMS, cell_name
 
@@ -260,10 +260,8 @@ def retrain_unsearched_child(args, training, tuner, budget):
     space = tuner.space
     drawn_at = time.time()
     if args.largest_of:
-        encodings = [space.random_encoding(int(seed))
-                     for seed in np.random.default_rng(args.seed).integers(2**31, size=args.largest_of)]
-        sizes = [parameter_count(space, encoding) for encoding in encodings]
-        values = space.decode(encodings[int(np.argmax(sizes))])
+        seeds = np.random.default_rng(args.seed).integers(2**31, size=args.largest_of)
+        values = space.decode(largest_child(space, seeds))
     else:
         values = space.decode(space.random_encoding(args.seed))
     seconds_search = time.time() - drawn_at
