@@ -11,6 +11,7 @@ Commands
 --------
     python benchmarks/main_job_runs.py                                  # the table and the tally
     python benchmarks/main_job_runs.py --add runs/demo --load 0.3-2.7   # record a finished run
+    python benchmarks/main_job_runs.py --cpu "Intel Xeon"               # only the runs on one CPU
 
 `--add` reads `RUN/versus_floor.json`, `RUN/run.json`, `RUN/best/retrain.json` and
 `RUN/floor.jsonl` (whose line names the commit the run's code was at); the recipe is
@@ -105,11 +106,26 @@ def t_interval(values, level=0.90):
 
 
 def tally(records):
-    """Lines summing up `records` per recipe, then over all of them when they hold several recipes."""
+    """Lines summing up `records` per recipe (per CPU too where a recipe ran on several), then over all of them.
+
+    The main job's budget is wall-clock time, so a slower CPU trains fewer epochs in it:
+    a recipe's runs on different CPUs are summed up apart before they are summed up together.
+    """
+    lines = []
     recipes = list(dict.fromkeys(r["recipe"] for r in records))
-    groups = [(recipe, [r for r in records if r["recipe"] == recipe]) for recipe in recipes]
-    everything = [("all runs", records)] if len(groups) > 1 else []
-    return [_summary(name, group) for name, group in groups + everything]
+    for recipe in recipes:
+        group = [r for r in records if r["recipe"] == recipe]
+        cpus = list(dict.fromkeys(_cpu_of(r) for r in group))
+        if len(cpus) > 1:
+            lines += [_summary(f"{recipe}, {name}", [r for r in group if _cpu_of(r) == name]) for name in cpus]
+        lines.append(_summary(recipe + (", every CPU" if len(cpus) > 1 else ""), group))
+    if len(recipes) > 1:
+        lines.append(_summary("all runs", records))
+    return lines
+
+
+def _cpu_of(record):
+    return record.get("cpu") or "CPU not recorded"
 
 
 def _summary(name, group):
@@ -126,16 +142,16 @@ def _summary(name, group):
 
 
 def table(records):
-    """One line per run: recipe, child, floor, margin, minutes, ENAS epochs, parameters, retraining epochs, load."""
+    """One line per run: recipe, child, floor, margin, minutes, ENAS epochs, parameters, retraining epochs, load, CPU."""
     lines = [f"{'run':<10} {'recipe':<24} {'child':>6} {'floor':>6} {'margin':>7} {'min':>6} {'ENAS':>4} "
-             f"{'params':>8} {'epochs':>6}  load"]
+             f"{'params':>8} {'epochs':>6}  {'load':<10} CPU"]
     for r in records:
         floor = "" if r.get("floor_test_accuracy") is None else f"{r['floor_test_accuracy']:.4f}"
         margin = "" if r.get("margin") is None else f"{r['margin']:+.4f}"
         lines.append(
             f"{r['run']:<10} {r['recipe']:<24} {r['child_test_accuracy']:.4f} {floor:>6} {margin:>7} "
             f"{r['minutes']:>6} {r.get('enas_epochs') or '':>4} {r['child_parameters']:>8,} "
-            f"{r.get('retrain_epochs') or '':>6}  {r.get('load', '')}"
+            f"{r.get('retrain_epochs') or '':>6}  {r.get('load', ''):<10} {r.get('cpu') or ''}"
         )
     return lines
 
@@ -148,6 +164,7 @@ def main():
     parser.add_argument("--recipe", help="with --add: the recipe's name (default: its retraining minibatch)")
     parser.add_argument("--note", help="with --add: anything else worth keeping with the run")
     parser.add_argument("--recipes", nargs="+", help="tally only these recipes")
+    parser.add_argument("--cpu", help='tally only the runs on this CPU, e.g. "Intel Xeon"')
     args = parser.parse_args()
     stray = [flag for flag, value in (("--load", args.load), ("--recipe", args.recipe), ("--note", args.note)) if value]
     if stray and not args.add:
@@ -169,6 +186,11 @@ def main():
         records.append(record)
     if args.recipes:
         records = [r for r in records if r["recipe"] in args.recipes]
+    if args.cpu:
+        recorded = sorted({r["cpu"] for r in records if r.get("cpu")})
+        records = [r for r in records if r.get("cpu") == args.cpu]
+        if not records:
+            parser.error(f"--cpu={args.cpu!r}: no runs on it; the runs record {recorded or 'no CPU'}.")
     if not records:
         parser.error(f"no runs in {args.results}" + (f" of recipes {args.recipes}" if args.recipes else "") + ".")
     print("\n".join(table(records) + [""] + tally(records)))
