@@ -151,7 +151,7 @@ def table(records):
         lines.append(
             f"{r['run']:<10} {r['recipe']:<24} {r['child_test_accuracy']:.4f} {floor:>6} {margin:>7} "
             f"{r['minutes']:>6} {r.get('enas_epochs') or '':>4} {r['child_parameters']:>8,} "
-            f"{r.get('retrain_epochs') or '':>6}  {r.get('load', ''):<10} {r.get('cpu') or ''}"
+            f"{r.get('retrain_epochs') or '':>6}  {r.get('load', ''):<10} {r.get('cpu') or ''}".rstrip()
         )
     return lines
 
