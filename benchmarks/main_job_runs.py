@@ -28,7 +28,7 @@ import json
 import statistics
 from pathlib import Path
 
-from peers_results import cpu, read_results, shown_mean_sd
+from peers_results import cpu, cpu_label, read_results, shown_mean_sd
 from scipy import stats
 
 RESULTS = Path(__file__).parent / "results" / "main_job_runs.jsonl"
@@ -115,17 +115,13 @@ def tally(records):
     recipes = list(dict.fromkeys(r["recipe"] for r in records))
     for recipe in recipes:
         group = [r for r in records if r["recipe"] == recipe]
-        cpus = list(dict.fromkeys(_cpu_of(r) for r in group))
+        cpus = list(dict.fromkeys(cpu_label(r) for r in group))
         if len(cpus) > 1:
-            lines += [_summary(f"{recipe}, {name}", [r for r in group if _cpu_of(r) == name]) for name in cpus]
+            lines += [_summary(f"{recipe}, {name}", [r for r in group if cpu_label(r) == name]) for name in cpus]
         lines.append(_summary(recipe + (", every CPU" if len(cpus) > 1 else ""), group))
     if len(recipes) > 1:
         lines.append(_summary("all runs", records))
     return lines
-
-
-def _cpu_of(record):
-    return record.get("cpu") or "CPU not recorded"
 
 
 def _summary(name, group):

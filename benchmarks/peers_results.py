@@ -28,9 +28,14 @@ def cell_key(record):
 
 
 def cpu(record):
-    """The CPU a cell ran on, short: `"AMD EPYC"`, `"Intel Xeon"` (`None` if not recorded)."""
+    """The CPU a cell or a main-job run ran on, short: `"AMD EPYC"`, `"Intel Xeon"` (`None` if not recorded)."""
     model = (record.get("machine") or {}).get("cpu_model")
-    return model and " ".join(word for word in model.replace("(R)", "").split() if word != "Processor")
+    return record.get("cpu") or (model and " ".join(word for word in model.replace("(R)", "").split() if word != "Processor"))
+
+
+def cpu_label(record):
+    """`cpu(record)`, or `"CPU not recorded"` where it is `None`, to group and print by."""
+    return cpu(record) or "CPU not recorded"
 
 
 def variant(args):

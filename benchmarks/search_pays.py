@@ -49,6 +49,7 @@ from peers_results import (
     FINAL_BATCH_SIZE,
     RESULTS,
     cpu,
+    cpu_label,
     mean_sd,
     read_results,
     shown_mean_sd,
@@ -129,13 +130,8 @@ def describe(label, scores, records):
     parameters = parameters_of(records)
     if all(parameters):
         line += f"; {min(parameters):,}-{max(parameters):,} parameters"
-    cpus = [cpu_of(run) or "CPU not recorded" for r in records for run in r.get("runs", [r])]
+    cpus = [cpu_label(run) for r in records for run in r.get("runs", [r])]
     return line + "; " + ", ".join(f"{name} x {cpus.count(name)}" for name in sorted(set(cpus)))
-
-
-def cpu_of(record):
-    """A peers.py cell's CPU, or a main-job run's."""
-    return record.get("cpu") or cpu(record)
 
 
 def main():
@@ -166,9 +162,9 @@ def main():
                          "options at enas-macro, 15, 0.25 and their defaults.")
         runs = [r for r in read_runs(args.main_job_results) if r.get("retrain_batch_size") == args.final_batch_size]
         groups = {"main job (scripts/demo.sh)": runs, **groups}
-    recorded_cpus = sorted({cpu_of(r) or "CPU not recorded" for group in groups.values() for r in group})
+    recorded_cpus = sorted({cpu_label(r) for group in groups.values() for r in group})
     if args.cpu:
-        groups = {label: [r for r in group if cpu_of(r) == args.cpu] for label, group in groups.items()}
+        groups = {label: [r for r in group if cpu(r) == args.cpu] for label, group in groups.items()}
     else:
         runs_before = sum(map(len, groups.values()))
         groups = {label: group if label.startswith("main job") else one_per_seed(group) for label, group in groups.items()}
