@@ -23,7 +23,10 @@ The search share defaults to the main job's 0.25, not `peers.py`'s 0.5.
 The budget is wall-clock time, so a child trains for fewer epochs on a slower
 CPU: `--cpu` keeps the cells (and main-job runs) of one CPU (`"AMD EPYC"`,
 `"Intel Xeon"`, as `peers_results.cpu` names them); each group's CPUs are
-printed either way.
+printed either way. Without `--cpu`, where the cells ran on several CPUs,
+each searcher is also set against the random children within each CPU, the
+CPUs' differences combined (`welch_within_cpus`), so that a CPU's shift of
+every score is neither spread nor difference.
 
 Each searcher's margin over the random children is given with a Welch 90 %
 interval, in units of the random children's sd (a search that pays leads
@@ -66,6 +69,47 @@ def welch(a, b, level=0.90):
     interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)
     p = stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue
     return float(np.mean(a) - np.mean(b)), float(interval.low), float(interval.high), float(p)
+
+
+def welch_within_cpus(searched, control, level=0.90):
+    """Searched minus random children within each CPU, combined: `(difference, low, high, p, per_cpu)`.
+
+    The budget is wall-clock time, so a CPU sets how many epochs a child
+    trains and shifts every score on it; pooling runs from two CPUs adds that
+    shift to the spread and, where the CPUs' shares differ between the groups,
+    to the difference. Here each CPU's Welch difference counts on its own and
+    the CPUs' differences are averaged with inverse-variance weights (a fixed
+    effect of the CPU); the interval is Student t with Welch-Satterthwaite's
+    degrees of freedom over every group in every CPU, `p` one-sided as
+    `welch`'s. Only CPUs with two or more runs in both groups count.
+
+    Args:
+        searched, control: `{cpu: [scores]}` of the searcher and of the
+            random children.
+
+    Returns:
+        `None` where no CPU has two runs in both groups; else the combined
+        difference, its interval, its p and `{cpu: (difference, n_searched,
+        n_control)}`.
+    """
+    shared = [name for name in sorted(searched) if len(searched[name]) >= 2 and len(control.get(name, [])) >= 2]
+    if not shared:
+        return None
+    differences, group_variances = [], []
+    for name in shared:
+        groups = (np.asarray(searched[name]), np.asarray(control[name]))
+        differences.append(groups[0].mean() - groups[1].mean())
+        group_variances.append([(g.var(ddof=1) / len(g), len(g)) for g in groups])
+    variances = np.array([sum(v for v, _ in cpu_groups) for cpu_groups in group_variances])
+    weights = (1 / variances) / np.sum(1 / variances)
+    difference = float(np.dot(weights, differences))
+    variance = float(np.sum(weights ** 2 * variances))
+    degrees = variance ** 2 / sum((w ** 2 * v) ** 2 / (n - 1)
+                                  for w, cpu_groups in zip(weights, group_variances) for v, n in cpu_groups)
+    half_width = stats.t.ppf(0.5 + level / 2, degrees) * np.sqrt(variance)
+    p = float(stats.t.sf(difference / np.sqrt(variance), degrees))
+    per_cpu = {name: (float(d), len(searched[name]), len(control[name])) for name, d in zip(shared, differences)}
+    return difference, difference - half_width, difference + half_width, p, per_cpu
 
 
 def cells_by_searcher(records, args):
@@ -120,6 +164,14 @@ def one_per_seed(records):
     return merged
 
 
+def _scores_by_cpu(records):
+    """`{cpu: [test accuracy]}`, every run of `records` under its own CPU (seeds run on several CPUs too)."""
+    by_cpu = {}
+    for record in records:
+        by_cpu.setdefault(cpu_label(record), []).append(record.get("test_accuracy", record.get("child_test_accuracy")))
+    return by_cpu
+
+
 def parameters_of(records):
     """Each record's parameter count (a `peers.py` cell's or a main-job run's child's)."""
     return [r.get("parameters") or r.get("child_parameters") for r in records]
@@ -163,6 +215,7 @@ def main():
         runs = [r for r in read_runs(args.main_job_results) if r.get("retrain_batch_size") == args.final_batch_size]
         groups = {"main job (scripts/demo.sh)": runs, **groups}
     recorded_cpus = sorted({cpu_label(r) for group in groups.values() for r in group})
+    by_cpu = {label: _scores_by_cpu(group) for label, group in groups.items()}
     if args.cpu:
         groups = {label: [r for r in group if cpu(r) == args.cpu] for label, group in groups.items()}
     else:
@@ -186,6 +239,20 @@ def main():
     for label, values in searchers.items():
         difference, low, high, p = welch(values, control)
         print(f"  {label:<30} {difference:+.4f} [{low:+.4f}, {high:+.4f}] = {difference / spread:+.2f} sd, p = {p:.3f}")
+    if not args.cpu and len(recorded_cpus) > 1:
+        print("\nagainst the random children within each CPU (each CPU's difference, inverse-variance weighted; "
+              "Welch-Satterthwaite 90 % interval; one-sided p):")
+        _, spreads = zip(*(mean_sd(values) for values in by_cpu["random children"].values() if len(values) >= 2))
+        within_spread = float(np.sqrt(np.mean(np.square(spreads))))
+        for label in searchers:
+            combined = welch_within_cpus(by_cpu[label], by_cpu["random children"])
+            if combined is None:
+                continue
+            difference, low, high, p, per_cpu = combined
+            parts = ", ".join(f"{name} {d:+.4f} ({n} vs {m})" for name, (d, n, m) in per_cpu.items())
+            print(f"  {label:<30} {difference:+.4f} [{low:+.4f}, {high:+.4f}] = {difference / within_spread:+.2f} sd, "
+                  f"p = {p:.3f}; {parts}")
+        print(f"  (sd: the random children's within one CPU, {within_spread:.4f}, the root mean square of each CPU's)")
     labels = list(searchers)
     if len(labels) > 1:
         print("\nsearchers against each other (Welch 90 % interval; two-sided p):")
