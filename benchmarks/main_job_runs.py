@@ -132,6 +132,7 @@ def _summary(name, group):
         return line
     margins = [r["margin"] for r in with_floor]
     mean, low, high = t_interval(margins)
+    mean = round(mean, 10) + 0.0  # a mean that is zero but for rounding prints as +0.0000, not -0.0000
     shown = f"{mean:+.4f}" + (f" [90 % t {low:+.4f}, {high:+.4f}]" if low is not None else "")
     floors = shown_mean_sd([r["floor_test_accuracy"] for r in with_floor])
     return f"{line}; floors {floors}; margin {shown} over {len(margins)}, ahead in {sum(m > 0 for m in margins)}"
