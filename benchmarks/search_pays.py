@@ -239,10 +239,10 @@ def main():
     for label, values in searchers.items():
         difference, low, high, p = welch(values, control)
         print(f"  {label:<30} {difference:+.4f} [{low:+.4f}, {high:+.4f}] = {difference / spread:+.2f} sd, p = {p:.3f}")
-    if not args.cpu and len(recorded_cpus) > 1:
+    spreads = [mean_sd(values)[1] for values in by_cpu["random children"].values() if len(values) >= 2]
+    if not args.cpu and len(recorded_cpus) > 1 and spreads:
         print("\nagainst the random children within each CPU (each CPU's difference, inverse-variance weighted; "
               "Welch-Satterthwaite 90 % interval; one-sided p):")
-        _, spreads = zip(*(mean_sd(values) for values in by_cpu["random children"].values() if len(values) >= 2))
         within_spread = float(np.sqrt(np.mean(np.square(spreads))))
         for label in searchers:
             combined = welch_within_cpus(by_cpu[label], by_cpu["random children"])
