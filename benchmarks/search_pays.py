@@ -164,11 +164,16 @@ def one_per_seed(records):
     return merged
 
 
+def score_of(record):
+    """A record's test accuracy (a `peers.py` cell's or a main-job run's child's)."""
+    return record.get("test_accuracy", record.get("child_test_accuracy"))
+
+
 def _scores_by_cpu(records):
     """`{cpu: [test accuracy]}`, every run of `records` under its own CPU (seeds run on several CPUs too)."""
     by_cpu = {}
     for record in records:
-        by_cpu.setdefault(cpu_label(record), []).append(record.get("test_accuracy", record.get("child_test_accuracy")))
+        by_cpu.setdefault(cpu_label(record), []).append(score_of(record))
     return by_cpu
 
 
@@ -223,7 +228,7 @@ def main():
         groups = {label: group if label.startswith("main job") else one_per_seed(group) for label, group in groups.items()}
         if sum(map(len, groups.values())) < runs_before:
             print("(every CPU: a seed run on several CPUs counts once, at the mean of its runs)")
-    scores = {label: [r.get("test_accuracy", r.get("child_test_accuracy")) for r in group] for label, group in groups.items()}
+    scores = {label: [score_of(r) for r in group] for label, group in groups.items()}
     control = scores["random children"]
     if len(control) < 2:
         raise SystemExit(f"{len(control)} random-child cells recorded for {args.cpu or 'every CPU'}: at least 2 are "
