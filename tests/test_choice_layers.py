@@ -260,6 +260,27 @@ def test_fused_call_normalises_as_keras_batch_normalization():
     np.testing.assert_allclose(fused(x, training=False), expected, atol=1e-4)
 
 
+def test_bfloat16_inputs_are_normalised_in_float32_and_leave_in_the_layers_dtype():
+    from keras_rlnas.layers.batch_norm import BatchNorm, fused_normalisation
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, (8, 5, 5, 4)).astype("float32")
+    ones, zeros = np.ones(4, "float32"), np.zeros(4, "float32")
+    outputs, _, _ = fused_normalisation(tf.constant(x, tf.bfloat16), ones, zeros, zeros, ones, "batch", 0.9, 1e-5)
+    assert outputs.dtype == tf.float32
+    reference, mixed = BatchNorm(), BatchNorm(dtype="mixed_bfloat16")
+    with tf.GradientTape() as tape:
+        inputs = tf.constant(x, tf.bfloat16)
+        tape.watch(inputs)
+        normalised = mixed(inputs, training=True)
+        loss = tf.reduce_sum(tf.cast(normalised, tf.float32) * np.arange(4, dtype="float32"))
+    gradient = tape.gradient(loss, inputs)
+    assert normalised.dtype == tf.bfloat16 and gradient.dtype == tf.bfloat16
+    assert np.isfinite(gradient.numpy().astype("float32")).all() and np.abs(gradient.numpy().astype("float32")).max() > 0
+    np.testing.assert_allclose(normalised.numpy().astype("float32"), reference(x, training=True), atol=0.05)
+    np.testing.assert_allclose(mixed.moving_mean, reference.moving_mean, rtol=0.02)
+    np.testing.assert_allclose(mixed.moving_variance, reference.moving_variance, rtol=0.02)
+
+
 def test_the_supernet_runs_keras_batch_normalization_with_the_fused_kernel():
     net = ChoiceSupernet(build)
     images, labels = data(16)
