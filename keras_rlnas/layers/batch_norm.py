@@ -193,7 +193,8 @@ class BatchNorm(layers.BatchNormalization):
     `training=True` normalises with batch statistics without updating the
     moving ones. On the TensorFlow backend, 4-D inputs use the fused kernel
     (one op forward, one backward), whose moving variance is the unbiased
-    batch variance.
+    batch variance; bfloat16 inputs are normalised in float32, the kernel's
+    bfloat16 version being several times slower on CPUs.
 
     Args:
         momentum: momentum of the moving statistics.
