@@ -98,7 +98,7 @@ def fused_normalisation(inputs, gamma, beta, mean, variance, mode, momentum, eps
     import tensorflow as tf
 
     if inputs.dtype == tf.bfloat16:
-        # oneDNN's bfloat16 kernels for this op run about 7 times slower on CPUs than its float32 ones
+        # oneDNN's bfloat16 kernels for this op run about ten times slower on CPUs than its float32 ones
         # (benchmarks/bfloat16_speed.py); the two casts cost far less.
         inputs = tf.cast(inputs, tf.float32)
     arguments = dict(
