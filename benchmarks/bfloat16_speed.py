@@ -10,8 +10,8 @@ measured round-robin so that a busy host slows every variant alike:
 1. the fused kernel alone on a `--batch` x 28 x 28 x `--filters` tensor: float32
    inputs, bfloat16 inputs straight into the kernel, and bfloat16 inputs through
    `fused_normalisation` (the cast);
-2. an ENAS macro child (6 layers x 24 filters, the main job's; `--architecture`
-   or the `retrain_recipe.py` default child) trained with `fit` on Fashion-MNIST
+2. an ENAS macro child (6 layers x 24 filters, the main job's; `--run`,
+   `--architecture` or the `retrain_recipe.py` default child) trained with `fit` on Fashion-MNIST
    images under the `float32` and `mixed_bfloat16` policies.
 
 Prints steps or images per second, each variant's ratio to float32, and the
@@ -23,7 +23,6 @@ load average. Compare on the CPU a run uses: without bfloat16 instructions
 """
 
 import argparse
-import json
 import os
 import time
 
@@ -32,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from retrain_recipe import DEFAULT_CHILD  # noqa: E402
+from retrain_recipe import load_child  # noqa: E402
 
 import keras_rlnas  # noqa: E402
 from keras_rlnas.layers.batch_norm import fused_normalisation  # noqa: E402
@@ -102,6 +101,7 @@ def main():
     parser.add_argument("--steps", type=int, default=40, help="kernel steps per timing")
     parser.add_argument("--images", type=int, default=3200, help="training images per child timing")
     parser.add_argument("--repeats", type=int, default=2, help="round-robin passes over the variants")
+    parser.add_argument("--run", help="a `keras-rlnas retrain` directory whose child to time")
     parser.add_argument("--architecture", help="JSON of the child's {name: value}")
     args = parser.parse_args()
     loads = [os.getloadavg()[0]]
@@ -120,10 +120,7 @@ def main():
             loads.append(os.getloadavg()[0])
     print_rates(f"batch norm, {args.batch} x 28 x 28 x {args.filters}, forward + backward:", rates, "steps/s")
 
-    child = DEFAULT_CHILD
-    if args.architecture:
-        with open(args.architecture) as file:
-            child = json.load(file)
+    child = load_child(args)
     (x, y), _, _, info = keras_rlnas.datasets.load_arrays("fashion_mnist")
     x, y = x[: args.images], y[: args.images]
     space = keras_rlnas.ENASMacro(info.input_shape, info.num_classes, num_layers=6, filters=24)
