@@ -8,6 +8,8 @@ position convention of `keras_rlnas.spaces.structured` become attention
 decisions (`skip[j]`, `input[k]`) and share softmax heads across positions.
 """
 
+import json
+
 import keras_tuner
 
 from keras_rlnas import _checks as checks
@@ -90,6 +92,7 @@ class DecisionMap:
         self.max_choices = checks.positive_int("max_choices", max_choices, minimum=2)
         self.decisions = []
         self._entries = {}
+        self._by_name = {}
         self._position_index = {}
         self._positions = set()
         self._anchored = set()
@@ -102,32 +105,47 @@ class DecisionMap:
         """Adds decisions for hyperparameters new in `space`; returns the new decisions."""
         first_new = len(self.decisions)
         positions = {}
+        skip_groups = {parsed[0] for parsed in map(structured.parse_name, (hp.name for hp in space.space))
+                       if parsed and structured.skip_source(parsed[2]) is not None}
         for hp in space.space:
-            if hp.name in self._entries or isinstance(hp, HP.Fixed):
+            if _key(hp) in self._entries or isinstance(hp, HP.Fixed):
                 continue
+            # Keras Tuner keeps one hyperparameter per name and conditions: a name
+            # declared again under other conditions is a decision of its own.
+            namesakes = self._by_name.setdefault(hp.name, [])
+            name = f"{hp.name}#{len(namesakes)}" if namesakes else hp.name
             parsed = structured.parse_name(hp.name)
             group, index, token = parsed if parsed else (None, None, None)
+            if group in skip_groups and index:
+                self._close_first_position(group, positions)
             source = structured.skip_source(token) if parsed else None
             if source is not None:
                 if not isinstance(hp, HP.Boolean):
                     raise TypeError(f"Skip hyperparameter {hp.name!r} must be a Boolean.")
+                if source >= index:
+                    raise ValueError(
+                        f"Skip hyperparameter {hp.name!r} connects position {source} to position {index}: "
+                        "a skip comes from an earlier position."
+                    )
                 key = (group, index)
                 if key not in self._position_index:
                     self._anchor_earlier(group, index)
                     self._position_index[key] = self._add(Decision(f"{group}[{index}].skip", SKIP, size=index, group=group))
-                self._entries[hp.name] = _Entry(hp, self._position_index[key], bit=source)
+                entry = _Entry(hp, self._position_index[key], bit=source)
             elif parsed and structured.input_slot(token) is not None:
                 if not isinstance(hp, HP.Choice) or list(hp.values) != list(range(index)):
                     raise ValueError(f"Input hyperparameter {hp.name!r} must be a Choice over range({index}).")
                 self._anchor_earlier(group, index)
-                decision = Decision(hp.name, PICK, size=index, group=group, key=f"{group}.input")
-                self._entries[hp.name] = _Entry(hp, self._add(decision), choices=list(range(index)))
+                decision = Decision(name, PICK, size=index, group=group, key=f"{group}.input")
+                entry = _Entry(hp, self._add(decision), choices=list(range(index)))
             else:
                 choices = _choices(hp, self.max_choices)
                 size = len(choices) if choices is not None else self.num_bins
-                key = f"{group}.{token}" if parsed else hp.name
-                decision = Decision(hp.name, CATEGORICAL, size=size, key=key, group=group or "")
-                self._entries[hp.name] = _Entry(hp, self._add(decision), choices=choices, bins=None if choices else size)
+                key = f"{group}.{token}" if parsed else name
+                decision = Decision(name, CATEGORICAL, size=size, key=key, group=group or "")
+                entry = _Entry(hp, self._add(decision), choices=choices, bins=None if choices else size)
+            self._entries[_key(hp)] = entry
+            namesakes.append(entry)
             if parsed:
                 positions[(group, index)] = len(self.decisions) - 1
                 self._positions.add((group, index))
@@ -137,6 +155,16 @@ class DecisionMap:
                 self.decisions[last] = _with_anchor(self.decisions[last], index)
                 self._anchored.add((group, index))
         return self.decisions[first_new:]
+
+    def _close_first_position(self, group, positions):
+        # As in the reference code, the first position of a group joined by skips ends with a
+        # skip step that has no earlier position to choose: the LSTM steps once more, its
+        # state is the position's anchor, and it reads the start token next.
+        key = (group, 0)
+        if key in self._position_index or key not in positions:
+            return
+        self._position_index[key] = self._add(Decision(f"{group}[0].skip", SKIP, size=0, group=group))
+        positions[key] = self._position_index[key]
 
     def _anchor_earlier(self, group, index):
         # Earlier positions without any decision (the inputs of a cell) get a
@@ -157,20 +185,20 @@ class DecisionMap:
         rollout = controller.rollout(greedy=greedy)
         filled = keras_tuner.HyperParameters()
         stepped = {}
-        anchors = [i for i, d in enumerate(self.decisions) if d.kind == ANCHOR]
+        passed = [i for i, d in enumerate(self.decisions) if not d.chooses]
 
         def step(index):
-            # The rollout must visit decisions in index order, as the batched
-            # graph that scores them does; anchors are visited when passed.
-            while anchors and anchors[0] < index:
-                rollout.step(anchors.pop(0))
+            # The rollout must visit decisions in index order, as the batched graph that
+            # scores them does; steps without a choice (anchors) are visited when passed.
+            while passed and passed[0] < index:
+                rollout.step(passed.pop(0))
             stepped[index] = rollout.step(index)
 
         for hp in space.space:
             filled.merge([hp])
             if not filled.is_active(hp):
                 continue
-            entry = self._entries.get(hp.name)
+            entry = self._entries.get(_key(hp))
             if entry is None:
                 filled.values[hp.name] = hp.value if isinstance(hp, HP.Fixed) else hp.default
                 continue
@@ -185,13 +213,16 @@ class DecisionMap:
         The fast path for spaces without conditional hyperparameters (the ENAS
         spaces), where every decision is made on every sample.
         """
-        return {name: entry.value(actions[entry.decision_index], rng) for name, entry in self._entries.items()}
+        return {entry.hp.name: entry.value(actions[entry.decision_index], rng) for entry in self._entries.values()}
 
     def actions_from_values(self, values):
         """The actions that produce `values` (for trials not sampled by the controller)."""
-        actions = [0 if d.kind == ANCHOR else None for d in self.decisions]
+        # Steps without a choice are always taken: an anchor's action is 0, an empty skip step's no bit.
+        actions = [None if d.chooses else (0 if d.kind == ANCHOR else ()) for d in self.decisions]
         for name, value in values.items():
-            entry = self._entries.get(name)
+            # Of the hyperparameters of that name, the one whose conditions `values` meet.
+            entry = next((e for e in self._by_name.get(name, ())
+                          if all(condition.is_active(values) for condition in e.hp.conditions)), None)
             if entry is None:
                 continue
             decision = self.decisions[entry.decision_index]
@@ -202,6 +233,11 @@ class DecisionMap:
             else:
                 actions[entry.decision_index] = entry.action(value)
         return actions
+
+
+def _key(hp):
+    """A hyperparameter's identity in Keras Tuner: its name and the conditions it is declared under."""
+    return hp.name, tuple(json.dumps(condition.get_config(), sort_keys=True, default=str) for condition in hp.conditions)
 
 
 def _with_anchor(decision, index):

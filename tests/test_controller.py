@@ -1,8 +1,11 @@
 import keras
+import keras_tuner
 import numpy as np
 import pytest
 
+from keras_rlnas import DecisionMap
 from keras_rlnas.controller import Controller, Decision, steps
+from keras_rlnas.spaces import ENASMacro
 
 
 def _mixed_decisions():
@@ -101,19 +104,25 @@ def test_skip_bits_under_the_tanh_constant_reach_the_reference_range():
 
 
 def test_the_first_skip_step_passes_the_start_token_on():
-    # The reference code's first layer has no earlier layer to connect to; the LSTM
-    # reads the start token after it (not the op's embedding, which it has just read).
-    decisions = [Decision("layers[0].op", "categorical", size=3, key="layers.op"),
-                 Decision("layers[0].skip", "skip", size=0, group="layers", anchor=0),
-                 Decision("layers[1].op", "categorical", size=3, key="layers.op")]
+    # The reference code's first layer has no earlier layer to connect to; the LSTM steps
+    # once more and then reads the start token (not the op's embedding, which it has just read).
+    hp = keras_tuner.HyperParameters()
+    ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4).declare_hyperparameters(hp)
+    decisions = DecisionMap().sync(hp)
+    assert [d.name for d in decisions[:3]] == ["layers[0].op", "layers[0].skip", "layers[1].op"]
+    assert decisions[1].size == 0 and decisions[1].anchor == 0 and decisions[0].anchor is None
     controller = Controller(decisions, seed=0, init_range=0.5)
     weights = controller.weights()
     walk = steps.Walk(np, weights, controller.config, weights["start"])
     walk.step(decisions[0], steps.Given(np.array([[2]])))
-    np.testing.assert_array_equal(walk.inputs, weights["embedding/layers.op#3"][[2]])
+    np.testing.assert_array_equal(walk.inputs, weights["embedding/layers.op#6"][[2]])
     outcome = walk.step(decisions[1], steps.Given(np.zeros((1, 0), np.int32)))
     assert outcome.action.shape == (1, 0) and float(outcome.log_prob[0]) == 0.0
     np.testing.assert_array_equal(walk.inputs, weights["start"])
+    # Sampled, it is an empty action; scored again, it takes the same steps.
+    sample = controller.sample()
+    assert sample.actions[1] == () and controller.score(sample.actions).log_prob == pytest.approx(sample.log_prob)
+    np.testing.assert_allclose(controller.log_probs([sample])[0], [sample.log_prob], rtol=1e-5)
 
 
 def test_state_round_trip_continues_identically(tmp_path):
@@ -224,8 +233,6 @@ def test_presets_carry_the_papers_settings():
 
 
 def test_policy_learner_batches_rewards_and_its_saved_state_resumes_exactly(tmp_path):
-    import keras_tuner
-
     from keras_rlnas.controller.learner import PolicyLearner
 
     hp = keras_tuner.HyperParameters()
@@ -251,5 +258,12 @@ def test_policy_learner_batches_rewards_and_its_saved_state_resumes_exactly(tmp_
     first.save(tmp_path)
     first.save(tmp_path)
     assert len(list(tmp_path.glob("controller-*.npz"))) <= 2
+    # A saved controller whose decisions are not the space's is refused by name, not misread.
+    other = keras_tuner.HyperParameters()
+    other.Choice("units", [16, 32])
+    stranger = PolicyLearner(update_every=3)
+    stranger.load(tmp_path)
+    with pytest.raises(ValueError, match=r"decision 0 is 'units' \(categorical, size 3\).*size 2\).*overwrite=True"):
+        stranger.sample(other)
     with pytest.raises(ValueError, match="update_every.*0"):
         PolicyLearner(update_every=0)

@@ -47,6 +47,11 @@ def test_every_hyperparameter_type_becomes_a_decision():
     assert decisions["cell[3].input[1]"].kind == "pick"
     # Cell inputs 0 and 1 have no hyperparameter: anchor steps stand for them.
     assert decisions["cell[0].anchor"].kind == "anchor"
+    # The first position of a group joined by skips ends with a skip step that chooses nothing.
+    names = [d.name for d in decision_map.decisions]
+    assert names.index("layers[0].skip") == names.index("layers[0].op") + 1
+    assert decisions["layers[0].skip"].size == 0 and not decisions["layers[0].skip"].chooses
+    assert decisions["layers[0].skip"].anchor == 0 and decisions["layers[0].op"].anchor is None
 
 
 def test_sampled_values_are_valid_and_only_active_ones_are_set():
@@ -71,6 +76,35 @@ def test_sampled_values_are_valid_and_only_active_ones_are_set():
     # Bins follow the log scale: about as many draws below 1e-3 as above it.
     assert 1e-5 <= min(lrs) and max(lrs) <= 1e-1
     assert 0.25 < np.mean(np.array(lrs) < 1e-3) < 0.85
+
+
+def test_a_name_declared_again_under_other_conditions_is_a_decision_of_its_own():
+    # Keras Tuner keeps both, and RandomSearch draws each from its own range.
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("model", ["mlp", "cnn"])
+    with hp.conditional_scope("model", ["mlp"]):
+        hp.Int("units", 32, 256, step=32)
+    with hp.conditional_scope("model", ["cnn"]):
+        hp.Choice("units", [8, 16])
+    decision_map = DecisionMap()
+    decisions = decision_map.sync(hp)
+    assert [(d.name, d.size) for d in decisions] == [("model", 2), ("units", 8), ("units#1", 2)]
+    controller = Controller(decisions, seed=0)
+    seen = {"mlp": set(), "cnn": set()}
+    for _ in range(40):
+        values, actions = decision_map.sample(hp, controller)
+        seen[values["model"]].add(values["units"])
+        assert decision_map.actions_from_values(values) == actions
+    assert seen["cnn"] and seen["cnn"] <= {8, 16}
+    assert seen["mlp"] and all(units % 32 == 0 for units in seen["mlp"])
+
+
+def test_a_skip_from_a_later_position_is_refused_by_name():
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("layers[1].op", ["conv3", "pool"])
+    hp.Boolean("layers[1].skip[1]")
+    with pytest.raises(ValueError, match=r"'layers\[1\].skip\[1\]' connects position 1 to position 1"):
+        DecisionMap().sync(hp)
 
 
 def run_search(directory, max_trials, score_fn, project="p", overwrite=True, seed=7, **oracle_kwargs):
@@ -123,6 +157,26 @@ def test_a_crash_mid_trial_resumes_with_the_same_trial(tmp_path):
     resumed = run_search(tmp_path, 6, quadratic, project="crashed", overwrite=False, update_every=2)
     assert values_in_order(resumed) == values_in_order(straight)
     assert all(t.status == "COMPLETED" for t in resumed.oracle.trials.values())
+
+
+def test_an_interrupt_while_a_trial_ends_leaves_the_oracle_saving(tmp_path, monkeypatch):
+    tuner = run_search(tmp_path, 2, quadratic)
+    oracle = tuner.oracle
+    oracle.max_trials = 3
+    trial = oracle.create_trial("tuner0")
+    trial.status = "COMPLETED"
+
+    def interrupted(self, trial):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras_tuner.Oracle, "end_trial", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        oracle.end_trial(trial)
+    # Ctrl-C in a notebook, then the search run again: its saves must still reach the disk.
+    saved = tmp_path / "p" / "oracle.json"
+    saved.unlink()
+    oracle.save()
+    assert saved.exists()
 
 
 def test_failed_trials_get_a_penalty_and_the_search_goes_on(tmp_path):

@@ -68,6 +68,11 @@ class Decision:
             object.__setattr__(self, "key", self.name)
 
     @property
+    def chooses(self):
+        """Whether the step makes a choice: an anchor does not, nor a skip step with no earlier position."""
+        return not (self.kind == ANCHOR or (self.kind == SKIP and self.size == 0))
+
+    @property
     def width(self):
         """How many integers encode this decision's action."""
         return self.size if self.kind == SKIP else 1

@@ -59,6 +59,18 @@ class ControllerView:
     hyperparameters: object = None
 
 
+def _check_agreement(controller_decisions, mapped_decisions):
+    """Raises a `ValueError` where a (saved) controller's decisions and the space's differ."""
+    for index, (made, mapped) in enumerate(zip(controller_decisions, mapped_decisions)):
+        if made != mapped:
+            raise ValueError(
+                f"The controller's decision {index} is {made.name!r} ({made.kind}, size {made.size}), the search "
+                f"space's {mapped.name!r} ({mapped.kind}, size {mapped.size}): the controller was saved by another "
+                "version of keras_rlnas or for another space. Resume with that version, or start afresh "
+                "(overwrite=True)."
+            )
+
+
 class PolicyLearner:
     """A controller that samples a search space and learns from batches of rewards.
 
@@ -118,6 +130,7 @@ class PolicyLearner:
             if self._saved_controller is not None:
                 self._controller.set_state(*self._saved_controller)
                 self._saved_controller = None
+            _check_agreement(self._controller.decisions, self.decision_map.decisions)
             self._controller.extend(self.decision_map.decisions[len(self._controller.decisions) :])
         return self._controller
 
@@ -130,6 +143,7 @@ class PolicyLearner:
         """Adds decisions for hyperparameters new in `space`; returns them."""
         new = self.decision_map.sync(space)
         if new and self._controller is not None:
+            _check_agreement(self._controller.decisions, self.decision_map.decisions)
             self._controller.extend(self.decision_map.decisions[len(self._controller.decisions) :])
         return new
 

@@ -24,7 +24,6 @@ import keras_tuner
 import numpy as np
 
 from keras_rlnas import _checks as checks
-from keras_rlnas.controller.decisions import ANCHOR
 from keras_rlnas.decision_map import DecisionMap
 from keras_rlnas.layers.choice import InputChoice, LayerChoice
 from keras_rlnas.layers.choice_context import SupernetHyperParameters
@@ -202,7 +201,7 @@ class ChoiceSpace:
         self.declare_hyperparameters(declared)
         decisions = DecisionMap()
         decisions.sync(declared)
-        self.anchor_steps = frozenset(i for i, d in enumerate(decisions.decisions) if d.kind == ANCHOR)
+        self.anchor_steps = frozenset(i for i, d in enumerate(decisions.decisions) if not d.chooses)
 
     # ----------------------------------------------------------------- building
     def build_network(self):
