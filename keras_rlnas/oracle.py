@@ -274,16 +274,17 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         self._deferred_save = True
         self._end_error = None
         try:
-            super().end_trial(trial)
-        except Exception as error:
-            self.abort_message = traceback.format_exc()
-            logger.error("Trial %s could not be ended:\n%s", trial.trial_id, self.abort_message)
-            self._end_error = error
-        try:
-            self._reward_finished(self.trials[trial.trial_id])
-        except Exception:
-            logger.error("Rewarding trial %s failed:\n%s", trial.trial_id, traceback.format_exc())
-        finally:
+            try:
+                super().end_trial(trial)
+            except Exception as error:
+                self.abort_message = traceback.format_exc()
+                logger.error("Trial %s could not be ended:\n%s", trial.trial_id, self.abort_message)
+                self._end_error = error
+            try:
+                self._reward_finished(self.trials[trial.trial_id])
+            except Exception:
+                logger.error("Rewarding trial %s failed:\n%s", trial.trial_id, traceback.format_exc())
+        finally:  # an interrupt (Ctrl-C) too: a flag left set would stop every later save
             self._deferred_save = False
         self.save()
         error, self._end_error = self._end_error, None
@@ -393,8 +394,9 @@ def _check_oracle_arguments(max_trials, seed, hyperparameters, max_retries_per_t
 
     if max_trials is not None and not (is_int(max_trials) and max_trials >= 1):
         raise ValueError(f"`max_trials` must be an int >= 1 or None, got {max_trials!r}.")
-    if seed is not None and not is_int(seed):
-        raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
+    if seed is not None and not (is_int(seed) and seed >= 0):
+        # It seeds NumPy's generator too, which takes no negative seed.
+        raise ValueError(f"`seed` must be an int >= 0 or None, got {seed!r}.")
     if hyperparameters is not None and not isinstance(hyperparameters, keras_tuner.HyperParameters):
         raise ValueError(
             f"`hyperparameters` must be a keras_tuner.HyperParameters or None, got {hyperparameters!r}. "

@@ -153,6 +153,7 @@ def test_bad_space_from_the_shell_is_one_line_not_a_traceback(tmp_path):
         (["search", "--dataset", "mnist"], "required: --directory", 2),
         (["search", "--dataset", "no_such_set", "--directory", "{tmp}/d"], "Unknown dataset 'no_such_set'", 1),
         (["search", "--dataset", "mnist", "--directory", "d", "--epochs", "0"], "must be > 0, got '0'", 2),
+        (["search", "--dataset", "mnist", "--directory", "d", "--seed", "-1"], "--seed: must be >= 0, got '-1'", 2),
         (["search", "--dataset", "mnist", "--directory", "d", "--space-options", "[1]"], "expected a JSON object", 2),
         (["search", "--space", "enas-macro", "--dataset", "mnist", "--directory", "d", "--trials", "3"],
          "--trials applies to `search --space vanilla`, not 'enas-macro': ENAS records one trial per epoch", 2),
@@ -226,6 +227,27 @@ def test_overwrite_deletes_nothing_until_the_new_search_is_checked(tmp_path, cap
     # A project, but a new search that fails its checks replaces nothing.
     assert cli.main(["search", "--dataset", "no_such_set", "--directory", str(tmp_path), "--overwrite"]) == 1
     assert all(path.exists() for path in kept.values())
+
+
+def test_retrain_takes_a_completed_trial_never_one_left_running(tmp_path):
+    import types
+
+    import keras_tuner
+
+    cli.Project.write_run(str(tmp_path), {"space": "vanilla", "dataset": "fashion_mnist", "space_options": {}})
+    project = cli.Project(str(tmp_path))
+    oracle = keras_tuner.Oracle(objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=3)
+    running = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="0")  # a search stopped mid-trial
+    oracle.trials["0"] = running
+    tuner = types.SimpleNamespace(oracle=oracle)
+    # Keras Tuner's best trials fill up with unfinished ones; retraining one would record a child never scored.
+    assert oracle.get_best_trials(1) == [running]
+    with pytest.raises(cli.ProjectError, match="has no completed trial yet"):
+        project.best_values(tuner)
+    done = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="1", status="COMPLETED")
+    done.score = 0.5
+    oracle.trials["1"] = done
+    assert project.best_values(tuner)[1] is done
 
 
 @needs_fashion_mnist

@@ -83,7 +83,7 @@ def build_parser():
     options.add_argument("--update-every", type=_positive_int, help="vanilla: trials per controller update (default 4)")
     options.add_argument("--space-options", type=_json_object, default={}, help="JSON of the space's options, e.g. '{\"filters\": 24}'")
     options.add_argument("--tuner-options", type=_json_object, default={}, help="JSON of the tuner's options")
-    options.add_argument("--seed", type=int, default=1, help="seed of the controller and the children (default 1)")
+    options.add_argument("--seed", type=_count, default=1, help="seed of the controller and the children (default 1)")
     options.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming (deletes the old search and its logs, model, export and report)")
     options.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
     options.add_argument("--quiet", action="store_true", help="no progress line")

@@ -97,7 +97,8 @@ class Project:
 
     def best_values(self, tuner):
         """Hyperparameter values of the best trial, and the trial."""
-        trials = tuner.oracle.get_best_trials(1)
+        # Keras Tuner fills the list up with trials still running or failed when too few completed.
+        trials = [trial for trial in tuner.oracle.get_best_trials(1) if trial.status == "COMPLETED"]
         if not trials:
             raise ProjectError(f"{self.directory!r} has no completed trial yet; run or resume the search.")
         return dict(trials[0].hyperparameters.values), trials[0]
