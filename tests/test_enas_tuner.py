@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import keras
 import keras_tuner
@@ -54,6 +55,15 @@ def test_search_records_a_trial_per_epoch_and_resumes(tmp_path, data):
     resumed.search(x, y, validation_data=validation, epochs=3)
     assert resumed.epochs_done == 3 and len(resumed.oracle.trials) == 3
     assert resumed.controller.num_updates == 6
+    # A trial left half-recorded by a stop inside `_record_trial` (saved as running) is not handed out again.
+    resumed.oracle.next_values = dict(resumed.oracle.trials[resumed.oracle.start_order[0]].hyperparameters.values)
+    stale = resumed.oracle.create_trial(resumed.tuner_id)
+    again = make_tuner(tmp_path, overwrite=False)
+    assert again.oracle.trials[stale.trial_id].status == "INVALID"
+    again.search(x, y, validation_data=validation, epochs=4)
+    newest = again.oracle.trials[again.oracle.start_order[-1]]
+    assert newest.trial_id != stale.trial_id and newest.status == "COMPLETED"
+    assert again.get_best_models(1)[0].count_params() > 0
 
 
 def search_with_final_choice(tmp_path, data, record, finalists, **options):
@@ -95,8 +105,13 @@ def test_search_ends_with_the_best_fine_tuned_finalist(tmp_path, data):
     plain = make_tuner(tmp_path / "plain")
     plain.search(x, y, validation_data=validation, epochs=1)
     resumed = make_tuner(tmp_path / "plain", overwrite=False, fine_tune_steps=2, derive_finalists=2)
+    # It compares the finished epoch's finalists, saved with the search, as the search itself would.
+    candidates, _ = plain._finalist_candidates()
+    assert len(candidates) > 1
+    np.testing.assert_array_equal(resumed._finalist_candidates()[0], candidates)
     resumed.search(x, y, validation_data=validation, epochs=1)
     assert len(resumed.oracle.trials) == 2 and resumed.fine_tuned["epoch"] == 1
+    assert len(resumed.fine_tuned["scores"]) == len(candidates)
     with pytest.raises(ValueError, match="fine_tune_steps.*-1"):
         make_tuner(tmp_path, fine_tune_steps=-1)
 
@@ -247,6 +262,10 @@ def test_search_takes_random_search_arguments(tmp_path, capsys):
     assert min(phases) > 0 and logs["seconds"] == pytest.approx(sum(phases))
     printed = capsys.readouterr().out
     assert "Epoch 1/2" in printed and "Epoch 2/2" in printed and "val_accuracy" in printed
+    # Keras Tuner's display times each recorded trial from its epoch's start, not from its recording.
+    shown = [int(h) * 3600 + int(m) * 60 + int(sec) for h, m, sec in re.findall(r"Complete \[(\d+)h (\d+)m (\d+)s\]", printed)]
+    assert len(shown) == 2
+    assert all(abs(seconds - record["seconds"]) <= 1 for seconds, record in zip(shown, tuner.history))
     assert {"epoch_accuracy", "epoch_loss", "epoch_controller_reward"} <= _scalar_tags(tmp_path / "logs" / "train")
     assert "epoch_accuracy" in _scalar_tags(tmp_path / "logs" / "validation")
     tuner.search(x, y, epochs=3, validation_split=0.25, verbose=0)  # More epochs: the search goes on.
@@ -357,6 +376,12 @@ def test_a_dataset_that_repeats_forever_is_refused_and_a_validation_dataset_is_r
         tuner.search(batches.repeat(), validation_data=(x, y))
     with pytest.raises(ValueError, match="The validation dataset repeats forever"):
         tuner.search(batches, validation_data=batches.repeat())
+    # Finalists trained from scratch need the training dataset's length: refused before the first epoch.
+    unknown = batches.filter(lambda images, labels: True)
+    finalists = tiny_tuner(tmp_path / "finalists", finalist_epochs=1)
+    with pytest.raises(ValueError, match="finalist_epochs=1 .*cardinality is -2"):
+        finalists.search(unknown, validation_data=(x, y))
+    assert finalists.epochs_done == 0 and not finalists.oracle.trials
     # Rewards score `validation_batch_size` images, whatever the batches of the validation dataset.
     scored = []
     original = tuner._theta_phase

@@ -121,6 +121,7 @@ def test_positional_arguments_follow_random_search_oracle_and_the_seed_counts():
         (dict(max_trials=0), "`max_trials`"),
         (dict(max_trials=2.5), "`max_trials`"),
         (dict(seed="1"), "`seed`"),
+        (dict(seed=-1), "`seed` must be an int >= 0"),
         (dict(hyperparameters=42), "`hyperparameters`"),
         (dict(max_retries_per_trial=-1), "`max_retries_per_trial`"),
         (dict(max_consecutive_failed_trials=0), "`max_consecutive_failed_trials`"),
@@ -190,7 +191,8 @@ _ORACLE_PRIVATE_METHODS = (
     "_save_trial", "_random_values", "_compute_values_hash", "_check_consecutive_failures",
     "_get_trial_dir", "_get_oracle_fname", "_set_project_dir",
 )
-_ORACLE_PRIVATE_STATE = ("_id_to_hash", "_tried_so_far", "_retry_queue", "_seed_state", "_run_times")
+_ORACLE_PRIVATE_STATE = ("_id_to_hash", "_tried_so_far", "_retry_queue", "_seed_state", "_run_times", "_display")
+_DISPLAY_STATE = ("trial_start", "search_start")
 _TUNER_PRIVATE_METHODS = ("_try_build", "_build_and_fit_model", "_get_checkpoint_fname", "_is_worker", "_get_tuner_fname")
 
 
@@ -199,6 +201,8 @@ def test_the_keras_tuner_internals_we_rely_on_exist():
     missing = [f"Oracle.{name}" for name in _ORACLE_PRIVATE_METHODS if not callable(getattr(keras_tuner.Oracle, name, None))]
     oracle = keras_tuner.Oracle(objective="loss", max_trials=1)
     missing += [f"Oracle().{name}" for name in _ORACLE_PRIVATE_STATE if not hasattr(oracle, name)]
+    display = getattr(oracle, "_display", None)
+    missing += [f"Oracle()._display.{name}" for name in _DISPLAY_STATE if not hasattr(display, name)]
     missing += [f"Tuner.{name}" for name in _TUNER_PRIVATE_METHODS if not callable(getattr(keras_tuner.Tuner, name, None))]
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief, oracle_client
@@ -209,7 +213,8 @@ def test_the_keras_tuner_internals_we_rely_on_exist():
     assert not missing, (
         f"keras-tuner {version} lacks {missing}, which keras_rlnas overrides or calls. "
         "Pin keras-tuner to the range in setup.cfg or port keras_rlnas/oracle.py, "
-        "keras_rlnas/tuners/rl_search.py and keras_rlnas/distributed/ to the new internals."
+        "keras_rlnas/tuners/rl_search.py, keras_rlnas/tuners/search_records.py and keras_rlnas/distributed/ "
+        "to the new internals."
     )
 
 

@@ -12,6 +12,8 @@ from supernet_checks import (
 
 from keras_rlnas.spaces import ENASMacro
 from keras_rlnas.supernet import MacroSupernet, cosine_restart_learning_rate
+from keras_rlnas.supernet.fine_tuning import best_fine_tuned
+from keras_rlnas.tuners.derivation import cycle
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.random((16, 8, 8, 1), dtype=np.float32)
@@ -164,6 +166,28 @@ def test_state_round_trip_and_learning_rate(macro_net, tmp_path):
     net.load(tmp_path / "supernet.npz")
     np.testing.assert_allclose(net.predict(IMAGES, arch), expected, atol=1e-6)
     assert net.epoch == 5 and float(net.optimizer.learning_rate) == pytest.approx(0.02525)
+
+
+def test_fine_tuned_candidates_train_on_the_same_minibatches_and_a_schedule_keeps_its_rate():
+    space = ENASMacro((8, 8, 1), num_classes=3, num_layers=3, filters=4)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=2, decay_rate=0.5)
+    net = MacroSupernet(space, optimizer=keras.optimizers.SGD(schedule))
+    before = [np.array(v) for v in net.model.variables]
+    drawn = []
+
+    def training_batches():
+        drawn.append(0)
+        return cycle((IMAGES, LABELS), 4, np.random.default_rng(3))  # the same order on every call
+
+    arch = space.random_encoding(2)
+    index, scores, state = best_fine_tuned(net, [arch, arch], training_batches, IMAGES, LABELS, steps=3)
+    # One fresh stream per candidate: the same child fine-tuned on the same minibatches scores the same.
+    assert len(drawn) == 2 and scores[0] == scores[1] and index == 0
+    # The shared weights are back as they were; the winner's state holds its fine-tuned ones.
+    assert all(np.array_equal(a, np.array(b)) for a, b in zip(before, net.model.variables))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, state["model"]))
+    with pytest.raises(TypeError):  # what fine-tuning leaves alone: the schedule sets the rate
+        net.optimizer.learning_rate = 0.1
 
 
 def test_bad_arguments_name_the_value(macro_net):

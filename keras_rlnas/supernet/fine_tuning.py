@@ -61,13 +61,18 @@ def fine_tune(supernet, arch, training_batches, steps=FINE_TUNE_STEPS, learning_
         training_batches: an iterator of `(images, labels)` training minibatches;
             `steps` of them are drawn.
         steps: training steps (0 leaves the weights as they are).
-        learning_rate: constant learning rate of those steps (the schedule's peak).
+        learning_rate: constant learning rate of those steps (the schedule's peak);
+            an optimizer given with its own `LearningRateSchedule` follows it instead.
 
     Returns:
         Whether the training loss stayed finite.
     """
     steps = checks.positive_int("steps", steps, minimum=0)
-    supernet.optimizer.learning_rate = checks.positive_float("learning_rate", learning_rate)
+    learning_rate = checks.positive_float("learning_rate", learning_rate)
+    try:
+        supernet.optimizer.learning_rate = learning_rate
+    except TypeError:  # an optimizer on its own LearningRateSchedule keeps it, as `Supernet.set_epoch` lets it
+        pass
     result = None
     for step in range(steps):
         try:
@@ -111,7 +116,7 @@ def fine_tuned_accuracy(
         return (score, supernet.get_state()) if return_state else score
 
 
-def best_fine_tuned(supernet, candidates, *scoring, **options):
+def best_fine_tuned(supernet, candidates, training_batches, *scoring, **options):
     """The candidate that scores best after fine-tuning, and the weights it was scored with.
 
     Each candidate is fine-tuned from the same shared weights and scored
@@ -120,7 +125,12 @@ def best_fine_tuned(supernet, candidates, *scoring, **options):
     Args:
         supernet: a `Supernet`.
         candidates: architectures (encodings), at least one.
-        *scoring, **options: `fine_tuned_accuracy`'s arguments after `arch`.
+        training_batches: a function of no argument returning an iterator of
+            training minibatches, called afresh for each candidate: one that
+            gives the same minibatches each time (a seeded order) trains every
+            candidate on the same images, so that only the architectures differ.
+        *scoring, **options: `fine_tuned_accuracy`'s arguments after
+            `training_batches`.
 
     Returns:
         `(index, scores, state)`: the winner's index in `candidates`, every
@@ -130,7 +140,7 @@ def best_fine_tuned(supernet, candidates, *scoring, **options):
         raise ValueError("`candidates` is empty: there is no architecture to fine-tune.")
     scores, best_state = [], None
     for arch in candidates:
-        score, state = fine_tuned_accuracy(supernet, arch, *scoring, return_state=True, **options)
+        score, state = fine_tuned_accuracy(supernet, arch, training_batches(), *scoring, return_state=True, **options)
         if best_state is None or score > max(scores):
             best_state = state
         scores.append(score)

@@ -117,7 +117,9 @@ def fine_tuned_choice(supernet, candidates, training_batches, validation, steps,
     Args:
         supernet: a `Supernet`, left as it was.
         candidates: architectures (encodings), at least one.
-        training_batches: an endless iterator of training minibatches.
+        training_batches: a function of no argument returning an endless
+            iterator of training minibatches, called afresh for each candidate
+            (`best_fine_tuned`).
         validation: `(x, y)` arrays or a batched dataset; all of it is scored.
         steps: fine-tuning steps per candidate.
         calibration_images: training images for BN recalibration before scoring.

@@ -324,6 +324,7 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             self._search(x, y, validation_data, epochs, batch_size, time_budget, validation_batch_size, **kwargs)
 
     def _search(self, x, y, validation_data, epochs, batch_size, time_budget, validation_batch_size, **kwargs):
+        began = time.time()  # the budget counts the data's checks and the supernet's build too
         if time_budget is not None:
             time_budget = checks.positive_float("time_budget", time_budget)
         inputs = search_inputs.prepare(
@@ -332,6 +333,13 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
         )
         if "verbose" in kwargs:
             self.oracle.verbose = inputs.verbose  # As Keras Tuner's search() sets it.
+        if self.finalist_epochs and hasattr(inputs.train, "cardinality") and int(inputs.train.cardinality()) < 1:
+            # Known now rather than when the finalists' training refuses it, after every epoch ran.
+            raise ValueError(
+                f"finalist_epochs={self.finalist_epochs!r} trains the finalists on the training dataset, which needs a "
+                f"known length; its cardinality is {int(inputs.train.cardinality())} (unknown after `filter`): pass "
+                "arrays or give it one with `dataset.apply(tf.data.experimental.assert_cardinality(batches))`."
+            )
         train = inputs.training_data()
         if self.supernet is None:
             self._build_supernet()
@@ -346,13 +354,14 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
         validation_batches = cycle(validation, validation_batch_size, self.rng)
         self.on_search_begin()
         callbacks.on_train_begin()
-        began = time.time()
+        # What the next epoch will likely take: the last one, its save and callbacks included.
+        last_epoch_seconds = self.history[-1]["seconds"] if self.history else None
         for epoch in range(self.epochs_done, inputs.epochs):
             start = time.time()
             if (
                 time_budget is not None
-                and self.history
-                and start - began + self.history[-1]["seconds"] + self._final_choice_seconds() > time_budget
+                and last_epoch_seconds is not None
+                and start - began + last_epoch_seconds + self._final_choice_seconds() > time_budget
             ):
                 break
             # The schedule first: a LearningRateScheduler callback then has the last word.
@@ -363,7 +372,7 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             theta = self._theta_phase(validation_batches) if self.sampler == "controller" else {}
             derivation_began = time.time()
             values, score = self._derive(validation_batches)
-            self._record_trial(values, score)
+            self._record_trial(values, score, began=start)
             ended = time.time()
             self.epochs_done = epoch + 1
             self.history.append({
@@ -375,6 +384,7 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             self._save_state()
             learning_rate = getattr(self.supernet.optimizer, "learning_rate", None)
             callbacks.on_epoch_end(epoch, search_inputs.epoch_logs(self.history[-1], self.oracle.objective.name, learning_rate))
+            last_epoch_seconds = time.time() - start
             if self.supernet.model.stop_training:
                 break
         if self._final_choice_due():

@@ -111,14 +111,15 @@ class FinalChoice:
             batches = itertools.islice(minibatches(train, self.batch_size, self.rng), CALIBRATION_BATCHES)
             self._calibration_images, _ = derivation.concatenated(batches)
         candidates, _ = self._finalist_candidates()
+        order = int(self.rng.integers(2**31))  # one data order for every candidate: only the architectures differ
         index, scores, state = derivation.fine_tuned_choice(
-            self.supernet, candidates, cycle(train, FINE_TUNE_BATCH_SIZE, self.rng), validation,
-            self.fine_tune_steps, self._calibration_images, self.validation_batch_size,
+            self.supernet, candidates, lambda: cycle(train, FINE_TUNE_BATCH_SIZE, np.random.default_rng(order)),
+            validation, self.fine_tune_steps, self._calibration_images, self.validation_batch_size,
         )
         with weights_restored(self.supernet):  # the search goes on from the epoch's weights
             self.supernet.set_state(state)
             self.supernet.recalibrate(self._calibration_images, candidates[index])
-            self._record_trial(self.space.decode(candidates[index]), scores[index], final=True)
+            self._record_trial(self.space.decode(candidates[index]), scores[index], final=True, began=start)
         self.fine_tuned = {"epoch": self.epochs_done, "scores": scores, "seconds": time.time() - start}
         self._save_state()
         self._report_final_choice("fine-tuned", len(candidates), f"{self.fine_tune_steps} steps", scores[index], start)
@@ -143,7 +144,9 @@ class FinalChoice:
             if best_model is None or scores[-1] > max(scores[:-1]):
                 best_model = model
         index = int(np.argmax(scores))
-        self._record_trial(self.space.decode(candidates[index]), scores[index], model=best_model, final=True)
+        self._record_trial(
+            self.space.decode(candidates[index]), scores[index], model=best_model, final=True, began=start
+        )
         self.trained_finalists = {
             "epoch": self.epochs_done, "scores": scores, "sources": sources, "seconds": time.time() - start,
             "architectures": [self.space.decode(encoding) for encoding in candidates],

@@ -18,7 +18,8 @@ class RecordingOracle(keras_tuner.Oracle):
 
     The tuner sets `next_values` before each `create_trial`; a trial created
     without them is stopped at once, as Keras Tuner's oracles stop a search
-    whose space is exhausted.
+    whose space is exhausted. A trial a stopped search left half-recorded is
+    marked invalid on reload, never retried.
     """
 
     def __init__(self, objective, seed=None):
@@ -37,6 +38,16 @@ class RecordingOracle(keras_tuner.Oracle):
     def set_state(self, state):
         super().set_state(state)
         self.final_trial_id = state.get("final_trial_id")
+
+    def reload(self):
+        super().reload()
+        # A trial left running was being recorded when the search stopped; its epoch runs again and records
+        # a trial of its own. Keras Tuner would hand the old one out again, with the old epoch's values.
+        for trial_id in self._retry_queue:
+            trial = self.trials[trial_id]
+            trial.status = keras_tuner.engine.trial.TrialStatus.INVALID
+            self._save_trial(trial)
+        self._retry_queue = []
 
     def populate_space(self, trial_id):
         if self.next_values is None:

@@ -207,14 +207,24 @@ class EpochLogger(keras.callbacks.Callback):
 
 
 class OrderedBatches:
-    """Training arrays served in their given order (`shuffle=False`), as a dataset would be."""
+    """Training arrays served in their given order (`shuffle=False`), as a batched dataset would be.
+
+    The last minibatch holds what is left: in a fixed order the same examples
+    would otherwise be left out of every epoch.
+
+    Example:
+
+    >>> x, y = np.arange(10).reshape(10, 1), np.arange(10)
+    >>> [len(labels) for _, labels in OrderedBatches((x, y), 4).as_numpy_iterator()]
+    [4, 4, 2]
+    """
 
     def __init__(self, arrays, batch_size):
         self.arrays, self.batch_size = arrays, batch_size
 
     def as_numpy_iterator(self):
         x, y = self.arrays
-        for start in range(0, max(len(x) - self.batch_size + 1, 1), self.batch_size):
+        for start in range(0, len(x), self.batch_size):
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]
 
 

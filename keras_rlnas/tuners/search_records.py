@@ -8,10 +8,12 @@ lets a search killed at any point resume from its last finished epoch.
 `SearchRecords` holds both for `ENASTuner`.
 """
 
+import datetime
 import glob
 import os
 
 import keras_tuner
+import numpy as np
 
 STATE_FILE = "enas_state.json"
 # The supernet's arrays after epoch N; STATE_FILE names the one it commits.
@@ -21,16 +23,20 @@ SUPERNET_FILE = "supernet-{:06d}.npz"
 class SearchRecords:
     """Trials and resume for `ENASTuner` (it reads the tuner's `space`, `supernet`, `learner` and search state)."""
 
-    def _record_trial(self, values, score, model=None, final=False):
+    def _record_trial(self, values, score, model=None, final=False, began=None):
         """Records `values` as a completed trial holding `model`'s weights (the child on the shared weights by default).
 
         `final`: the search's final choice, ranked first until the next epoch's trial.
+        `began`: when the work that found it began (`time.time()`), from which
+        Keras Tuner's display times the trial and the search.
         """
         # The searched children build other hyperparameters at their defaults; recorded so, Keras Tuner
         # would otherwise fill them at random and report a model that was never searched.
         plain = {hp.name: hp.default for hp in getattr(self.space, "plain_hyperparameters", ())}
         self.oracle.next_values = {**plain, **values}
         trial = self.oracle.create_trial(self.tuner_id)
+        if began is not None:
+            _start_display_clock(self.oracle, trial.trial_id, began)
         encoding = self.space.encode(values)
         if model is None:
             child = self.supernet.build_child(encoding)
@@ -66,6 +72,8 @@ class SearchRecords:
         state = {
             "epochs_done": self.epochs_done, "history": self.history, "rng": self.rng.bit_generator.state,
             "fine_tuned": self.fine_tuned, "trained_finalists": self.trained_finalists,
+            # The last derivation's finalists: a final choice after a resume compares them too.
+            "finalists": [np.asarray(encoding).tolist() for encoding in self._finalists],
         }
         self.learner.save(root, STATE_FILE, extra={**state, "supernet_file": supernet_file})
         for old in glob.glob(os.path.join(root, SUPERNET_FILE.replace("{:06d}", "*"))):
@@ -85,3 +93,20 @@ class SearchRecords:
         self.rng.bit_generator.state = state["rng"]
         self.fine_tuned = state.get("fine_tuned")
         self.trained_finalists = state.get("trained_finalists")
+        self._finalists = [np.asarray(encoding, dtype=np.int32) for encoding in state.get("finalists", [])]
+
+
+def _start_display_clock(oracle, trial_id, began):
+    """Dates a recorded trial's start (and the search's, if earlier) back to `began` in Keras Tuner's display.
+
+    The display starts a trial's clock when the trial is created; a recorded
+    trial is created after its work, so it would print every trial as taking
+    no time. It keeps no clock when it is silent (`verbose=0`).
+    """
+    display = getattr(oracle, "_display", None)  # an oracle client of a distributed search has none
+    if display is None or trial_id not in display.trial_start:
+        return
+    start = datetime.datetime.fromtimestamp(began)
+    display.trial_start[trial_id] = start
+    if display.search_start is None or start < display.search_start:
+        display.search_start = start
