@@ -296,7 +296,8 @@ def test_rl_search_on_a_fashion_mnist_slice(fashion_slice, tmp_path):
     tuner.search(x, y, validation_data=validation, verbose=0)
     trials = tuner.oracle.get_best_trials(2)
     assert len(trials) == 2 and all(t.status == "COMPLETED" for t in trials)
-    kinds = [d.kind for d in tuner.oracle.decision_map.decisions]
-    assert kinds.count("skip") == 2  # layers 1 and 2 choose their inputs by attention
+    skips = [d for d in tuner.oracle.decision_map.decisions if d.kind == "skip"]
+    # Layers 1 and 2 choose their inputs by attention; layer 0's skip step has nothing to choose.
+    assert [d.size for d in skips] == [0, 1, 2] and [d.chooses for d in skips] == [False, True, True]
     assert len(tuner.oracle.updates) == 1  # one REINFORCE step on the two rewards
     assert 0.0 <= trials[0].score <= 1.0
