@@ -68,11 +68,7 @@ def fine_tune(supernet, arch, training_batches, steps=FINE_TUNE_STEPS, learning_
         Whether the training loss stayed finite.
     """
     steps = checks.positive_int("steps", steps, minimum=0)
-    learning_rate = checks.positive_float("learning_rate", learning_rate)
-    try:
-        supernet.optimizer.learning_rate = learning_rate
-    except TypeError:  # an optimizer on its own LearningRateSchedule keeps it, as `Supernet.set_epoch` lets it
-        pass
+    supernet.set_learning_rate(checks.positive_float("learning_rate", learning_rate))
     result = None
     for step in range(steps):
         try:
