@@ -6,6 +6,11 @@ Float are categorical over their values when stepped and few, otherwise over
 ordered bins of their (linear or log) range. Hyperparameters named by the
 position convention of `keras_rlnas.spaces.structured` become attention
 decisions (`skip[j]`, `input[k]`) and share softmax heads across positions.
+
+As in the ENAS reference code, a position of a group joined by skips is
+remembered as the controller's state after its last decision (its skip step),
+and a position of a group whose inputs are picked (a cell's node) ends with a
+step of its own that records that state and chooses nothing.
 """
 
 import json
@@ -105,16 +110,21 @@ class DecisionMap:
         """Adds decisions for hyperparameters new in `space`; returns the new decisions."""
         first_new = len(self.decisions)
         positions = {}
-        skip_groups = {parsed[0] for parsed in map(structured.parse_name, (hp.name for hp in space.space))
-                       if parsed and structured.skip_source(parsed[2]) is not None}
+        parsed_names = [parsed for parsed in map(structured.parse_name, (hp.name for hp in space.space)) if parsed]
+        skip_groups = {group for group, _, token in parsed_names if structured.skip_source(token) is not None}
+        pick_groups = {group for group, _, token in parsed_names if structured.input_slot(token) is not None}
+        open_position = None
         for hp in space.space:
             if _key(hp) in self._entries or isinstance(hp, HP.Fixed):
                 continue
+            parsed = structured.parse_name(hp.name)
+            if open_position is not None and (parsed is None or parsed[:2] != open_position):
+                self._close_node(open_position, positions)
+                open_position = None
             # Keras Tuner keeps one hyperparameter per name and conditions: a name
             # declared again under other conditions is a decision of its own.
             namesakes = self._by_name.setdefault(hp.name, [])
             name = f"{hp.name}#{len(namesakes)}" if namesakes else hp.name
-            parsed = structured.parse_name(hp.name)
             group, index, token = parsed if parsed else (None, None, None)
             if group in skip_groups and index:
                 self._close_first_position(group, positions)
@@ -149,6 +159,10 @@ class DecisionMap:
             if parsed:
                 positions[(group, index)] = len(self.decisions) - 1
                 self._positions.add((group, index))
+                if group in pick_groups:
+                    open_position = (group, index)
+        if open_position is not None:
+            self._close_node(open_position, positions)
         # A position's anchor is the controller's state after its last decision.
         for (group, index), last in positions.items():
             if (group, index) not in self._anchored and last >= first_new:
@@ -165,6 +179,15 @@ class DecisionMap:
             return
         self._position_index[key] = self._add(Decision(f"{group}[0].skip", SKIP, size=0, group=group))
         positions[key] = self._position_index[key]
+
+    def _close_node(self, position, positions):
+        # As in the reference code's cells, a node ends with one more LSTM step, after its
+        # last op: that state is the node's anchor, and the start token is read next.
+        if position in self._anchored:
+            return
+        group, index = position
+        positions[position] = self._add(Decision(f"{group}[{index}].anchor", ANCHOR, group=group, anchor=index))
+        self._anchored.add(position)
 
     def _anchor_earlier(self, group, index):
         # Earlier positions without any decision (the inputs of a cell) get a
@@ -205,6 +228,8 @@ class DecisionMap:
             if entry.decision_index not in stepped:
                 step(entry.decision_index)
             filled.values[hp.name] = entry.value(stepped[entry.decision_index], controller.rng)
+        for index in passed:
+            rollout.step(index)  # The last node's anchor: taken, as every step without a choice is.
         return filled.values, list(rollout.finish().actions)
 
     def values_from_actions(self, actions, rng):

@@ -54,7 +54,10 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
 
     After `max_consecutive_failed_trials` failed trials in a row, `end_trial`
     raises Keras Tuner's `RuntimeError`, so it reaches the caller of
-    `search()` of any tuner, with the oracle's lock already released.
+    `search()` of any tuner, with the oracle's lock already released. A
+    controller that fails to sample (a bug, a broken saved state) is logged
+    and the trial takes random values; as many failures in a row stop the
+    search with the controller's error.
 
     In Keras Tuner's chief/worker mode only the chief builds the controller;
     rewards then arrive out of order, from architectures sampled before some
@@ -167,6 +170,8 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
         self.trial_actions = {}
         self.rewarded = set()
         self.abort_message = None
+        # Controller samples that failed in a row (each trial then takes random values).
+        self._sampling_failures = 0
         # The error end_trial raises once the oracle's lock is released.
         self._end_error = None
         # trial_id -> controller updates made before its architecture was sampled.
@@ -210,8 +215,17 @@ class ControllerOracle(TrialLeases, keras_tuner.Oracle):
             return {"status": TrialStatus.STOPPED, "values": None}
         try:
             values = self._sample_new(trial_id)
-        except Exception:
-            # A broken controller must not end a search that random values can continue.
+            self._sampling_failures = 0
+        except Exception as error:
+            # One failure must not end a search that random values can continue; failures
+            # in a row would turn it into a random search without a word, so they stop it.
+            self._sampling_failures += 1
+            if self._sampling_failures >= self.max_consecutive_failed_trials:
+                raise RuntimeError(
+                    f"The controller failed to sample {self._sampling_failures} times in a row "
+                    f"(max_consecutive_failed_trials={self.max_consecutive_failed_trials}); the last "
+                    f"error: {error!r}"
+                ) from error
             logger.error("Controller sampling failed; using random values:\n%s", traceback.format_exc())
             values = self._random_values()
         if values is None:

@@ -42,7 +42,8 @@ def test_input_choice_slots_are_structured_choices_and_their_picks_are_reduced()
     out = model.predict([np.ones((1, 4)), 3 * np.ones((1, 4))], verbose=0)
     np.testing.assert_allclose(out, 2 * np.ones((1, 4)))
     decisions = keras_rlnas.DecisionMap().sync(hp)
-    assert [d.kind for d in decisions][-1] == "pick"
+    # Both slots pick by attention; the position then closes with a step that records it.
+    assert [d.kind for d in decisions][-3:] == ["pick", "pick", "anchor"]
 
 
 def test_layer_choice_serialises():
@@ -74,8 +75,9 @@ def test_the_weight_sharing_space_decides_what_the_plain_search_declares():
     space.declare_hyperparameters(mine)
     assert [h.get_config() for h in mine.space] == [h.get_config() for h in declared.space]
     assert space.input_shape == (8, 8, 1) and space.num_classes == 3 and space.outputs_probabilities
-    controller_actions = [2, 1, 0, 0, 0, 1]  # op1, op2, three anchors for the input's attention, skip
-    assert sorted(space.anchor_steps) == [2, 3, 4]
+    # op1, op2, three anchors for the input's attention, the input, the anchor closing its position
+    controller_actions = [2, 1, 0, 0, 0, 1, 0]
+    assert sorted(space.anchor_steps) == [2, 3, 4, 6]
     np.testing.assert_array_equal(space.encoding_from_actions(controller_actions), [2, 1, 1])
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from keras_rlnas import DecisionMap
 from keras_rlnas.controller import Controller, Decision, steps
-from keras_rlnas.spaces import ENASMacro
+from keras_rlnas.spaces import ENASMacro, ENASMicro
 
 
 def _mixed_decisions():
@@ -123,6 +123,38 @@ def test_the_first_skip_step_passes_the_start_token_on():
     sample = controller.sample()
     assert sample.actions[1] == () and controller.score(sample.actions).log_prob == pytest.approx(sample.log_prob)
     np.testing.assert_allclose(controller.log_probs([sample])[0], [sample.log_prob], rtol=1e-5)
+
+
+def test_a_cell_node_picks_both_inputs_then_both_ops_and_ends_with_its_anchor():
+    # The reference code's cells: index, index, op, op, then one more LSTM step whose
+    # state is the node's anchor, after which the start token is read.
+    hp = keras_tuner.HyperParameters()
+    space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=2, filters=4)
+    space.declare_hyperparameters(hp)
+    decisions = DecisionMap().sync(hp)
+    assert [d.name for d in decisions[:8]] == [
+        "normal_cell[0].anchor", "normal_cell[1].anchor",
+        "normal_cell[2].input[0]", "normal_cell[2].input[1]", "normal_cell[2].op[0]", "normal_cell[2].op[1]",
+        "normal_cell[2].anchor", "normal_cell[3].input[0]",
+    ]
+    assert decisions[6].kind == "anchor" and decisions[6].anchor == 2 and decisions[5].anchor is None
+    assert sorted(space.anchor_steps) == [i for i, d in enumerate(decisions) if not d.chooses]
+    controller = Controller(decisions, seed=0, init_range=0.5)
+    weights = controller.weights()
+    walk = steps.Walk(np, weights, controller.config, weights["start"])
+    for decision, action in zip(decisions[:6], (0, 0, 0, 1, 3, 2)):
+        walk.step(decision, steps.Given(np.array([[action]])))
+    assert not np.allclose(walk.inputs, weights["start"])
+    walk.step(decisions[6], steps.Given(np.array([[0]])))
+    np.testing.assert_array_equal(walk.inputs, weights["start"])
+    assert set(walk.anchors["normal_cell"]) == {0, 1, 2}
+    # Sampled and scored again, the steps agree; the encoding puts each node's ops after their inputs.
+    sample = controller.sample()
+    np.testing.assert_allclose(controller.log_probs([sample])[0], [sample.log_prob], rtol=1e-5)
+    values = DecisionMap()
+    values.sync(hp)
+    values = values.values_from_actions(sample.actions, np.random.default_rng(0))
+    np.testing.assert_array_equal(space.encoding_from_actions(sample.actions), space.encode(values))
 
 
 def test_state_round_trip_continues_identically(tmp_path):

@@ -126,8 +126,8 @@ def test_micro_hyperparameters_follow_the_structured_naming():
     names = list(hp.values)
     assert names[:4] == [
         "normal_cell[2].input[0]",
-        "normal_cell[2].op[0]",
         "normal_cell[2].input[1]",
+        "normal_cell[2].op[0]",
         "normal_cell[2].op[1]",
     ]
     assert len(names) == space.encoding_length == 2 * 3 * 4

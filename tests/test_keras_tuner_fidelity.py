@@ -148,14 +148,14 @@ def test_an_exhausted_space_stops_the_search_without_repeats(tmp_path):
     assert len(values) == 4 and len(set(values)) == 4
 
 
-def test_a_policy_stuck_on_tried_values_falls_back_to_untried_ones_then_stops(tmp_path):
+def test_a_policy_stuck_on_tried_values_falls_back_to_untried_ones_then_stops(tmp_path, caplog):
     oracle = ControllerOracle(keras_tuner.Objective("score", "max"), 10, 5, max_collisions=2)
     oracle._set_project_dir(str(tmp_path), "p")
     oracle.hyperparameters.Choice("units", [8, 16, 32])
     sample = oracle.decision_map.sample
     # A policy that always proposes its first sample, as a collapsed one does.
     first = sample(oracle.hyperparameters, oracle.controller)
-    oracle.decision_map.sample = lambda hp, controller: first
+    oracle.decision_map.sample = lambda hp, controller, greedy=False: first
     seen = []
     while True:
         trial = oracle.create_trial("a")
@@ -166,6 +166,8 @@ def test_a_policy_stuck_on_tried_values_falls_back_to_untried_ones_then_stops(tm
         trial.status = "COMPLETED"
         oracle.end_trial(trial)
     assert sorted(seen) == [8, 16, 32]
+    # Every fallback was the stuck policy's, not a failing sampler's.
+    assert "Controller sampling failed" not in caplog.text
 
 
 # ---------------------------------------------------------------- update_trial

@@ -340,6 +340,32 @@ def test_a_failure_before_any_reward_is_recorded_but_not_learned_from(tmp_path):
     assert first not in learned and len([t for t in learned if t is not None]) == 4
 
 
+def test_a_controller_that_keeps_failing_stops_the_search_by_name(tmp_path, monkeypatch):
+    # One failed sample takes random values; failures in a row are not a silent random search.
+    oracle = ControllerOracle(objective=keras_tuner.Objective("score", "max"), max_trials=10, seed=7,
+                              max_consecutive_failed_trials=3)
+    declare_everything(oracle.hyperparameters)
+    calls = []
+
+    def broken_sample(space, greedy=False):
+        calls.append(1)
+        raise FloatingPointError("a NaN in the controller")
+
+    monkeypatch.setattr(oracle.learner, "sample", broken_sample)
+    first, second = oracle.populate_space("0"), oracle.populate_space("1")
+    assert first["status"] == second["status"] == "RUNNING" and len(calls) == 2
+    with pytest.raises(RuntimeError, match="failed to sample 3 times in a row.*a NaN in the controller"):
+        oracle.populate_space("2")
+    # Served through create_trial (as to Keras Tuner's tuners and workers), the search stops with that reason.
+    trial = oracle.create_trial("tuner0")
+    assert trial.status == "STOPPED" and "a NaN in the controller" in oracle.abort_message
+    # A sample that works in between starts the count again.
+    monkeypatch.undo()
+    oracle.abort_message = None
+    oracle._sampling_failures = 2
+    assert oracle.populate_space("3")["status"] == "RUNNING" and oracle._sampling_failures == 0
+
+
 def test_a_reward_that_fails_for_one_trial_leaves_the_controller_sampling(tmp_path):
     failing = []
 

@@ -203,8 +203,12 @@ def skip_step(walk, decision, out, group, choose):
 
 
 def anchor_step(walk, decision, out, group, choose):
-    """No choice: the step only records its hidden state (see `Walk.step`)."""
-    return Outcome(None, walk.nothing(), walk.nothing(), walk.inputs)
+    """No choice: the step only records its hidden state (see `Walk.step`); the start token is read next.
+
+    As after a node of the reference code's cells: the next decision starts
+    afresh from the start token rather than from the last op's embedding.
+    """
+    return Outcome(None, walk.nothing(), walk.nothing(), walk.start)
 
 
 STEPS = {CATEGORICAL: categorical_step, SKIP: skip_step, PICK: pick_step, ANCHOR: anchor_step}

@@ -51,6 +51,9 @@ class ENASMicro(ENASSpace):
     node `[input0, op0, input1, op1]`, the op indices into `MICRO_OPS`. The
     reference code numbers the ops in another order:
     `from_reference_encoding` turns its `fixed_arc` into this space's encoding.
+    The hyperparameters are declared in the reference controller's order,
+    `[input0, input1, op0, op1]` per node, so a `ControllerOracle` picks both
+    inputs of a node before its ops, as the reference controller does.
 
     Args:
         input_shape: `(height, width, channels)` of the images.
@@ -79,7 +82,7 @@ class ENASMicro(ENASSpace):
     >>> hp = keras_tuner.HyperParameters()
     >>> model = space.build(hp)
     >>> list(hp.values)[:4]
-    ['normal_cell[2].input[0]', 'normal_cell[2].op[0]', 'normal_cell[2].input[1]', 'normal_cell[2].op[1]']
+    ['normal_cell[2].input[0]', 'normal_cell[2].input[1]', 'normal_cell[2].op[0]', 'normal_cell[2].op[1]']
     >>> space.encode(hp).tolist()
     [0, 1, 1, 0, 1, 1, 2, 0, 0, 1, 1, 0, 1, 1, 2, 0]
     """
@@ -150,11 +153,24 @@ class ENASMicro(ENASSpace):
 
     @property
     def anchor_steps(self):
-        """The controller's anchor steps: cell inputs 0 and 1, before each cell's decisions."""
-        steps_per_cell = 2 + 4 * self.num_nodes
+        """The controller's steps without a choice: cell inputs 0 and 1 before each cell's
+        decisions, and each node's last step, after its two inputs and two ops."""
+        steps_per_node = 5
+        steps_per_cell = 2 + steps_per_node * self.num_nodes
         return frozenset(
-            cell * steps_per_cell + position for cell in range(len(CELL_GROUPS)) for position in (0, 1)
+            cell * steps_per_cell + position
+            for cell in range(len(CELL_GROUPS))
+            for position in (0, 1, *(2 + steps_per_node * node + 4 for node in range(self.num_nodes)))
         )
+
+    def encoding_from_actions(self, actions):
+        """The encoding of a controller's sample (see `ENASSpace.encoding_from_actions`).
+
+        The controller decides `[input0, input1, op0, op1]` per node; the
+        encoding holds them as `[input0, op0, input1, op1]`.
+        """
+        by_decision = super().encoding_from_actions(actions)
+        return by_decision.reshape(-1, 2, 2).transpose(0, 2, 1).reshape(-1)
 
     @property
     def node_positions(self):
@@ -190,8 +206,9 @@ class ENASMicro(ENASSpace):
         """Declares both cells' inputs and ops in `hp` and returns the encoding."""
         for group in CELL_GROUPS:
             for node in self.node_positions:
-                for slot, default_op in enumerate(("sepconv3x3", "identity")):
+                for slot in (0, 1):
                     structured.earlier_input(hp, group, node, slot, default=node - 2 + slot)
+                for slot, default_op in enumerate(("sepconv3x3", "identity")):
                     hp.Choice(self._names(group, node, slot)[1], MICRO_OPS, default=default_op)
         return self.encode(hp)
 

@@ -106,10 +106,11 @@ class ENASSpace(keras_tuner.HyperModel):
         `declare_hyperparameters`, in the same order: one per Choice, one per
         position for all of its skip Booleans (a tuple of bits) and an
         anchor step (action 0) before them for each earlier position without
-        a decision of its own (`anchor_steps`). A Choice's action indexes its
-        values, which the subclasses declare in encoding order. So the
-        encoding is the actions without the anchors, skip bits spread out:
-        the same as `encode` of the sampled values, without building them.
+        a decision of its own, or closing a cell's node (`anchor_steps`). A
+        Choice's action indexes its values, which the subclasses declare in
+        the order of their encodings (`ENASMicro` reorders each node's four).
+        So the encoding is the actions without the anchors, skip bits spread
+        out: the same as `encode` of the sampled values, without building them.
 
         Args:
             actions: `Sample.actions` of a controller on this space's decisions.
