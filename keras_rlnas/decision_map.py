@@ -157,7 +157,9 @@ class DecisionMap:
             self._entries[_key(hp)] = entry
             namesakes.append(entry)
             if parsed:
-                positions[(group, index)] = len(self.decisions) - 1
+                # Its latest decision: a skip Boolean joins its position's decision, which
+                # other positions' decisions may follow (skips declared source by source).
+                positions[(group, index)] = max(positions.get((group, index), -1), entry.decision_index)
                 self._positions.add((group, index))
                 if group in pick_groups:
                     open_position = (group, index)

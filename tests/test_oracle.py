@@ -99,6 +99,18 @@ def test_a_name_declared_again_under_other_conditions_is_a_decision_of_its_own()
     assert seen["mlp"] and all(units % 32 == 0 for units in seen["mlp"])
 
 
+def test_skips_declared_source_by_source_anchor_every_position_once():
+    hp = keras_tuner.HyperParameters()
+    for i in range(4):
+        hp.Choice(f"layers[{i}].op", ["conv", "pool"])
+    for source in range(3):
+        for i in range(source + 1, 4):
+            hp.Boolean(f"layers[{i}].skip[{source}]")
+    decisions = DecisionMap().sync(hp)
+    anchors = {d.anchor: d.name for d in decisions if d.anchor is not None}
+    assert anchors == {0: "layers[0].skip", 1: "layers[1].skip", 2: "layers[2].skip", 3: "layers[3].skip"}
+
+
 def test_a_skip_from_a_later_position_is_refused_by_name():
     hp = keras_tuner.HyperParameters()
     hp.Choice("layers[1].op", ["conv3", "pool"])
