@@ -1,5 +1,6 @@
 """ENASTuner end to end on a tiny Fashion-MNIST slice."""
 
+import itertools
 import json
 import os
 import re
@@ -13,6 +14,8 @@ from supernet_checks import assert_every_op_once_per_position
 
 import keras_rlnas
 from keras_rlnas.supernet import MacroSupernet
+from keras_rlnas.tuners.final_choice import fine_tuning_batches
+from keras_rlnas.tuners.search_inputs import OrderedBatches
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,23 @@ def test_search_records_a_trial_per_epoch_and_resumes(tmp_path, data):
     newest = again.oracle.trials[again.oracle.start_order[-1]]
     assert newest.trial_id != stale.trial_id and newest.status == "COMPLETED"
     assert again.get_best_models(1)[0].count_params() > 0
+
+
+
+def test_a_resumed_search_draws_the_minibatches_an_uninterrupted_one_draws(tmp_path):
+    x, y = tiny_data(count=96)
+    validation = tiny_data(count=80)
+    options = dict(derive_finalists=1, validation_batch_size=24)
+    whole = tiny_tuner(tmp_path / "whole", **options)
+    whole.search(x, y, validation_data=validation, epochs=3)
+    halted = tiny_tuner(tmp_path / "halted", **options)
+    halted.search(x, y, validation_data=validation, epochs=2)
+    resumed = tiny_tuner(tmp_path / "halted", overwrite=False, **options)
+    resumed.search(x, y, validation_data=validation, epochs=3)
+    # The validation minibatches go on from where the halted search stopped, and the
+    # generator of the training order and of the final choice is where it would be.
+    assert resumed._validation_batches.state() == whole._validation_batches.state()
+    assert resumed.rng.bit_generator.state == whole.rng.bit_generator.state
 
 
 def search_with_final_choice(tmp_path, data, record, finalists, **options):
@@ -397,6 +417,18 @@ def test_a_dataset_that_repeats_forever_is_refused_and_a_validation_dataset_is_r
     tuner.search(batches, validation_data=tf.data.Dataset.from_tensor_slices((x, y)).batch(4), epochs=1,
                  validation_batch_size=32)
     assert scored and set(scored) == {32}
+
+
+def test_fine_tuning_minibatches_are_the_same_for_every_candidate_whatever_the_training_data():
+    x, y = tiny_data(count=300)
+    reshuffled = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(300, seed=1, reshuffle_each_iteration=True)
+    for train in ((x, y), OrderedBatches((x, y), 16), reshuffled.batch(16)):
+        batches = fine_tuning_batches(train, steps=4, seed=3)
+        first = [labels.tolist() for _, labels in itertools.islice(batches(), 4)]
+        again = [labels.tolist() for _, labels in itertools.islice(batches(), 4)]
+        assert first == again, type(train).__name__
+        # Of the fine-tuning size, not the search's (a dataset's 16, the omega phase's).
+        assert [len(labels) for labels in first[:2]] == [128, 128], type(train).__name__
 
 
 def test_learning_rate_schedulers_set_the_rate_and_plateau_reduction_is_refused(tmp_path):

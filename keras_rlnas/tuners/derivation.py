@@ -57,6 +57,69 @@ def cycle(data, batch_size, rng):
             raise ValueError("The data holds no minibatch: there is nothing to draw from.")
 
 
+class ResumableCycle:
+    """Minibatches of `data`, pass after pass, in an order a saved state continues exactly.
+
+    `cycle` draws each pass's order from a generator shared with other draws,
+    at whatever moment the pass begins; this one has a generator of its own
+    and remembers where the current pass began and how far it got, so a
+    search resumed from `state()` draws the minibatches an uninterrupted one
+    would have drawn.
+
+    Args:
+        data: `(x, y)` arrays (shuffled each pass) or a batched `tf.data.Dataset`.
+        batch_size: images per minibatch of the arrays.
+        seed: the generator's seed.
+
+    Example:
+
+    >>> x, y = np.arange(10)[:, None], np.arange(10)
+    >>> stream = ResumableCycle((x, y), 4, seed=0)
+    >>> _ = next(stream); saved = stream.state()
+    >>> later = [next(stream)[1].tolist() for _ in range(3)]
+    >>> resumed = ResumableCycle((x, y), 4, seed=1)
+    >>> resumed.restore(saved)
+    >>> [next(resumed)[1].tolist() for _ in range(3)] == later
+    True
+    """
+
+    def __init__(self, data, batch_size, seed):
+        self.data = data
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self._pass_start = self.rng.bit_generator.state
+        self._drawn = 0
+        self._batches = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._batches is None:
+            self.rng.bit_generator.state = self._pass_start
+            self._batches = minibatches(self.data, self.batch_size, self.rng)
+            for _ in range(self._drawn):  # resumed in the middle of a pass
+                if next(self._batches, None) is None:  # of shorter data or larger minibatches: a new pass
+                    self._pass_start, self._drawn, self._batches = self.rng.bit_generator.state, 0, None
+                    return next(self)
+        batch = next(self._batches, None)
+        if batch is None:
+            if not self._drawn:
+                raise ValueError("The data holds no minibatch: there is nothing to draw from.")
+            self._pass_start, self._drawn, self._batches = self.rng.bit_generator.state, 0, None
+            return next(self)
+        self._drawn += 1
+        return batch
+
+    def state(self):
+        """Where the stream is: a JSON-able dict for `restore`."""
+        return {"pass_start": self._pass_start, "drawn": self._drawn}
+
+    def restore(self, state):
+        """Continues from a `state()`, of this stream or of one over the same data."""
+        self._pass_start, self._drawn, self._batches = state["pass_start"], int(state["drawn"]), None
+
+
 def concatenated(batches):
     """`(images, labels)` of a sequence of minibatches, each joined into one array."""
     batches = list(batches)
@@ -140,6 +203,6 @@ def fine_tuning_seconds(candidates, steps, omega_seconds_per_image):
 
 
 __all__ = [
-    "FINALIST_IMAGES", "concatenated", "cycle", "derive", "every_example", "fine_tuned_choice", "fine_tuning_seconds",
-    "minibatches",
+    "FINALIST_IMAGES", "ResumableCycle", "concatenated", "cycle", "derive", "every_example", "fine_tuned_choice",
+    "fine_tuning_seconds", "minibatches",
 ]

@@ -20,7 +20,7 @@ from keras_rlnas.supernet import ChoiceSpace, build_supernet
 from keras_rlnas.supernet import check_options as check_supernet_options
 from keras_rlnas.tuners import derivation, grappler, search_inputs
 from keras_rlnas.tuners.child_retraining import ChildRetraining
-from keras_rlnas.tuners.derivation import cycle, minibatches
+from keras_rlnas.tuners.derivation import minibatches
 from keras_rlnas.tuners.final_choice import CALIBRATION_BATCHES, FinalChoice
 from keras_rlnas.tuners.recording_oracle import RecordingOracle
 from keras_rlnas.tuners.search_records import SearchRecords
@@ -39,6 +39,8 @@ DEFAULT_CONTROLLER_OPTIONS = dict(
 
 # What picks the omega phase's children (see `ENASTuner`'s `sampler`).
 SAMPLERS = ("controller", "uniform", "fair")
+# Seeds the validation minibatches' order apart from the other draws: `[seed, VALIDATION_ORDER]`.
+VALIDATION_ORDER = 1
 
 
 class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.base_tuner.BaseTuner):
@@ -244,6 +246,9 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
         self.history = []
         self.epochs_done = 0
         self._finalists = []
+        # Where the validation minibatches are (`derivation.ResumableCycle.state`), saved with each epoch.
+        self._validation_order = None
+        self._validation_batches = None
         # `epochs_done` when the fine-tuned / trained finalists were last recorded, and their scores.
         self.fine_tuned = None
         self.trained_finalists = None
@@ -351,7 +356,11 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
         validation = inputs.validation
         if hasattr(validation, "unbatch"):  # a dataset's own batches would set the images per reward
             validation = validation.unbatch().batch(validation_batch_size)
-        validation_batches = cycle(validation, validation_batch_size, self.rng)
+        # Its own order, saved with each epoch: a resumed search scores on the minibatches an uninterrupted one would.
+        validation_batches = derivation.ResumableCycle(validation, validation_batch_size, [self.seed, VALIDATION_ORDER])
+        if self._validation_order is not None:
+            validation_batches.restore(self._validation_order)
+        self._validation_batches = validation_batches
         self.on_search_begin()
         callbacks.on_train_begin()
         # What the next epoch will likely take: the last one, its save and callbacks included.

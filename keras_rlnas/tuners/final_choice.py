@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, weights_restored
-from keras_rlnas.tuners import derivation
+from keras_rlnas.tuners import derivation, search_inputs
 from keras_rlnas.tuners.derivation import cycle, minibatches
 
 # Training minibatches kept from each omega phase for BN recalibration of derived children.
@@ -38,6 +38,32 @@ def accuracy_of(model, images, labels, batch_size=256):
     """The share of `images` whose most probable class under `model` is the label."""
     predictions = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
     return float(np.mean(np.argmax(predictions, axis=-1) == np.asarray(labels).reshape(-1)))
+
+
+def fine_tuning_batches(train, steps, seed):
+    """A function that returns, each time it is called, the same fine-tuning minibatches of `train`.
+
+    One data order for every candidate, so only the architectures differ.
+    Minibatches of `FINE_TUNE_BATCH_SIZE` images whatever the search's: arrays
+    are shuffled with `seed` (or kept in order when the search keeps them so);
+    a dataset is rebatched, and its first `steps` minibatches are kept, since
+    a dataset may reshuffle on every pass.
+
+    Args:
+        train: the search's training data: `(x, y)` arrays, `OrderedBatches` or a batched dataset.
+        steps: minibatches per candidate.
+        seed: seed of the arrays' order.
+
+    Returns:
+        A function of no argument returning an endless iterator of `(images, labels)`.
+    """
+    if isinstance(train, tuple):
+        return lambda: cycle(train, FINE_TUNE_BATCH_SIZE, np.random.default_rng(seed))
+    if isinstance(train, search_inputs.OrderedBatches):
+        ordered = search_inputs.OrderedBatches(train.arrays, FINE_TUNE_BATCH_SIZE)
+        return lambda: cycle(ordered, FINE_TUNE_BATCH_SIZE, None)
+    kept = list(itertools.islice(cycle(train.unbatch().batch(FINE_TUNE_BATCH_SIZE), FINE_TUNE_BATCH_SIZE, None), steps))
+    return lambda: itertools.cycle(kept)
 
 
 class FinalChoice:
@@ -111,9 +137,9 @@ class FinalChoice:
             batches = itertools.islice(minibatches(train, self.batch_size, self.rng), CALIBRATION_BATCHES)
             self._calibration_images, _ = derivation.concatenated(batches)
         candidates, _ = self._finalist_candidates()
-        order = int(self.rng.integers(2**31))  # one data order for every candidate: only the architectures differ
+        order = int(self.rng.integers(2**31))
         index, scores, state = derivation.fine_tuned_choice(
-            self.supernet, candidates, lambda: cycle(train, FINE_TUNE_BATCH_SIZE, np.random.default_rng(order)),
+            self.supernet, candidates, fine_tuning_batches(train, self.fine_tune_steps, order),
             validation, self.fine_tune_steps, self._calibration_images, self.validation_batch_size,
         )
         with weights_restored(self.supernet):  # the search goes on from the epoch's weights

@@ -74,6 +74,8 @@ class SearchRecords:
             "fine_tuned": self.fine_tuned, "trained_finalists": self.trained_finalists,
             # The last derivation's finalists: a final choice after a resume compares them too.
             "finalists": [np.asarray(encoding).tolist() for encoding in self._finalists],
+            "validation_order": (self._validation_batches.state() if self._validation_batches is not None
+                                 else self._validation_order),
         }
         self.learner.save(root, STATE_FILE, extra={**state, "supernet_file": supernet_file})
         for old in glob.glob(os.path.join(root, SUPERNET_FILE.replace("{:06d}", "*"))):
@@ -91,6 +93,7 @@ class SearchRecords:
         self.epochs_done = state["epochs_done"]
         self.history = state["history"]
         self.rng.bit_generator.state = state["rng"]
+        self._validation_order = state.get("validation_order")
         self.fine_tuned = state.get("fine_tuned")
         self.trained_finalists = state.get("trained_finalists")
         self._finalists = [np.asarray(encoding, dtype=np.int32) for encoding in state.get("finalists", [])]
