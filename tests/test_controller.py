@@ -131,7 +131,8 @@ def test_a_cell_node_picks_both_inputs_then_both_ops_and_ends_with_its_anchor():
     hp = keras_tuner.HyperParameters()
     space = ENASMicro((8, 8, 1), num_classes=3, num_cells=1, num_nodes=2, filters=4)
     space.declare_hyperparameters(hp)
-    decisions = DecisionMap().sync(hp)
+    decision_map = DecisionMap()
+    decisions = decision_map.sync(hp)
     assert [d.name for d in decisions[:8]] == [
         "normal_cell[0].anchor", "normal_cell[1].anchor",
         "normal_cell[2].input[0]", "normal_cell[2].input[1]", "normal_cell[2].op[0]", "normal_cell[2].op[1]",
@@ -151,9 +152,7 @@ def test_a_cell_node_picks_both_inputs_then_both_ops_and_ends_with_its_anchor():
     # Sampled and scored again, the steps agree; the encoding puts each node's ops after their inputs.
     sample = controller.sample()
     np.testing.assert_allclose(controller.log_probs([sample])[0], [sample.log_prob], rtol=1e-5)
-    values = DecisionMap()
-    values.sync(hp)
-    values = values.values_from_actions(sample.actions, np.random.default_rng(0))
+    values = decision_map.values_from_actions(sample.actions, np.random.default_rng(0))
     np.testing.assert_array_equal(space.encoding_from_actions(sample.actions), space.encode(values))
 
 

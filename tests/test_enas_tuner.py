@@ -69,7 +69,6 @@ def test_search_records_a_trial_per_epoch_and_resumes(tmp_path, data):
     assert again.get_best_models(1)[0].count_params() > 0
 
 
-
 def test_a_resumed_search_draws_the_minibatches_an_uninterrupted_one_draws(tmp_path):
     x, y = tiny_data(count=96)
     validation = tiny_data(count=80)
