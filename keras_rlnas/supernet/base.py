@@ -159,16 +159,11 @@ class Supernet:
         self.set_learning_rate(cosine_restart_learning_rate(epoch, **self.schedule))
 
     def set_learning_rate(self, learning_rate):
-        """Sets the optimizer's learning rate, unless it follows its own `LearningRateSchedule`.
-
-        Returns:
-            Whether the rate was set.
-        """
+        """Sets the optimizer's learning rate, unless it follows its own `LearningRateSchedule`."""
         try:
             self.optimizer.learning_rate = learning_rate
         except TypeError:  # Keras refuses to set the rate of an optimizer built on a schedule
-            return False
-        return True
+            pass
 
     def arch_tensor(self, architecture):
         """An architecture (encoding, hyperparameters or mapping) as an int32 tensor."""

@@ -23,6 +23,8 @@ Example:
 (2, True)
 """
 
+import itertools
+
 import numpy as np
 
 from keras_rlnas.supernet.fine_tuning import FINE_TUNE_BATCH_SIZE, best_fine_tuned
@@ -47,29 +49,22 @@ def minibatches(data, batch_size, rng=None):
 
 
 def cycle(data, batch_size, rng):
-    """Minibatches of `data`, pass after pass, for as long as they are drawn."""
-    while True:
-        empty = True
-        for batch in minibatches(data, batch_size, rng):
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("The data holds no minibatch: there is nothing to draw from.")
+    """Minibatches of `data`, pass after pass, each pass's order drawn from `rng` (a `ResumableCycle`)."""
+    return ResumableCycle(data, batch_size, rng)
 
 
 class ResumableCycle:
     """Minibatches of `data`, pass after pass, in an order a saved state continues exactly.
 
-    `cycle` draws each pass's order from a generator shared with other draws,
-    at whatever moment the pass begins; this one has a generator of its own
-    and remembers where the current pass began and how far it got, so a
-    search resumed from `state()` draws the minibatches an uninterrupted one
-    would have drawn.
+    Each pass's order is drawn from the generator when the pass begins; the
+    stream remembers the generator's state at that moment and how many
+    minibatches of the pass it has served, so one restored from `state()`
+    serves the minibatches the saved one would have served next.
 
     Args:
         data: `(x, y)` arrays (shuffled each pass) or a batched `tf.data.Dataset`.
         batch_size: images per minibatch of the arrays.
-        seed: the generator's seed.
+        seed: the generator's seed, or a `np.random.Generator` to draw from.
 
     Example:
 
@@ -87,7 +82,7 @@ class ResumableCycle:
         self.data = data
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
-        self._pass_start = self.rng.bit_generator.state
+        self._pass_start = None  # the generator's state when the current pass began
         self._drawn = 0
         self._batches = None
 
@@ -96,24 +91,30 @@ class ResumableCycle:
 
     def __next__(self):
         if self._batches is None:
-            self.rng.bit_generator.state = self._pass_start
+            if self._pass_start is None:
+                self._pass_start = self.rng.bit_generator.state
+            else:  # restored: the saved pass again, from where it was
+                self.rng.bit_generator.state = self._pass_start
             self._batches = minibatches(self.data, self.batch_size, self.rng)
-            for _ in range(self._drawn):  # resumed in the middle of a pass
-                if next(self._batches, None) is None:  # of shorter data or larger minibatches: a new pass
-                    self._pass_start, self._drawn, self._batches = self.rng.bit_generator.state, 0, None
-                    return next(self)
+            if sum(1 for _ in itertools.islice(self._batches, self._drawn)) < self._drawn:
+                self._end_pass()  # shorter data or larger minibatches than when saved
+                return next(self)
         batch = next(self._batches, None)
         if batch is None:
             if not self._drawn:
                 raise ValueError("The data holds no minibatch: there is nothing to draw from.")
-            self._pass_start, self._drawn, self._batches = self.rng.bit_generator.state, 0, None
+            self._end_pass()
             return next(self)
         self._drawn += 1
         return batch
 
+    def _end_pass(self):
+        self._pass_start, self._drawn, self._batches = None, 0, None
+
     def state(self):
         """Where the stream is: a JSON-able dict for `restore`."""
-        return {"pass_start": self._pass_start, "drawn": self._drawn}
+        start = self.rng.bit_generator.state if self._pass_start is None else self._pass_start
+        return {"pass_start": start, "drawn": self._drawn}
 
     def restore(self, state):
         """Continues from a `state()`, of this stream or of one over the same data."""
