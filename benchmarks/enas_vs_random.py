@@ -30,6 +30,8 @@ Method
     python benchmarks/enas_vs_random.py --pool seed0.json seed1.json  # the runs together
     python benchmarks/enas_vs_random.py --searchers controller --controller-options '{"skip_weight": 20}' \
         --random-from seed0.json --json skips_seed0.json    # the ENAS search alone, other controller options
+    python benchmarks/enas_vs_random.py --searchers controller --omega-sampler uniform --random-from seed0.json \
+        --json decoupled_seed0.json                         # uniform children train the shared weights
 
 With `--pool`, saved runs (`--json`) of different `--seed`s and otherwise the
 same settings are read, not rerun: each search seed gives one derived child
@@ -127,6 +129,11 @@ def parse_arguments():
         help='ENASTuner(controller_options=...) of the ENAS search, e.g. \'{"skip_weight": 20}\' (default: the tuner\'s)',
     )
     parser.add_argument(
+        "--omega-sampler", choices=("uniform", "fair"), default=None,
+        help="ENASTuner(omega_sampler=...) of the ENAS search: uniform or fair children train the shared weights "
+        "while the controller learns (default: the controller's own samples, as in ENAS)",
+    )
+    parser.add_argument(
         "--searchers", nargs="+", choices=SEARCHERS, default=ENAS_SEARCHERS,
         help="the searches run: the controller (ENAS), weight-sharing random search (uniform) and, when named, "
         "the size rule (size: of --largest-of children drawn uniformly, the one with the most parameters; "
@@ -183,6 +190,7 @@ def search(space, sampler, data, args):
         finalist_epochs=args.finalist_epochs,
         uniform_finalists=args.uniform_finalists,
         controller_options=args.controller_options if sampler == "controller" else None,
+        omega_sampler=args.omega_sampler if sampler == "controller" else None,
         directory=tempfile.mkdtemp(prefix="enas_vs_random_"),
         project_name=sampler,
         verbose=0,

@@ -207,11 +207,31 @@ def test_fair_sampler_trains_children_that_cover_every_op_each_step(tmp_path, da
     assert len(tuner.oracle.trials) == 1 and tuner.history[-1]["omega_seconds_per_image"] > 0
 
 
+def test_a_uniform_omega_phase_trains_uniform_children_while_the_controller_learns(tmp_path):
+    x, y = tiny_data()
+    tuner = tiny_tuner(tmp_path, omega_sampler="uniform", controller_steps=2, derive_samples=3)
+    drawn, sampled = [], []
+    random_encoding, sample_actions = tuner.space.random_encoding, tuner.learner.sample_actions
+    tuner.space.random_encoding = lambda seed: drawn.append(random_encoding(seed)) or drawn[-1]
+    tuner.learner.sample_actions = lambda greedy=False: sampled.append(greedy) or sample_actions(greedy=greedy)
+    tuner.search(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=1)
+    assert len(drawn) == 48 // 16 and tuner.controller.num_updates == 2
+    # The controller samples only for its rewards (2 updates x 2) and the derivation (3).
+    assert len(sampled) == 2 * 2 + 3 and tuner.sampler == "controller" and tuner.omega_sampler == "uniform"
+    assert len({tuple(e) for e in drawn}) > 1
+
+
 def test_bad_arguments_name_the_value(tmp_path):
     with pytest.raises(ValueError, match="sampler.*'greedy'"):
         make_tuner(tmp_path, sampler="greedy")
-    with pytest.raises(ValueError, match="sampler='fair'.*ENASMacro or ENASMicro"):
+    with pytest.raises(ValueError, match="'fair' `sampler`.*ENASMacro or ENASMicro"):
         keras_rlnas.ENASTuner(keras_rlnas.VanillaNAS((28, 28, 1), 10), sampler="fair", directory=str(tmp_path))
+    with pytest.raises(ValueError, match="'fair' `sampler` or `omega_sampler`.*ENASMacro or ENASMicro"):
+        keras_rlnas.ENASTuner(keras_rlnas.VanillaNAS((28, 28, 1), 10), omega_sampler="fair", directory=str(tmp_path))
+    with pytest.raises(ValueError, match="omega_sampler.*'greedy'"):
+        make_tuner(tmp_path, omega_sampler="greedy")
+    with pytest.raises(ValueError, match="omega_sampler='controller'.*sampler='uniform' has no controller"):
+        make_tuner(tmp_path, sampler="uniform", omega_sampler="controller")
     with pytest.raises(ValueError, match="controller_steps.*-2"):
         make_tuner(tmp_path, controller_steps=-2)
     with pytest.raises(ValueError, match="controller_batch.*0"):  # not the default in disguise

@@ -79,6 +79,14 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             omega step sums the gradients of children that pick every op of
             every position once, `space.fair_encodings()`, at that many times
             the cost per image; ENAS spaces only).
+        omega_sampler: what picks the children that train the shared weights:
+            `None` (the `sampler`), `"uniform"` or `"fair"`. With
+            `sampler="controller"`, a uniform or fair omega phase decouples the
+            shared weights from the policy, as Single Path One-Shot (Guo et
+            al., 2020) does: every child trains as often whatever the
+            controller prefers, so the children it samples most are not also
+            the best trained (ENAS's rich-get-richer loop), and the controller
+            learns from rewards on weights its own choices did not shape.
         controller_steps: REINFORCE updates per epoch (20; the reference code
             makes 50 macro / 30 micro, which on a CPU cost more than the
             omega phase).
@@ -170,6 +178,7 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
         objective="val_accuracy",
         seed=None,
         sampler="controller",
+        omega_sampler=None,
         controller_steps=None,
         controller_batch=None,
         derive_samples=100,
@@ -188,10 +197,18 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
     ):
         if sampler not in SAMPLERS:
             raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}.")
-        if sampler == "fair" and not isinstance(hypermodel, (ENASMacro, ENASMicro)):
+        if omega_sampler is not None and omega_sampler not in SAMPLERS:
+            raise ValueError(f"`omega_sampler` must be None or one of {SAMPLERS}, got {omega_sampler!r}.")
+        if omega_sampler == "controller" and sampler != "controller":
             raise ValueError(
-                f"`sampler='fair'` needs an ENASMacro or ENASMicro space (their op choices are known), "
-                f"got {hypermodel!r}."
+                f"`omega_sampler='controller'` trains the shared weights on the controller's samples, and "
+                f"sampler={sampler!r} has no controller: use sampler='controller'."
+            )
+        omega_sampler = omega_sampler or sampler
+        if omega_sampler == "fair" and not isinstance(hypermodel, (ENASMacro, ENASMicro)):
+            raise ValueError(
+                f"A 'fair' `sampler` or `omega_sampler` needs an ENASMacro or ENASMicro space (their op choices "
+                f"are known), got {hypermodel!r}."
             )
         macro = isinstance(hypermodel, ENASMacro)
         if controller_steps is None:
@@ -221,6 +238,7 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             raise ValueError(f"`grappler` must be True or False, got {grappler!r}.")
         self.grappler = grappler
         self.sampler = sampler
+        self.omega_sampler = omega_sampler
         self.seed = 0 if seed is None else checks.positive_int("seed", seed, minimum=0)
         self.verbose = verbose
         chosen, self.controller_options = preset_or_options(controller_options, DEFAULT_CONTROLLER_OPTIONS)
@@ -291,6 +309,12 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             return self.space.random_encoding(int(self.rng.integers(2**31))), None
         sample = self.learner.sample_actions(greedy=greedy)
         return self.space.encoding_from_actions(sample.actions), sample
+
+    def _omega_child(self):
+        """The encoding of the child that trains the shared weights on one minibatch."""
+        if self.omega_sampler == "uniform":
+            return self.space.random_encoding(int(self.rng.integers(2**31)))
+        return self.sample_architecture()[0]
 
     # -------------------------------------------------------------------- search
     def _build_supernet(self):
@@ -405,11 +429,11 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
         began, seen, losses, accuracies = time.time(), 0, [], []
         recent_images = collections.deque(maxlen=CALIBRATION_BATCHES)
         for images, labels in minibatches(train, batch_size, self.rng):
-            if self.sampler == "fair":
+            if self.omega_sampler == "fair":
                 children = self.space.fair_encodings(int(self.rng.integers(2**31)))
                 result = self.supernet.fair_train_step(images, labels, children)
             else:
-                children = [self.sample_architecture()[0]]
+                children = [self._omega_child()]
                 result = self.supernet.train_step(images, labels, children[0])
             losses.append(result["loss"])
             accuracies.append(result["accuracy"])
