@@ -64,14 +64,14 @@ def margin_figures(rows, random_scores, rng, resamples):
 #: Arguments that name a run or what to do with saved runs, not how children are searched and retrained.
 RUN_SPECIFIC = ("seed", "json", "pool", "random_from", "retrain_more", "retrain_seeds", "retrained_from")
 #: Arguments of how a search ends: the random children do not depend on them.
-SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs", "uniform_finalists", "controller_options", "searchers",
-               "largest_of")
+SEARCH_ONLY = ("fine_tune_steps", "finalist_epochs", "uniform_finalists", "controller_options", "omega_sampler",
+               "searchers", "largest_of")
 
 
 def settings_of(arguments):
     """A run's settings apart from its seed and file names (older runs had no final choice)."""
     older = {"fine_tune_steps": 0, "finalist_epochs": 0, "uniform_finalists": 0, "controller_options": None,
-             "searchers": ENAS_SEARCHERS, "largest_of": None}
+             "omega_sampler": None, "searchers": ENAS_SEARCHERS, "largest_of": None}
     return {**older, **{k: v for k, v in arguments.items() if k not in RUN_SPECIFIC}}
 
 
