@@ -22,7 +22,7 @@ from keras_rlnas.tuners import derivation, grappler, search_inputs
 from keras_rlnas.tuners.child_retraining import ChildRetraining
 from keras_rlnas.tuners.derivation import minibatches
 from keras_rlnas.tuners.final_choice import CALIBRATION_BATCHES, FinalChoice
-from keras_rlnas.tuners.recording_oracle import RecordingOracle
+from keras_rlnas.tuners.recording_oracle import RecordingOracle, recorded_objective
 from keras_rlnas.tuners.search_records import SearchRecords
 
 # Over the reference code's preset: no temperature and rewards scaled by their
@@ -72,7 +72,11 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             training (`"accuracy"`, `"learning_rate"`, ...).
         seed: seed of the controller, the data order and the derivation. The
             supernet's initial weights come from Keras's global seed: call
-            `keras.utils.set_random_seed` too for a repeatable search.
+            `keras.utils.set_random_seed` too for the same start. On a CPU
+            the same seeded search does not repeat bit for bit from one
+            process to the next (TensorFlow's kernels round differently), and
+            over hundreds of steps it can part into other children
+            (`benchmarks/repeatability.py`).
         sampler: `"controller"` (ENAS), `"uniform"` (random search with weight
             sharing, the baseline ENAS must beat) or `"fair"` (the same random
             search on a supernet trained with FairNAS's strict fairness: each
@@ -270,7 +274,7 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
         # `epochs_done` when the fine-tuned / trained finalists were last recorded, and their scores.
         self.fine_tuned = None
         self.trained_finalists = None
-        oracle = RecordingOracle(keras_tuner.Objective(_objective_name(objective), "max"), seed=self.seed)
+        oracle = RecordingOracle(recorded_objective(objective), seed=self.seed)
         # With overwrite=False and a saved search, this calls reload(), which restores it.
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.oracle.verbose = verbose  # Keras Tuner's per-trial table follows the tuner's verbosity.
@@ -467,28 +471,6 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             self.derive_finalists, self._calibration_images,
         )
         return self.space.decode(encoding), score
-
-
-def _objective_name(objective):
-    """The name of the score ENAS maximises: a metric name, or a `keras_tuner.Objective` of direction "max"."""
-    name, shown = None, repr(objective)
-    if isinstance(objective, str) and objective:
-        name = objective
-    elif isinstance(objective, keras_tuner.Objective):
-        if objective.direction == "max":
-            name = objective.name
-        shown = f"Objective({objective.name!r}, {objective.direction!r})"  # its repr names neither
-    if name in search_inputs.TRAINING_LOG_KEYS:
-        raise ValueError(
-            f"`objective` {name!r} names a figure of the shared weights' training in the epoch logs; name the "
-            "recorded validation score otherwise, e.g. 'val_accuracy'."
-        )
-    if name is not None and not name.endswith("loss"):
-        return name
-    raise ValueError(
-        f"`objective` must be the name of the score ENAS maximises, the children's validation accuracy (e.g. "
-        f"'val_accuracy'), or a keras_tuner.Objective with direction 'max'; a loss is not recorded; got {shown}."
-    )
 
 
 __all__ = ["ENASTuner"]

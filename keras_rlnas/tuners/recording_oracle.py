@@ -7,6 +7,8 @@ read them from this oracle as from any other.
 
 import keras_tuner
 
+from keras_rlnas.tuners import search_inputs
+
 
 class RecordingOracle(keras_tuner.Oracle):
     """Records the architecture derived after each ENAS epoch as a Keras Tuner trial.
@@ -56,4 +58,36 @@ class RecordingOracle(keras_tuner.Oracle):
         return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
 
 
-__all__ = ["RecordingOracle"]
+
+def recorded_objective(objective):
+    """The `keras_tuner.Objective` a search records, direction "max".
+
+    Args:
+        objective: the name of a score to maximise, or a `keras_tuner.Objective`
+            of direction "max"; not a loss, nor a figure of the shared weights'
+            training in the epoch logs.
+
+    Raises:
+        ValueError: naming the objective that cannot be recorded.
+    """
+    name, shown = None, repr(objective)
+    if isinstance(objective, str) and objective:
+        name = objective
+    elif isinstance(objective, keras_tuner.Objective):
+        if objective.direction == "max":
+            name = objective.name
+        shown = f"Objective({objective.name!r}, {objective.direction!r})"  # its repr names neither
+    if name in search_inputs.TRAINING_LOG_KEYS:
+        raise ValueError(
+            f"`objective` {name!r} names a figure of the shared weights' training in the epoch logs; name the "
+            "recorded validation score otherwise, e.g. 'val_accuracy'."
+        )
+    if name is not None and not name.endswith("loss"):
+        return keras_tuner.Objective(name, "max")
+    raise ValueError(
+        f"`objective` must be the name of the score ENAS maximises, the children's validation accuracy (e.g. "
+        f"'val_accuracy'), or a keras_tuner.Objective with direction 'max'; a loss is not recorded; got {shown}."
+    )
+
+
+__all__ = ["RecordingOracle", "recorded_objective"]
