@@ -221,6 +221,14 @@ def test_a_uniform_omega_phase_trains_uniform_children_while_the_controller_lear
     assert len({tuple(e) for e in drawn}) > 1
 
 
+def test_a_fair_omega_phase_trains_fair_steps_while_the_controller_learns(tmp_path):
+    x, y = tiny_data()
+    tuner = tiny_tuner(tmp_path, omega_sampler="fair")
+    tuner.search(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=1)
+    assert tuner.supernet.trace_counts["fair_train"] == 1 and tuner.supernet.trace_counts["train"] == 0
+    assert tuner.controller.num_updates == 1 and tuner.history[-1]["entropy"] > 0
+
+
 def test_bad_arguments_name_the_value(tmp_path):
     with pytest.raises(ValueError, match="sampler.*'greedy'"):
         make_tuner(tmp_path, sampler="greedy")
