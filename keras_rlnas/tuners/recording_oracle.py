@@ -58,7 +58,6 @@ class RecordingOracle(keras_tuner.Oracle):
         return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
 
 
-
 def recorded_objective(objective):
     """The `keras_tuner.Objective` a search records, direction "max".
 
