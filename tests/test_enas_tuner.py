@@ -207,18 +207,26 @@ def test_fair_sampler_trains_children_that_cover_every_op_each_step(tmp_path, da
     assert len(tuner.oracle.trials) == 1 and tuner.history[-1]["omega_seconds_per_image"] > 0
 
 
-def test_a_uniform_omega_phase_trains_uniform_children_while_the_controller_learns(tmp_path):
+@pytest.mark.parametrize("omega_sampler", [None, "uniform", "controller"])
+def test_the_omega_phase_trains_uniform_children_by_default_and_the_controllers_in_the_papers_loop(
+    tmp_path, omega_sampler
+):
     x, y = tiny_data()
-    tuner = tiny_tuner(tmp_path, omega_sampler="uniform", controller_steps=2, derive_samples=3)
+    options = {} if omega_sampler is None else {"omega_sampler": omega_sampler}
+    tuner = tiny_tuner(tmp_path, controller_steps=2, derive_samples=3, **options)
     drawn, sampled = [], []
     random_encoding, sample_actions = tuner.space.random_encoding, tuner.learner.sample_actions
     tuner.space.random_encoding = lambda seed: drawn.append(random_encoding(seed)) or drawn[-1]
     tuner.learner.sample_actions = lambda greedy=False: sampled.append(greedy) or sample_actions(greedy=greedy)
     tuner.search(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=1)
-    assert len(drawn) == 48 // 16 and tuner.controller.num_updates == 2
-    # The controller samples only for its rewards (2 updates x 2) and the derivation (3).
-    assert len(sampled) == 2 * 2 + 3 and tuner.sampler == "controller" and tuner.omega_sampler == "uniform"
-    assert len({tuple(e) for e in drawn}) > 1
+    omega_steps, rewards, derived = 48 // 16, 2 * 2, 3
+    assert tuner.controller.num_updates == 2 and tuner.sampler == "controller"
+    if omega_sampler == "controller":  # the ENAS papers' loop: the controller picks every child
+        assert tuner.omega_sampler == "controller" and drawn == []
+        assert len(sampled) == omega_steps + rewards + derived
+    else:
+        assert tuner.omega_sampler == "uniform" and len(drawn) == omega_steps and len({tuple(e) for e in drawn}) > 1
+        assert len(sampled) == rewards + derived  # the controller samples only for its rewards and the derivation
 
 
 def test_a_fair_omega_phase_trains_fair_steps_while_the_controller_learns(tmp_path):

@@ -47,8 +47,9 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
     """ENAS: one shared-weight supernet, a controller that learns which child to keep.
 
     `search(x, y, validation_data=..., epochs=E)` runs E ENAS epochs. Each has
-    the omega phase (one pass over the training data, a freshly sampled
-    architecture trains the shared weights on every minibatch) and the theta
+    the omega phase (one pass over the training data, a uniformly drawn
+    architecture trains the shared weights on every minibatch; in ENAS's own
+    loop, `omega_sampler="controller"`, the controller draws it) and the theta
     phase (`controller_steps` REINFORCE updates, each on `controller_batch`
     architectures scored by their accuracy on one validation minibatch with
     the shared weights frozen). After each epoch `derive_samples`
@@ -84,13 +85,15 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
             every position once, `space.fair_encodings()`, at that many times
             the cost per image; ENAS spaces only).
         omega_sampler: what picks the children that train the shared weights:
-            `None` (the `sampler`), `"uniform"` or `"fair"`. With
-            `sampler="controller"`, a uniform or fair omega phase decouples the
-            shared weights from the policy, as Single Path One-Shot (Guo et
-            al., 2020) does: every child trains as often whatever the
+            `None` (uniform draws; fair ones with `sampler="fair"`),
+            `"uniform"`, `"fair"` or `"controller"` (the controller's own
+            samples: the ENAS papers' loop). A uniform omega phase decouples
+            the shared weights from the policy, as Single Path One-Shot (Guo
+            et al., 2020) does: every child trains as often whatever the
             controller prefers, so the children it samples most are not also
-            the best trained (ENAS's rich-get-richer loop), and the controller
-            learns from rewards on weights its own choices did not shape.
+            the best trained (ENAS's rich-get-richer loop, which led the macro
+            controller to skip-heavy children that retrain worse; see the
+            README).
         controller_steps: REINFORCE updates per epoch (20; the reference code
             makes 50 macro / 30 micro, which on a CPU cost more than the
             omega phase).
@@ -208,7 +211,8 @@ class ENASTuner(ChildRetraining, FinalChoice, SearchRecords, keras_tuner.engine.
                 f"`omega_sampler='controller'` trains the shared weights on the controller's samples, and "
                 f"sampler={sampler!r} has no controller: use sampler='controller'."
             )
-        omega_sampler = omega_sampler or sampler
+        if omega_sampler is None:
+            omega_sampler = "fair" if sampler == "fair" else "uniform"
         if omega_sampler == "fair" and not isinstance(hypermodel, (ENASMacro, ENASMicro)):
             raise ValueError(
                 f"A 'fair' `sampler` or `omega_sampler` needs an ENASMacro or ENASMicro space (their op choices "
