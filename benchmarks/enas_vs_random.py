@@ -30,8 +30,8 @@ Method
     python benchmarks/enas_vs_random.py --pool seed0.json seed1.json  # the runs together
     python benchmarks/enas_vs_random.py --searchers controller --controller-options '{"skip_weight": 20}' \
         --random-from seed0.json --json skips_seed0.json    # the ENAS search alone, other controller options
-    python benchmarks/enas_vs_random.py --searchers controller --omega-sampler uniform --random-from seed0.json \
-        --json decoupled_seed0.json                         # uniform children train the shared weights
+    python benchmarks/enas_vs_random.py --searchers controller --omega-sampler controller --random-from seed0.json \
+        --json papers_loop_seed0.json                       # the controller's own samples train the shared weights
 
 With `--pool`, saved runs (`--json`) of different `--seed`s and otherwise the
 same settings are read, not rerun: each search seed gives one derived child
@@ -129,9 +129,9 @@ def parse_arguments():
         help='ENASTuner(controller_options=...) of the ENAS search, e.g. \'{"skip_weight": 20}\' (default: the tuner\'s)',
     )
     parser.add_argument(
-        "--omega-sampler", choices=("uniform", "fair"), default=None,
-        help="ENASTuner(omega_sampler=...) of the ENAS search: uniform or fair children train the shared weights "
-        "while the controller learns (default: the controller's own samples, as in ENAS)",
+        "--omega-sampler", choices=("uniform", "fair", "controller"), default=None,
+        help="ENASTuner(omega_sampler=...) of the ENAS search: what trains the shared weights while the controller "
+        "learns (default: the tuner's, uniform children; controller: its own samples, the ENAS papers' loop)",
     )
     parser.add_argument(
         "--searchers", nargs="+", choices=SEARCHERS, default=ENAS_SEARCHERS,
