@@ -90,7 +90,7 @@ def main():
         runs = []
         for _ in range(args.runs):
             began = time.time()
-            path = tempfile.mktemp(suffix=".json")
+            path = os.path.join(tempfile.mkdtemp(prefix="repeatability_"), "run.json")
             argv = [sys.executable, __file__, "--one-run", path, "--layers", str(args.layers), "--filters",
                     str(args.filters), "--limit", str(args.limit), "--epochs", str(args.epochs), "--seed", str(args.seed)]
             subprocess.run(argv, check=True, env={**os.environ, "REPEAT_GRAPPLER": setting})
